@@ -1,0 +1,21 @@
+"""Methods: one module per method wiring data + model + loss for the shared loop."""
+
+from jaxdisent.methods.base import Method
+
+
+def _beta_vae():
+  from jaxdisent.methods.beta_vae import BetaVAEMethod
+  return BetaVAEMethod
+
+
+REGISTRY = {"beta_vae": _beta_vae}
+
+
+def make_method(config) -> Method:
+  name = config.method
+  if name not in REGISTRY:
+    raise ValueError(f"unknown method {name!r}; known: {sorted(REGISTRY)}")
+  return REGISTRY[name]()(config)
+
+
+__all__ = ["Method", "REGISTRY", "make_method"]
