@@ -38,10 +38,10 @@ def get_config():
   config.optimizer.grad_clip_norm = 0.0
 
   config.train = ml_collections.ConfigDict()
-  config.train.num_steps = 3000
+  config.train.num_steps = 1200
   config.train.batch_size = 64
   config.train.log_every = 50
-  config.train.checkpoint_every = 1000
+  config.train.checkpoint_every = 400
   config.train.keep_checkpoints = 3
   config.train.parallel = "shard_map"  # or pmap
   config.train.distributed = False     # call jax.distributed.initialize() (multi-host)

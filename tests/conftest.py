@@ -9,9 +9,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest  # noqa: E402
 
+import tempfile  # noqa: E402
+
+import jax  # noqa: E402
 from absl import logging  # noqa: E402
 
 logging.set_verbosity(logging.WARNING)
+# Many tests compile the same train step; a persistent cache turns repeats into cache hits.
+jax.config.update("jax_compilation_cache_dir",
+                  os.environ.get("JAXDISENT_TEST_CACHE", os.path.join(tempfile.gettempdir(),
+                                                                      "jaxdisent-test-jit-cache")))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -94,6 +94,7 @@ class DataParallel:
         raise ValueError("train.parallel='pmap' is single-host here; use 'shard_map' on several hosts")
       self.mesh = None
       self._step = jax.pmap(step, axis_name=AXIS, donate_argnums=0, devices=self.devices)
+      self._replicate = jax.pmap(lambda tree: tree, devices=self.devices)
 
   def check_batch_size(self, global_batch: int) -> None:
     check_batch_size(global_batch, self.num_devices, jax.process_count())
@@ -101,7 +102,9 @@ class DataParallel:
   def place_state(self, state):
     if self.mode == "shard_map":
       return jax.device_put(state, self.replicated)
-    return jax.device_put_replicated(state, self.devices)
+    n = self.num_devices
+    stacked = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n, *np.shape(x))), state)
+    return self._replicate(stacked)
 
   def abstract_state(self, state):
     """ShapeDtypeStructs (with the target sharding) of a plain state, for Orbax restore."""
