@@ -1,0 +1,170 @@
+"""Sampling-based disentanglement scores: BetaVAE, FactorVAE, IRS, and the (codes, factors) helper.
+
+They draw factors from a :class:`jaxdisent.data.GroundTruthData` (uniformly over its grid), render
+the images, and call ``represent_fn(images_BxHxWxC) -> codes_BxD`` (use the encoder *mean*, as
+disentanglement_lib does). Defaults are disentanglement_lib's; sizes can be lowered by argument for
+quick looks. Randomness comes from a JAX key, so results are reproducible but not numerically
+identical to disentanglement_lib's NumPy RandomState draws.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdisent.metrics.information import histogram_discretize
+
+
+def _encode(represent_fn, images, batch_size: int):
+  out = [np.asarray(represent_fn(images[i:i + batch_size]))
+         for i in range(0, images.shape[0], batch_size)]
+  codes = np.concatenate(out, axis=0)
+  if codes.ndim != 2 or codes.shape[0] != images.shape[0]:
+    raise ValueError(f"represent_fn must map (B, H, W, C) images to (B, D) codes; got {codes.shape}")
+  if not np.isfinite(codes).all():
+    raise ValueError("represent_fn returned NaN/inf codes")
+  return codes
+
+
+def sample_codes_and_factors(data, represent_fn, num_points: int, rng, *, batch_size: int = 256):
+  """(codes (N, D), factors (N, K)) for N factor combinations drawn uniformly from the grid."""
+  factors = np.asarray(data.sample_factors(rng, num_points))
+  codes = []
+  for i in range(0, num_points, batch_size):
+    codes.append(_encode(represent_fn, data.images_from_factors(factors[i:i + batch_size]),
+                         batch_size))
+  return np.concatenate(codes, axis=0), factors
+
+
+def _fixed_factor_batches(data, rng, num_points: int, batch_size: int, pairs: bool):
+  """Factors for num_points groups of batch_size samples sharing one randomly chosen factor.
+
+  Returns (factor_index (P,), factors (P, [2,] B, K)). With ``pairs`` the group is two batches
+  whose chosen factor agrees row by row (BetaVAE score); otherwise one batch in which the
+  chosen factor takes one value (FactorVAE score).
+  """
+  k_index, k_a, k_b = jax.random.split(rng, 3)
+  index = np.asarray(jax.random.randint(k_index, (num_points,), 0, data.num_factors))
+  a = np.array(data.sample_factors(k_a, num_points * batch_size)).reshape(num_points, batch_size, -1)
+  rows = np.arange(num_points)
+  if pairs:
+    b = np.array(data.sample_factors(k_b, num_points * batch_size)).reshape(num_points, batch_size, -1)
+    b[rows, :, index] = a[rows, :, index]
+    return index, np.stack([a, b], axis=1)
+  a[rows, :, index] = a[rows, 0, index][:, None]
+  return index, a
+
+
+def _group_codes(data, represent_fn, factors, encode_batch: int):
+  shape = factors.shape
+  flat = factors.reshape(-1, shape[-1])
+  codes = [_encode(represent_fn, data.images_from_factors(flat[i:i + encode_batch]), encode_batch)
+           for i in range(0, flat.shape[0], encode_batch)]
+  codes = np.concatenate(codes, axis=0)
+  return codes.reshape(*shape[:-1], codes.shape[-1])
+
+
+def beta_vae_score(data, represent_fn, rng, *, batch_size: int = 64, num_train: int = 10_000,
+                   num_eval: int = 5_000, encode_batch: int = 4096, seed: int = 0) -> dict:
+  """BetaVAE score (Higgins et al. 2017), as disentanglement_lib ``beta_vae.py``.
+
+  Each point: pick a factor k uniformly, draw two batches of ``batch_size`` factor combinations
+  that agree on k row by row, encode both; the feature is the mean over the batch of |z1 - z2|.
+  A ``LogisticRegression`` predicts k from the feature; the score is its eval accuracy.
+  """
+  from sklearn import linear_model  # pylint: disable=g-import-not-at-top
+  k_train, k_eval = jax.random.split(rng)
+
+  def points(key, n):
+    labels, factors = _fixed_factor_batches(data, key, n, batch_size, pairs=True)
+    codes = _group_codes(data, represent_fn, factors, encode_batch)     # n x 2 x B x D
+    return np.asarray(_mean_abs_diff(jnp.asarray(codes))), labels
+
+  x_train, y_train = points(k_train, num_train)
+  model = linear_model.LogisticRegression(random_state=seed).fit(x_train, y_train)
+  x_eval, y_eval = points(k_eval, num_eval)
+  return {"beta_vae_score": float(model.score(x_eval, y_eval)),
+          "beta_vae_score_train": float(model.score(x_train, y_train))}
+
+
+@jax.jit
+def _mean_abs_diff(codes_Px2xBxD):
+  return jnp.mean(jnp.abs(codes_Px2xBxD[:, 0] - codes_Px2xBxD[:, 1]), axis=1)
+
+
+@jax.jit
+def _votes(local_var_PxD, global_var_D, active_D):
+  """Winning dim per point: argmin over active dims of local / global variance."""
+  ratio = jnp.where(active_D[None], local_var_PxD / global_var_D[None], jnp.inf)
+  # disentanglement_lib indexes the argmin within the *active* dims; keep that convention.
+  rank_in_active = jnp.cumsum(active_D) - 1
+  winner = rank_in_active[jnp.argmin(ratio, axis=1)]
+  return winner
+
+
+def factor_vae_score(data, represent_fn, rng, *, batch_size: int = 64, num_train: int = 10_000,
+                     num_eval: int = 5_000, num_variance_estimate: int = 10_000,
+                     prune_threshold: float = 0.05, encode_batch: int = 4096) -> dict:
+  """FactorVAE score (Kim & Mnih 2018), as disentanglement_lib ``factor_vae.py``.
+
+  Global variances (ddof=1) of each code over ``num_variance_estimate`` samples; dims whose std
+  is below ``prune_threshold`` (0.05, the study's gin setting) are dropped. Each point fixes one
+  factor over a batch and votes for argmin_j of local variance / global variance among the active
+  dims; a majority-vote classifier maps each dim to the factor it wins most; the score is its
+  accuracy on ``num_eval`` fresh points.
+  """
+  k_var, k_train, k_eval = jax.random.split(rng, 3)
+  codes, _ = sample_codes_and_factors(data, represent_fn, num_variance_estimate, k_var,
+                                      batch_size=min(encode_batch, num_variance_estimate))
+  global_var = codes.var(axis=0, ddof=1)
+  active = np.sqrt(global_var) >= prune_threshold
+  if not active.any():
+    return {"factor_vae_score": 0.0, "factor_vae_score_train": 0.0, "factor_vae_active_dims": 0}
+  num_codes = codes.shape[1]
+
+  def votes(key, n):
+    labels, factors = _fixed_factor_batches(data, key, n, batch_size, pairs=False)
+    group = _group_codes(data, represent_fn, factors, encode_batch)      # n x B x D
+    local_var = group.var(axis=1, ddof=1)
+    winner = np.asarray(_votes(jnp.asarray(local_var), jnp.asarray(global_var), jnp.asarray(active)))
+    table = np.zeros((data.num_factors, num_codes), np.int64)
+    np.add.at(table, (labels, winner), 1)
+    return table
+
+  train_votes = votes(k_train, num_train)
+  classifier = np.argmax(train_votes, axis=0)
+  columns = np.arange(num_codes)
+  eval_votes = votes(k_eval, num_eval)
+  return {
+      "factor_vae_score": float(eval_votes[classifier, columns].sum() / eval_votes.sum()),
+      "factor_vae_score_train": float(train_votes[classifier, columns].sum() / train_votes.sum()),
+      "factor_vae_active_dims": int(active.sum()),
+  }
+
+
+def irs(codes_NxD, factors_NxK, *, diff_quantile: float = 0.99, num_bins: int = 20) -> dict:
+  """Interventional Robustness Score (Suter et al. 2019), as disentanglement_lib ``irs.py``.
+
+  Factors are histogram-discretised (20 bins) and constant codes dropped. For factor i and each of
+  its values, the ``diff_quantile`` quantile of |z - E[z | g_i]| is averaged over values; divided
+  by each code's max |z - E z| this gives a deviation, IRS_ji = 1 - deviation; each code's score is
+  its max over factors and IRS is their average weighted by the codes' max deviation.
+  """
+  codes = np.asarray(codes_NxD, np.float64)
+  factors = np.asarray(histogram_discretize(np.asarray(factors_NxK, np.float32), num_bins))
+  codes = codes[:, codes.std(axis=0) > 0]
+  if codes.shape[1] == 0:
+    return {"irs": 0.0, "irs_num_active_dims": 0}
+  max_dev = np.max(np.abs(codes - codes.mean(axis=0)), axis=0)
+  cum = np.zeros((codes.shape[1], factors.shape[1]))
+  for i in range(factors.shape[1]):
+    values = np.unique(factors[:, i])
+    for value in values:
+      group = codes[factors[:, i] == value]
+      cum[:, i] += np.percentile(np.abs(group - group.mean(axis=0)), diff_quantile * 100, axis=0)
+    cum[:, i] /= len(values)
+  irs_matrix = 1.0 - cum / max_dev[:, None]
+  per_code = irs_matrix.max(axis=1)
+  score = np.average(per_code, weights=max_dev) if max_dev.sum() > 0 else per_code.mean()
+  return {"irs": float(score), "irs_num_active_dims": int(codes.shape[1])}

@@ -1,0 +1,273 @@
+"""Known answers, invariances, and agreement with straightforward transcriptions of
+disentanglement_lib's definitions (NumPy + scikit-learn, written here independently)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.stats
+from sklearn.metrics import mutual_info_score
+
+from jaxdisent import metrics as M
+from jaxdisent.data.ground_truth import GroundTruthData
+
+SIZES = (3, 6, 10, 8)
+
+
+def make_factors(n=6000, seed=0, sizes=SIZES):
+  rng = np.random.default_rng(seed)
+  return np.stack([rng.integers(0, s, n) for s in sizes], axis=1)
+
+
+def perfect_codes(factors, seed=1, noise=0.01):
+  """Each code is one factor (rescaled) plus tiny noise, plus two pure-noise codes."""
+  rng = np.random.default_rng(seed)
+  scaled = factors / np.maximum(factors.max(axis=0), 1)
+  codes = scaled + noise * rng.normal(size=factors.shape)
+  return np.concatenate([codes, rng.normal(size=(len(factors), 2))], axis=1).astype(np.float32)
+
+
+# ---- straightforward reference implementations -------------------------------------------------
+
+def ref_discretize(codes, num_bins=20):
+  out = np.zeros(codes.shape, np.int64)
+  for j in range(codes.shape[1]):
+    edges = np.histogram(codes[:, j], num_bins)[1]
+    out[:, j] = np.digitize(codes[:, j], edges[:-1])
+  return out
+
+
+def ref_mi_matrix(discrete, factors):
+  return np.array([[mutual_info_score(factors[:, k], discrete[:, j])
+                    for k in range(factors.shape[1])] for j in range(discrete.shape[1])])
+
+
+def ref_mig(codes, factors):
+  m = ref_mi_matrix(ref_discretize(codes), factors)
+  entropy = np.array([mutual_info_score(factors[:, k], factors[:, k]) for k in range(factors.shape[1])])
+  top = np.sort(m, axis=0)[::-1]
+  return np.mean((top[0] - top[1]) / entropy)
+
+
+def ref_modularity(codes, factors):
+  m = ref_mi_matrix(ref_discretize(codes), factors)
+  sq = m ** 2
+  best = sq.max(axis=1)
+  score = 1 - (sq.sum(axis=1) - best) / (best * (sq.shape[1] - 1))
+  score[best == 0] = 0
+  return score.mean()
+
+
+def ref_irs(codes, factors, q=0.99):
+  ys = ref_discretize(factors.astype(np.float64))
+  lat = codes[:, codes.std(axis=0) > 0]
+  max_dev = np.max(np.abs(lat - lat.mean(axis=0)), axis=0)
+  cum = np.zeros((lat.shape[1], ys.shape[1]))
+  for i in range(ys.shape[1]):
+    vals = np.unique(ys[:, i])
+    for v in vals:
+      g = lat[ys[:, i] == v]
+      cum[:, i] += np.percentile(np.abs(g - g.mean(axis=0)), q * 100, axis=0)
+    cum[:, i] /= len(vals)
+  per_code = (1 - cum / max_dev[:, None]).max(axis=1)
+  return np.average(per_code, weights=max_dev)
+
+
+# ---- building blocks ---------------------------------------------------------------------------
+
+def test_discretize_and_mutual_info_match_numpy_sklearn():
+  rng = np.random.default_rng(0)
+  codes = rng.normal(size=(3000, 5)).astype(np.float32) * [1, 10, 0.1, 3, 1] + [0, 5, -2, 0, 0]
+  ours = np.asarray(M.histogram_discretize(codes)) + 1  # ours is 0-based
+  np.testing.assert_array_equal(ours, ref_discretize(codes))
+  factors = make_factors(3000)
+  codes[:, 0] += factors[:, 1]
+  np.testing.assert_allclose(M.mutual_info_matrix(codes, factors),
+                             ref_mi_matrix(ref_discretize(codes), factors), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(M.discrete_entropy(factors),
+                             [mutual_info_score(f, f) for f in factors.T], rtol=1e-5)
+  np.testing.assert_allclose(M.discrete_entropy(factors[:, :1]), [np.log(3)], rtol=1e-2)
+
+
+# ---- MIG / modularity ---------------------------------------------------------------------------
+
+def test_mig_known_answers_and_reference():
+  factors = make_factors()
+  perfect = perfect_codes(factors)
+  assert M.mig(perfect, factors) > 0.97
+  noise = np.random.default_rng(5).normal(size=(len(factors), 6)).astype(np.float32)
+  assert M.mig(noise, factors) < 0.03
+  for codes in (perfect, noise):
+    np.testing.assert_allclose(M.mig(codes, factors), ref_mig(codes, factors), rtol=1e-4, atol=1e-6)
+
+
+def test_mig_invariant_to_permuting_and_rescaling_codes():
+  factors = make_factors()
+  codes = perfect_codes(factors, noise=0.2)
+  base = M.mig(codes, factors)
+  permuted = codes[:, ::-1] * np.array([3.0, 0.5, 7.0, 1.0, 2.0, 10.0], np.float32) + 4.0
+  np.testing.assert_allclose(M.mig(permuted, factors), base, rtol=1e-3)
+
+
+def test_mig_penalises_a_code_mixing_two_factors():
+  factors = make_factors()
+  codes = perfect_codes(factors)
+  mixed = codes.copy()
+  mixed[:, 1] = codes[:, 1] + codes[:, 2]   # code 1 now carries factors 1 and 2 ...
+  mixed[:, 2] = codes[:, 2] - codes[:, 1]   # ... and so does code 2
+  assert M.mig(mixed, factors) < M.mig(codes, factors) - 0.2
+  # (first 4 codes: the pure-noise codes have near-random modularity either way)
+  assert M.modularity(mixed[:, :4], factors) < M.modularity(codes[:, :4], factors) - 0.03
+
+
+def test_modularity_known_answers_and_reference():
+  factors = make_factors()
+  perfect = perfect_codes(factors)[:, :4]
+  assert M.modularity(perfect, factors) > 0.99
+  np.testing.assert_allclose(M.modularity(perfect, factors), ref_modularity(perfect, factors),
+                             rtol=1e-4)
+  one_code_all_factors = np.sum(perfect, axis=1, keepdims=True)
+  low = np.concatenate([one_code_all_factors, perfect[:, :1]], axis=1)
+  np.testing.assert_allclose(M.modularity(low, factors), ref_modularity(low, factors), rtol=1e-4)
+  assert M.modularity(low, factors) < 0.9
+  np.testing.assert_allclose(M.modularity_from_mi(np.zeros((3, 2))), 0.0)
+
+
+# ---- SAP / DCI / explicitness ------------------------------------------------------------------
+
+def test_sap_known_answers():
+  # binary factors: a 1-D linear SVM separates them perfectly, so the gap is ~1 - 0.5
+  factors = make_factors(3000, sizes=(2, 2, 2))
+  codes = perfect_codes(factors)
+  high = M.sap(codes[:2000], factors[:2000], codes[2000:], factors[2000:])
+  noise = np.random.default_rng(3).normal(size=codes.shape).astype(np.float32)
+  low = M.sap(noise[:2000], factors[:2000], noise[2000:], factors[2000:])
+  assert high > 0.4 and low < 0.05, (high, low)
+  np.testing.assert_allclose(M.disentanglement.sap_from_scores(np.array([[0.9, 0.2], [0.3, 0.6]])),
+                             np.mean([0.6, 0.4]))
+
+
+def test_dci_from_importance_matches_definition():
+  identity = np.eye(4)
+  d, c = M.dci_from_importance(identity)
+  assert d > 0.999 and c > 0.999
+  uniform = np.ones((4, 4))
+  d, c = M.dci_from_importance(uniform)
+  assert abs(d) < 1e-6 and abs(c) < 1e-6
+  rng = np.random.default_rng(0)
+  r = rng.random((5, 3))
+  per_code = 1 - scipy.stats.entropy(r.T + 1e-11, base=3)
+  per_factor = 1 - scipy.stats.entropy(r + 1e-11, base=5)
+  d, c = M.dci_from_importance(r)
+  np.testing.assert_allclose(d, np.sum(per_code * r.sum(1) / r.sum()))
+  np.testing.assert_allclose(c, np.sum(per_factor * r.sum(0) / r.sum()))
+
+
+def test_dci_end_to_end():
+  factors = make_factors(1200, sizes=(3, 4, 5))
+  codes = perfect_codes(factors)
+  codes = codes[:, :3]  # no pure-noise codes: forests give noise features impurity importance
+  good = M.dci(codes[:800], factors[:800], codes[800:], factors[800:], importance="random_forest")
+  assert good["dci_disentanglement"] > 0.75 and good["dci_informativeness"] > 0.95
+  mixed = codes @ np.random.default_rng(0).normal(size=(3, 3)).astype(np.float32)
+  bad = M.dci(mixed[:800], factors[:800], mixed[800:], factors[800:], importance="random_forest")
+  assert bad["dci_disentanglement"] < good["dci_disentanglement"] - 0.3
+  gbt = M.dci(codes[:400, :3], factors[:400, :2], codes[400:600, :3], factors[400:600, :2])
+  assert gbt["dci_disentanglement"] > 0.8 and gbt["dci_importance"].shape == (3, 2)
+
+
+def test_explicitness():
+  factors = make_factors(2000, sizes=(3, 4))
+  codes = perfect_codes(factors)
+  good = M.explicitness(codes[:1500], factors[:1500], codes[1500:], factors[1500:])
+  noise = np.random.default_rng(1).normal(size=codes.shape)
+  bad = M.explicitness(noise[:1500], factors[:1500], noise[1500:], factors[1500:])
+  assert good["explicitness"] > 0.97 and 0.4 < bad["explicitness"] < 0.6
+
+
+# ---- unsupervised ------------------------------------------------------------------------------
+
+def test_gaussian_total_correlation_known_answer():
+  rng = np.random.default_rng(0)
+  rho = 0.8
+  cov = np.array([[1.0, rho], [rho, 1.0]])
+  x = rng.multivariate_normal([0, 0], cov, size=200_000)
+  np.testing.assert_allclose(M.gaussian_total_correlation(x), -0.5 * np.log(1 - rho ** 2), rtol=0.02)
+  assert abs(M.gaussian_total_correlation(rng.normal(size=(100_000, 4)))) < 1e-3
+
+
+def test_mutual_info_between_codes():
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(20_000, 3))
+  assert M.mutual_info_between_codes(x) < 0.02
+  dup = np.concatenate([x[:, :1], x[:, :1]], axis=1)
+  assert M.mutual_info_between_codes(dup) > 2.0
+
+
+# ---- IRS ---------------------------------------------------------------------------------------
+
+def test_irs_known_answer_and_reference():
+  factors = make_factors()
+  codes = perfect_codes(factors, noise=0.0)[:, :4]
+  assert M.irs(codes, factors)["irs"] > 0.999
+  noisy = perfect_codes(factors, noise=0.1)
+  np.testing.assert_allclose(M.irs(noisy, factors)["irs"], ref_irs(noisy.astype(np.float64), factors),
+                             rtol=1e-5)
+  assert M.irs(noisy, factors)["irs"] < 0.9
+
+
+# ---- sampling-based ----------------------------------------------------------------------------
+
+class ToyFactors(GroundTruthData):
+  """A grid whose 'images' are the factor values themselves (1 x 1 x K)."""
+  name = "toy"
+
+  @property
+  def factor_names(self):
+    return ("a", "b", "c")
+
+  @property
+  def factor_sizes(self):
+    return (4, 5, 6)
+
+  @property
+  def observation_shape(self):
+    return (1, 1, 3)
+
+  def images_from_factors(self, factors):
+    return jnp.asarray(factors, jnp.float32)[:, None, None, :]
+
+
+def flat(images):
+  return images.reshape(images.shape[0], -1)
+
+
+def test_factor_vae_and_beta_vae_scores():
+  data = ToyFactors()
+  rng = jax.random.key(0)
+  perfect = lambda x: flat(x) / jnp.array([3.0, 4.0, 5.0])
+  extra = lambda x: jnp.concatenate([perfect(x), jnp.zeros((x.shape[0], 2))], axis=1)  # 2 dead dims
+  fv = M.factor_vae_score(data, extra, rng, num_train=300, num_eval=200, num_variance_estimate=2000)
+  assert fv["factor_vae_score"] == 1.0 and fv["factor_vae_active_dims"] == 3
+  mixing = jnp.array([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [1.0, 0.0, 1.0]])
+  entangled = lambda x: perfect(x) @ mixing
+  fv_bad = M.factor_vae_score(data, entangled, rng, num_train=300, num_eval=200,
+                              num_variance_estimate=2000)
+  assert fv_bad["factor_vae_score"] < 0.8
+  bv = M.beta_vae_score(data, perfect, rng, num_train=300, num_eval=200)
+  assert bv["beta_vae_score"] > 0.95
+  noise_rep = lambda x: jax.random.normal(jax.random.fold_in(rng, x.shape[0]), (x.shape[0], 3))
+  bv_bad = M.beta_vae_score(data, noise_rep, rng, num_train=300, num_eval=200)
+  assert bv_bad["beta_vae_score"] < 0.6
+
+
+def test_sample_codes_and_factors_and_bad_input():
+  data = ToyFactors()
+  codes, factors = M.sample_codes_and_factors(data, flat, 100, jax.random.key(0), batch_size=32)
+  np.testing.assert_array_equal(codes, factors.astype(np.float32))
+  with pytest.raises(ValueError, match="NaN"):
+    M.sample_codes_and_factors(data, lambda x: flat(x) * jnp.nan, 10, jax.random.key(0))
+  with pytest.raises(ValueError, match="same number of samples|shape \\(N, K\\)"):
+    M.mig(np.zeros((5, 3)), np.zeros((4, 2), int))
+  with pytest.raises(TypeError, match="integer"):
+    M.mig(np.zeros((5, 3)), np.zeros((5, 2)))
