@@ -47,5 +47,8 @@ def get_config():
   config.train.distributed = False     # call jax.distributed.initialize() (multi-host)
 
   config.eval = ml_collections.ConfigDict()
-  config.eval.run_at_end = False
+  config.eval.run_at_end = False     # run launch.evaluate's metrics when training finishes
+  config.eval.num_train = 10_000     # disentanglement_lib sizes; lower for a quick look
+  config.eval.num_eval = 5_000
+  config.eval.dci_importance = "gbt"  # or random_forest (faster, not comparable to papers)
   return config

@@ -45,7 +45,11 @@ def main(argv) -> int:
   print(f"[jaxdisent] {status} at step {result.step} in {result.seconds:.0f}s", file=sys.stderr)
   if not result.preempted and config.get("eval", {}).get("run_at_end", False):
     from launch.evaluate import evaluate_workdir  # pylint: disable=g-import-not-at-top
-    evaluate_workdir(workdir)
+    try:
+      evaluate_workdir(workdir, num_train=config.eval.num_train, num_eval=config.eval.num_eval,
+                       dci_importance=config.eval.dci_importance, seed=config.seed)
+    except (ValueError, FileNotFoundError, CheckpointError) as error:
+      return fail(str(error))
   return 0
 
 

@@ -89,6 +89,7 @@ class DSprites(GroundTruthData):
   """dSprites factor grid with a procedural renderer (see module docstring for the geometry)."""
 
   name = "dsprites"
+  jittable = True  # images_from_factors can run inside jit (metrics fuse render + encode)
   FACTOR_NAMES = ("shape", "scale", "orientation", "posX", "posY")
   FACTOR_SIZES = (3, 6, 40, 32, 32)
 

@@ -9,8 +9,11 @@ changed by argument.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.stats
+from sklearn.exceptions import ConvergenceWarning
 
 from jaxdisent.metrics.information import (discrete_entropy, discrete_mutual_info,
                                            histogram_discretize)
@@ -164,9 +167,11 @@ def explicitness(codes_train, factors_train, codes_test, factors_test) -> dict:
 
   Codes are standardised with the training mean/std; per factor a ``LogisticRegression()``
   (sklearn defaults) predicts class probabilities; the score is the macro one-vs-rest ROC-AUC, and
-  explicitness is the mean over factors (train and test).
+  explicitness is the mean over factors (train and test). Classes absent from a split (small
+  samples) have no AUC and are left out of the macro mean instead of making it NaN; with every
+  class present this is exactly the reference's value.
   """
-  from sklearn import linear_model, metrics, preprocessing  # pylint: disable=g-import-not-at-top
+  from sklearn import linear_model  # pylint: disable=g-import-not-at-top
   codes_train, factors_train = _check(codes_train, factors_train)
   codes_test, factors_test = _check(codes_test, factors_test)
   mean, std = codes_train.mean(axis=0), codes_train.std(axis=0)
@@ -174,13 +179,22 @@ def explicitness(codes_train, factors_train, codes_test, factors_test) -> dict:
   x_train, x_test = (codes_train - mean) / std, (codes_test - mean) / std
   train, test = [], []
   for k in range(factors_train.shape[1]):
-    clf = linear_model.LogisticRegression().fit(x_train, factors_train[:, k])
-    binarizer = preprocessing.MultiLabelBinarizer(classes=clf.classes_)
-    train.append(metrics.roc_auc_score(binarizer.fit_transform(factors_train[:, k:k + 1]),
-                                       clf.predict_proba(x_train)))
-    test.append(metrics.roc_auc_score(binarizer.fit_transform(factors_test[:, k:k + 1]),
-                                      clf.predict_proba(x_test)))
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore", ConvergenceWarning)
+      clf = linear_model.LogisticRegression().fit(x_train, factors_train[:, k])
+    train.append(_macro_auc(factors_train[:, k], clf.predict_proba(x_train), clf.classes_))
+    test.append(_macro_auc(factors_test[:, k], clf.predict_proba(x_test), clf.classes_))
   return {"explicitness": float(np.mean(test)), "explicitness_train": float(np.mean(train))}
+
+
+def _macro_auc(labels, probabilities, classes) -> float:
+  from sklearn.metrics import roc_auc_score  # pylint: disable=g-import-not-at-top
+  scores = []
+  for column, label in enumerate(classes):
+    positive = labels == label
+    if positive.any() and not positive.all():
+      scores.append(roc_auc_score(positive, probabilities[:, column]))
+  return float(np.mean(scores)) if scores else float("nan")
 
 
 def gaussian_total_correlation(codes_NxD) -> float:
