@@ -29,9 +29,12 @@ def test_quick_start_command(tmp_path):
   assert [l["step"] for l in lines] == [2, 4]
   assert {"loss", "recon", "kl"} <= set(lines[0])
   assert json.loads((workdir / "config.json").read_text())["train"]["num_steps"] == 4
-  again = run_train(workdir, "--config.train.num_steps=6")
+  again = run_train(workdir, "--config.train.num_steps=6", "--config.eval.run_at_end=true",
+                    "--config.eval.num_train=100", "--config.eval.num_eval=50",
+                    "--config.eval.dci_importance=random_forest")
   assert again.returncode == 0, again.stderr[-3000:]
   assert "resumed" in again.stderr and "from step 4" in again.stderr
+  assert json.loads((workdir / "eval.json").read_text())["step"] == 6
 
 
 def test_unknown_key_on_the_command_line(tmp_path):
