@@ -1,0 +1,317 @@
+"""Representation-similarity metrics between two feature sets of the same n samples.
+
+Definitions follow the platonic-representation-hypothesis code (Huh et al. 2024), which the
+alignment-emergence paper uses, with two deliberate changes stated where they apply: unbiased HSIC
+is computed in O(n^2) (or O(n d^2) for linear kernels) instead of O(n^3), and SVCCA uses exact CCA
+instead of scikit-learn's iterative CCA.
+
+Nothing here materialises an n x n matrix: neighbourhoods and kernel sums are computed in row
+blocks of ``block_size`` rows, so n = 100,000 samples of 768-d features fit in a few GiB.
+Features are used as given; the papers L2-normalise them first (``l2_normalize``).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_HIGHEST = jax.lax.Precision.HIGHEST
+
+
+def l2_normalize(feats_NxD, eps: float = 1e-12):
+  feats = jnp.asarray(feats_NxD, jnp.float32)
+  return feats / jnp.maximum(jnp.linalg.norm(feats, axis=1, keepdims=True), eps)
+
+
+def _pair(feats_a, feats_b):
+  a = jnp.asarray(feats_a, jnp.float32)
+  b = jnp.asarray(feats_b, jnp.float32)
+  if a.ndim != 2 or b.ndim != 2:
+    raise ValueError(f"features must be (N, D) arrays; got {a.shape} and {b.shape}")
+  if a.shape[0] != b.shape[0]:
+    raise ValueError(f"both feature sets must describe the same N samples; got {a.shape[0]} and "
+                     f"{b.shape[0]} rows")
+  if not (bool(jnp.isfinite(a).all()) and bool(jnp.isfinite(b).all())):
+    raise ValueError("features contain NaN or inf")
+  return a, b
+
+
+# ---- nearest neighbours --------------------------------------------------------------------------
+
+@functools.partial(jax.jit, static_argnames=("k", "block_size"))
+def knn_indices(feats_NxD, k: int, block_size: int = 1024):
+  """Indices (N, k) of each sample's k nearest neighbours by inner product, self excluded.
+
+  Ties and order follow ``lax.top_k`` (largest similarity first), as ``torch.argsort``/``topk``
+  in the reference. Computed in row blocks: memory O(block_size * N).
+  """
+  feats = jnp.asarray(feats_NxD, jnp.float32)
+  n = feats.shape[0]
+  pad = (-n) % block_size
+  rows = jnp.pad(feats, ((0, pad), (0, 0))).reshape(-1, block_size, feats.shape[1])
+  starts = jnp.arange(rows.shape[0]) * block_size
+
+  def one_block(args):
+    block, start = args
+    sims = jnp.dot(block, feats.T, precision=_HIGHEST)
+    self_index = start + jnp.arange(block_size)
+    sims = jnp.where(self_index[:, None] == jnp.arange(n)[None, :], -jnp.inf, sims)
+    return jax.lax.top_k(sims, k)[1]
+
+  out = jax.lax.map(one_block, (rows, starts))
+  return out.reshape(-1, k)[:n]
+
+
+@jax.jit
+def _overlap(knn_a, knn_b):
+  """|N_A(i) intersect N_B(i)| for each i (index lists hold no duplicates)."""
+  return jnp.sum(knn_a[:, :, None] == knn_b[:, None, :], axis=(1, 2))
+
+
+def mutual_knn(feats_a, feats_b, k: int = 10, block_size: int = 1024) -> float:
+  """Mutual k-NN alignment: mean over samples of |N_A(i) intersect N_B(i)| / k, self excluded."""
+  a, b = _pair(feats_a, feats_b)
+  _check_k(k, a.shape[0])
+  overlap = _overlap(knn_indices(a, k, block_size), knn_indices(b, k, block_size))
+  return float(jnp.mean(overlap) / k)
+
+
+def cycle_knn(feats_a, feats_b, k: int = 10, block_size: int = 1024) -> float:
+  """Cycle k-NN: fraction of samples i found among the A-neighbours of i's B-neighbours.
+
+  As the platonic code's ``cycle_knn``: knn_A[knn_B] (N, k, k) contains i for a hit.
+  """
+  a, b = _pair(feats_a, feats_b)
+  _check_k(k, a.shape[0])
+  knn_a = knn_indices(a, k, block_size)
+  knn_b = knn_indices(b, k, block_size)
+  return float(_cycle(knn_a, knn_b))
+
+
+@jax.jit
+def _cycle(knn_a, knn_b):
+  n = knn_a.shape[0]
+  back = knn_a[knn_b]                                    # N x k x k
+  hit = jnp.any(back == jnp.arange(n)[:, None, None], axis=(1, 2))
+  return jnp.mean(hit)
+
+
+def _check_k(k, n):
+  if not 1 <= k < n:
+    raise ValueError(f"k must be in [1, N-1] = [1, {n - 1}]; got {k}")
+
+
+# ---- HSIC / CKA ----------------------------------------------------------------------------------
+
+def _hsic_from_sums(kl_sum, k_rows, l_rows, k_total, l_total, n, unbiased: bool):
+  """HSIC from sum_ij K_ij L_ij, row sums and totals of K and L (diagonals already zeroed for
+  the unbiased estimator).
+
+  biased (Gretton et al. 2005): tr(K H L H) / (n - 1)^2
+  unbiased (Song et al. 2012): [tr(K~L~) + 1'K~1 1'L~1 / ((n-1)(n-2)) - 2/(n-2) 1'K~L~1] / (n(n-3))
+  """
+  if unbiased:
+    value = kl_sum + k_total * l_total / ((n - 1) * (n - 2)) - 2.0 * jnp.dot(k_rows, l_rows) / (n - 2)
+    return value / (n * (n - 3))
+  centred = kl_sum - 2.0 * jnp.dot(k_rows, l_rows) / n + k_total * l_total / n ** 2
+  return centred / (n - 1) ** 2
+
+
+def _linear_sums(x, y, unbiased):
+  """The sums _hsic_from_sums needs for K = X X', L = Y Y' in O(n d^2), no n x n matrix."""
+  kl_sum = jnp.sum(jnp.square(jnp.dot(x.T, y, precision=_HIGHEST)))
+  x_sum, y_sum = x.sum(axis=0), y.sum(axis=0)
+  k_rows = jnp.dot(x, x_sum, precision=_HIGHEST)
+  l_rows = jnp.dot(y, y_sum, precision=_HIGHEST)
+  k_total, l_total = jnp.dot(x_sum, x_sum), jnp.dot(y_sum, y_sum)
+  if unbiased:
+    k_diag = jnp.sum(x * x, axis=1)
+    l_diag = jnp.sum(y * y, axis=1)
+    kl_sum = kl_sum - jnp.dot(k_diag, l_diag)
+    k_rows, l_rows = k_rows - k_diag, l_rows - l_diag
+    k_total, l_total = k_total - k_diag.sum(), l_total - l_diag.sum()
+  return kl_sum, k_rows, l_rows, k_total, l_total
+
+
+@functools.partial(jax.jit, static_argnames=("unbiased",))
+def _linear_cka(x, y, unbiased: bool):
+  n = x.shape[0]
+  sums_xy = _linear_sums(x, y, unbiased)
+  sums_xx = _linear_sums(x, x, unbiased)
+  sums_yy = _linear_sums(y, y, unbiased)
+  hxy = _hsic_from_sums(*sums_xy, n, unbiased)
+  hxx = _hsic_from_sums(*sums_xx, n, unbiased)
+  hyy = _hsic_from_sums(*sums_yy, n, unbiased)
+  return hxy / jnp.sqrt(hxx * hyy)
+
+
+def _rbf_block(block, feats, sq_block, sq_all, gamma):
+  d2 = sq_block[:, None] + sq_all[None, :] - 2.0 * jnp.dot(block, feats.T, precision=_HIGHEST)
+  return jnp.exp(-gamma * jnp.maximum(d2, 0.0))
+
+
+@functools.partial(jax.jit, static_argnames=("unbiased", "block_size"))
+def _rbf_sums(x, y, gamma_x, gamma_y, unbiased: bool, block_size: int):
+  """One pass over row blocks accumulating sum K.L, sum K.K, sum L.L and row sums."""
+  n = x.shape[0]
+  pad = (-n) % block_size
+  sq_x, sq_y = jnp.sum(x * x, axis=1), jnp.sum(y * y, axis=1)
+  blocks = lambda a: jnp.pad(a, ((0, pad),) + ((0, 0),) * (a.ndim - 1)).reshape(
+      -1, block_size, *a.shape[1:])
+  starts = jnp.arange((n + pad) // block_size) * block_size
+
+  def body(carry, args):
+    bx, by, bsx, bsy, start = args
+    index = start + jnp.arange(block_size)
+    valid = (index < n)[:, None]
+    keep = valid & ((index[:, None] != jnp.arange(n)[None, :]) | (not unbiased))
+    k = jnp.where(keep, _rbf_block(bx, x, bsx, sq_x, gamma_x), 0.0)
+    l = jnp.where(keep, _rbf_block(by, y, bsy, sq_y, gamma_y), 0.0)
+    kl, kk, ll = carry
+    return (kl + jnp.sum(k * l), kk + jnp.sum(k * k), ll + jnp.sum(l * l)), (k.sum(1), l.sum(1))
+
+  (kl, kk, ll), (k_rows, l_rows) = jax.lax.scan(
+      body, (0.0, 0.0, 0.0), (blocks(x), blocks(y), blocks(sq_x), blocks(sq_y), starts))
+  k_rows, l_rows = k_rows.reshape(-1)[:n], l_rows.reshape(-1)[:n]
+  return kl, kk, ll, k_rows, l_rows
+
+
+def _median_sq_distance(feats, max_points: int = 2048, seed: int = 0):
+  """Median squared pairwise distance (on a random subset of at most max_points rows)."""
+  n = feats.shape[0]
+  if n > max_points:
+    feats = feats[np.random.default_rng(seed).choice(n, max_points, replace=False)]
+  sq = jnp.sum(feats * feats, axis=1)
+  d2 = sq[:, None] + sq[None, :] - 2 * jnp.dot(feats, feats.T, precision=_HIGHEST)
+  upper = d2[np.triu_indices(feats.shape[0], 1)]
+  return float(jnp.median(jnp.maximum(upper, 0.0)))
+
+
+def cka(feats_a, feats_b, kernel: str = "linear", unbiased: bool = False, sigma: float = 1.0,
+        block_size: int = 1024) -> float:
+  """Centered Kernel Alignment: HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)) (Kornblith et al. 2019).
+
+  ``kernel='linear'``: K = A A'; computed from d x d products in O(n d^2) for both estimators.
+  ``kernel='rbf'``: K_ij = exp(-||a_i - a_j||^2 / (2 sigma^2 m)) with m the median squared
+  pairwise distance (estimated on <= 2048 rows), Kornblith's bandwidth rule; computed in row
+  blocks, O(n^2 d) time and O(block_size n) memory.
+  ``unbiased=True`` uses Song et al.'s unbiased HSIC (diagonals zeroed), O(n^2) instead of the
+  reference's O(n^3).
+  """
+  a, b = _pair(feats_a, feats_b)
+  n = a.shape[0]
+  if unbiased and n < 4:
+    raise ValueError("unbiased HSIC needs at least 4 samples")
+  if kernel == "linear":
+    return float(_linear_cka(a, b, unbiased))
+  if kernel != "rbf":
+    raise ValueError(f"kernel must be 'linear' or 'rbf', got {kernel!r}")
+  gamma_a = 1.0 / (2.0 * sigma ** 2 * max(_median_sq_distance(a), 1e-12))
+  gamma_b = 1.0 / (2.0 * sigma ** 2 * max(_median_sq_distance(b), 1e-12))
+  kl, kk, ll, k_rows, l_rows = _rbf_sums(a, b, gamma_a, gamma_b, unbiased, block_size)
+  k_total, l_total = k_rows.sum(), l_rows.sum()
+  hxy = _hsic_from_sums(kl, k_rows, l_rows, k_total, l_total, n, unbiased)
+  hxx = _hsic_from_sums(kk, k_rows, k_rows, k_total, k_total, n, unbiased)
+  hyy = _hsic_from_sums(ll, l_rows, l_rows, l_total, l_total, n, unbiased)
+  return float(hxy / jnp.sqrt(hxx * hyy))
+
+
+def unbiased_cka(feats_a, feats_b, kernel: str = "linear", **kwargs) -> float:
+  """CKA with the unbiased HSIC estimator (the emergence paper's alignment measure)."""
+  return cka(feats_a, feats_b, kernel=kernel, unbiased=True, **kwargs)
+
+
+# ---- CKNNA ---------------------------------------------------------------------------------------
+
+def cknna(feats_a, feats_b, k: int = 10, unbiased: bool = True, block_size: int = 1024) -> float:
+  """CKNNA (Huh et al. 2024): CKA whose kernels keep only mutual k-NN pairs.
+
+  With M_ij = 1 when j is among the k nearest neighbours of i in both spaces (self excluded when
+  unbiased), the reference computes HSIC(M * K, M * L) with K = A A', L = B B', using the
+  elementwise product of the first with the *transpose* of the second (M is not symmetric) and
+  its O(n^3) unbiased formula; similarity = HSIC_AB / sqrt(HSIC_AA HSIC_BB), where HSIC_AA
+  masks with A's own neighbourhoods. Here every term is a sum over the <= k kept entries per
+  row, O(n k^2) after the neighbour search.
+  """
+  a, b = _pair(feats_a, feats_b)
+  n = a.shape[0]
+  if k < 2:
+    raise ValueError("CKNNA needs k >= 2")
+  _check_k(k, n)
+  knn_a = knn_indices(a, k, block_size)
+  knn_b = knn_indices(b, k, block_size)
+  if not unbiased:
+    raise NotImplementedError("only the unbiased CKNNA (the reference default) is implemented")
+  ab = _masked_hsic(a, b, knn_a, knn_b, n)
+  aa = _masked_hsic(a, a, knn_a, knn_a, n)
+  bb = _masked_hsic(b, b, knn_b, knn_b, n)
+  return float(ab / (jnp.sqrt(aa * bb) + 1e-6))
+
+
+@functools.partial(jax.jit, static_argnames="n")
+def _masked_hsic(a, b, knn_a, knn_b, n: int):
+  # Kept entries: (i, j = knn_a[i, p]) where j is also in knn_b[i].
+  kept = jnp.any(knn_a[:, :, None] == knn_b[:, None, :], axis=2)          # N x k
+  j = knn_a
+  i = jnp.broadcast_to(jnp.arange(n)[:, None], j.shape)
+  k_val = jnp.where(kept, jnp.einsum("nd,nkd->nk", a, a[j], precision=_HIGHEST), 0.0)
+  l_val = jnp.where(kept, jnp.einsum("nd,nkd->nk", b, b[j], precision=_HIGHEST), 0.0)
+  # sum(K~ * L~^T) = sum_ij K~_ij L~_ji: needs L~ at (j, i), i.e. i kept in row j.
+  kept_t = jnp.any((knn_a[j] == i[:, :, None]), axis=2) & jnp.any((knn_b[j] == i[:, :, None]), axis=2)
+  l_t = jnp.where(kept & kept_t, l_val, 0.0)  # L symmetric: L_ji = L_ij
+  trace_term = jnp.sum(k_val * l_t)
+  k_total, l_total = k_val.sum(), l_val.sum()
+  k_col = jnp.zeros(n).at[j.reshape(-1)].add(k_val.reshape(-1))          # 1' K~
+  l_row = l_val.sum(axis=1)                                              # L~ 1
+  cross = jnp.dot(k_col, l_row)                                          # 1' K~ L~ 1
+  value = trace_term + k_total * l_total / ((n - 1) * (n - 2)) - 2.0 * cross / (n - 2)
+  return value / (n * (n - 3))
+
+
+# ---- SVCCA ---------------------------------------------------------------------------------------
+
+def svcca(feats_a, feats_b, cca_dim: int = 10) -> float:
+  """SVCCA (Raghu et al. 2017): mean canonical correlation between the top ``cca_dim`` SVD
+  directions of each (standardised) feature set.
+
+  As the platonic code, features are centred and scaled per dimension and reduced to their top
+  ``cca_dim`` left singular vectors; we then take the *exact* canonical correlations (singular
+  values of Q_A' Q_B) where the reference fits scikit-learn's iterative CCA.
+  """
+  a, b = _pair(feats_a, feats_b)
+  if cca_dim > min(a.shape[1], b.shape[1], a.shape[0]):
+    raise ValueError(f"cca_dim={cca_dim} exceeds the feature dimensions {a.shape[1]}, {b.shape[1]}")
+  return float(_svcca(a, b, cca_dim))
+
+
+@functools.partial(jax.jit, static_argnames="cca_dim")
+def _svcca(a, b, cca_dim: int):
+  def top_directions(x):
+    x = x - x.mean(axis=0)
+    x = x / (x.std(axis=0) + 1e-8)
+    # top right singular vectors from the d x d Gram matrix: O(n d^2), no n x n
+    _, vectors = jnp.linalg.eigh(jnp.dot(x.T, x, precision=_HIGHEST))
+    projected = jnp.dot(x, vectors[:, ::-1][:, :cca_dim], precision=_HIGHEST)
+    projected = projected - projected.mean(axis=0)
+    q, _ = jnp.linalg.qr(projected)
+    return q
+
+  correlations = jnp.linalg.svd(jnp.dot(top_directions(a).T, top_directions(b), precision=_HIGHEST),
+                                compute_uv=False)
+  return jnp.mean(jnp.clip(correlations, 0.0, 1.0))
+
+
+# ---- layer pairs -----------------------------------------------------------------------------------
+
+def max_over_layer_pairs(layers_a: Sequence, layers_b: Sequence,
+                         metric: Callable[..., float] = unbiased_cka, **kwargs):
+  """(max alignment, (i, j) of the best pair, full L_A x L_B matrix) over all layer pairs."""
+  if not layers_a or not layers_b:
+    raise ValueError("need at least one layer on each side")
+  matrix = np.array([[metric(la, lb, **kwargs) for lb in layers_b] for la in layers_a])
+  best = np.unravel_index(np.nanargmax(matrix), matrix.shape)
+  return float(matrix[best]), (int(best[0]), int(best[1])), matrix

@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+from scipy.stats import ortho_group
+
+from jaxdisent.metrics import alignment as A
+
+import reference_alignment as ref
+
+
+def features(n=300, d=16, seed=0):
+  rng = np.random.default_rng(seed)
+  return rng.normal(size=(n, d)).astype(np.float32)
+
+
+def related(x, noise, seed=1, out_dim=12):
+  rng = np.random.default_rng(seed)
+  y = np.tanh(x @ rng.normal(size=(x.shape[1], out_dim)) / np.sqrt(x.shape[1]))
+  return (y + noise * rng.normal(size=y.shape)).astype(np.float32)
+
+
+def test_identical_inputs_give_one():
+  x = features()
+  assert A.mutual_knn(x, x, k=10) == 1.0
+  # cycle k-NN is not 1 on identical inputs: k-NN is not symmetric (i need not be a neighbour
+  # of its neighbours), so it is checked against the reference instead
+  for kernel in ("linear", "rbf"):
+    for unbiased in (False, True):
+      assert A.cka(x, x, kernel=kernel, unbiased=unbiased) == pytest.approx(1.0, abs=1e-5)
+  assert A.cknna(x, x, k=10) == pytest.approx(1.0, abs=1e-4)
+  assert A.svcca(x, x) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_invariances():
+  x = features()
+  rotation = ortho_group.rvs(16, random_state=0).astype(np.float32)
+  rotated = 3.0 * x @ rotation  # isotropic scaling + rotation
+  assert A.mutual_knn(x, rotated, k=10) == 1.0
+  assert A.cka(x, rotated) == pytest.approx(1.0, abs=1e-5)
+  assert A.unbiased_cka(x, rotated) == pytest.approx(1.0, abs=1e-5)
+  assert A.cka(x, rotated, kernel="rbf") == pytest.approx(1.0, abs=1e-5)
+  assert A.cknna(x, rotated, k=10) == pytest.approx(1.0, abs=1e-4)
+  # SVCCA standardises each dimension, so it is invariant to per-dimension scaling instead
+  assert A.svcca(x, x * np.arange(1, 17, dtype=np.float32)) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_independent_inputs_give_near_zero():
+  x, y = features(2000, seed=0), features(2000, seed=1)
+  assert A.mutual_knn(x, y, k=10) < 0.02
+  assert abs(A.unbiased_cka(x, y)) < 0.01
+  assert abs(A.unbiased_cka(x, y, kernel="rbf")) < 0.01
+  assert A.cka(x, y) < 0.02           # the biased estimator is positively biased: ~d/n
+  assert abs(A.cknna(x, y, k=10)) < 0.05
+
+
+@pytest.mark.parametrize("noise", [0.1, 1.0])
+def test_agreement_with_dense_reference(noise):
+  x = features(200)
+  y = related(x, noise)
+  assert A.mutual_knn(x, y, k=10, block_size=64) == pytest.approx(ref.mutual_knn(x, y, 10), abs=1e-6)
+  assert A.cycle_knn(x, y, k=10, block_size=64) == pytest.approx(ref.cycle_knn(x, y, 10), abs=1e-6)
+  for kernel in ("linear", "rbf"):
+    for unbiased in (False, True):
+      ours = A.cka(x, y, kernel=kernel, unbiased=unbiased, block_size=64)
+      assert ours == pytest.approx(ref.cka(x.astype(np.float64), y.astype(np.float64), kernel,
+                                           unbiased), rel=2e-4, abs=1e-5), (kernel, unbiased)
+  assert A.cknna(x, y, k=10, block_size=64) == pytest.approx(
+      ref.cknna(x.astype(np.float64), y.astype(np.float64), 10), rel=1e-3, abs=1e-5)
+  assert A.svcca(x, y) == pytest.approx(ref.svcca_exact(x.astype(np.float64), y.astype(np.float64)),
+                                        abs=1e-4)
+
+
+def test_more_noise_less_alignment():
+  x = features(500)
+  scores = {name: [] for name in ("mknn", "cka", "ucka", "cknna", "svcca")}
+  for noise in (0.05, 0.5, 2.0):
+    y = related(x, noise)
+    scores["mknn"].append(A.mutual_knn(x, y, k=10))
+    scores["cka"].append(A.cka(x, y))
+    scores["ucka"].append(A.unbiased_cka(x, y))
+    scores["cknna"].append(A.cknna(x, y, k=10))
+    scores["svcca"].append(A.svcca(x, y))
+  for name, values in scores.items():
+    assert values[0] > values[1] > values[2], (name, values)
+
+
+def test_max_over_layer_pairs_and_errors():
+  x = features(200)
+  layers_a = [features(200, seed=5), x]
+  layers_b = [x @ ortho_group.rvs(16, random_state=1).astype(np.float32), features(200, seed=6)]
+  best, where, matrix = A.max_over_layer_pairs(layers_a, layers_b)
+  assert where == (1, 0) and best == pytest.approx(1.0, abs=1e-5) and matrix.shape == (2, 2)
+  with pytest.raises(ValueError, match="same N samples"):
+    A.cka(x, x[:10])
+  with pytest.raises(ValueError, match="k must be"):
+    A.mutual_knn(x, x, k=200)
+  with pytest.raises(ValueError, match="NaN"):
+    A.cka(x * np.nan, x)
