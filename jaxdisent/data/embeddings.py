@@ -1,0 +1,119 @@
+"""Embedding files as users have them: .npy (memory-mapped), .npz, .safetensors.
+
+Rows are samples, columns are dimensions. Batches read only the rows they need, so a .npy file
+larger than RAM trains with constant memory. Paired image/text embeddings are two arrays with the
+same row order (two files, or two keys of one .npz/.safetensors).
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+
+from jaxdisent.data.ground_truth import step_key
+
+FLOAT_KINDS = ("f",)
+
+
+def _open_array(path: str, key: str | None = None):
+  path = os.path.expanduser(path)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"embedding file {path!r} not found")
+  suffix = os.path.splitext(path)[1].lower()
+  if suffix == ".npy":
+    try:
+      return np.load(path, mmap_mode="r")
+    except ValueError as error:
+      raise ValueError(f"{path} is not a readable .npy array ({error})") from error
+  if suffix == ".npz":
+    archive = np.load(path)
+    keys = list(archive.keys())
+    if key is None:
+      if len(keys) != 1:
+        raise ValueError(f"{path} holds arrays {keys}; name one with data.key / data.image_key")
+      key = keys[0]
+    if key not in keys:
+      raise KeyError(f"{path} has no array {key!r}; it holds {keys}")
+    return archive[key]
+  if suffix == ".safetensors":
+    from safetensors import safe_open  # pylint: disable=g-import-not-at-top
+    handle = safe_open(path, framework="numpy")
+    keys = list(handle.keys())
+    if key is None:
+      if len(keys) != 1:
+        raise ValueError(f"{path} holds tensors {keys}; name one with data.key / data.image_key")
+      key = keys[0]
+    if key not in keys:
+      raise KeyError(f"{path} has no tensor {key!r}; it holds {keys}")
+    return handle.get_tensor(key)
+  raise ValueError(f"unsupported embedding file type {suffix!r} ({path}); use .npy, .npz or "
+                   ".safetensors")
+
+
+def _check_array(array, name: str):
+  if array.ndim != 2:
+    raise ValueError(f"{name} must be a 2-D (samples, dims) array; got shape {array.shape}")
+  if array.dtype.kind not in FLOAT_KINDS:
+    raise TypeError(f"{name} must hold floating-point embeddings; got dtype {array.dtype} "
+                    "(convert with .astype(np.float32))")
+  if array.shape[0] < 2:
+    raise ValueError(f"{name} has {array.shape[0]} rows; need at least 2")
+
+
+class EmbeddingSource:
+  """Random-row batches from one embedding array, or from a paired (image, text) set.
+
+  ``batch(seed, step, start, size)`` draws rows uniformly with replacement keyed by (seed, step,
+  global example index): resuming reproduces the same batches. With a pair, example i reads the
+  image row (even i) or the caption row (odd i) of one sampled pair. NaN/inf rows raise an
+  error naming the file row.
+  """
+
+  def __init__(self, path: str, key: str | None = None, text_path: str | None = None,
+               text_key: str | None = None):
+    self.image = _open_array(path, key)
+    _check_array(self.image, f"{path}[{key}]" if key else path)
+    self.text = None
+    if text_path or text_key:
+      self.text = _open_array(text_path or path, text_key)
+      _check_array(self.text, f"{text_path or path}[{text_key}]")
+      if self.text.shape[0] != self.image.shape[0]:
+        raise ValueError(f"paired embeddings need the same number of rows: images have "
+                         f"{self.image.shape[0]}, texts {self.text.shape[0]}")
+      if self.text.shape[1] != self.image.shape[1]:
+        raise ValueError(f"paired embeddings need the same width: {self.image.shape[1]} vs "
+                         f"{self.text.shape[1]}")
+    self.path = path
+
+  @property
+  def dim(self) -> int:
+    return int(self.image.shape[1])
+
+  @property
+  def num_rows(self) -> int:
+    return int(self.image.shape[0])
+
+  def rows(self, index, modality: str = "image") -> np.ndarray:
+    source = self.image if modality == "image" else self.text
+    order = np.argsort(index)
+    out = np.empty((len(index), self.dim), np.float32)
+    out[order] = np.asarray(source[np.asarray(index)[order]], dtype=np.float32)
+    bad = ~np.isfinite(out).all(axis=1)
+    if bad.any():
+      raise ValueError(f"NaN/inf in {modality} embedding row {int(np.asarray(index)[bad][0])} of "
+                       f"{self.path}; clean the file or drop those rows")
+    return out
+
+  def batch(self, seed: int, step: int, start: int, size: int):
+    key = step_key(seed, step, salt=4)
+    global_index = np.arange(start, start + size)
+    pair = global_index // 2 if self.text is not None else global_index
+    rows = np.asarray(jax.vmap(lambda i: jax.random.randint(jax.random.fold_in(key, i), (), 0,
+                                                            self.num_rows))(pair))
+    if self.text is None:
+      x = self.rows(rows)
+    else:
+      x = np.where((global_index % 2 == 0)[:, None], self.rows(rows, "image"), self.rows(rows, "text"))
+    return {"x": x, "index": global_index.astype(np.int32)}
