@@ -8,7 +8,12 @@ def _beta_vae():
   return BetaVAEMethod
 
 
-REGISTRY = {"beta_vae": _beta_vae}
+def _sae():
+  from jaxdisent.methods.sae import SAEMethod
+  return SAEMethod
+
+
+REGISTRY = {"beta_vae": _beta_vae, "sae": _sae}
 
 
 def make_method(config) -> Method:

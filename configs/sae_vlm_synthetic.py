@@ -1,0 +1,68 @@
+"""BatchTopK SAE on built-in synthetic paired image/caption embeddings with planted concepts.
+
+Runs on a fresh machine (no data). Switch the SAE with --config.model.kind=topk|relu|jumprelu.
+"""
+
+import ml_collections
+
+
+def get_config():
+  config = ml_collections.ConfigDict()
+  config.method = "sae"
+  config.seed = 0
+
+  config.data = ml_collections.ConfigDict()
+  config.data.source = "synthetic"      # or file (configs/sae_embeddings.py)
+  config.data.path = ""
+  config.data.key = ""
+  config.data.text_path = ""
+  config.data.text_key = ""
+  config.data.synthetic = ml_collections.ConfigDict()
+  config.data.synthetic.dim = 64
+  config.data.synthetic.num_shared = 24
+  config.data.synthetic.num_image_only = 20
+  config.data.synthetic.num_text_only = 20
+  config.data.synthetic.active_per_pair = 4.0
+  config.data.synthetic.modality_gap = 0.5
+  config.data.synthetic.noise = 0.02
+  config.data.synthetic.seed = 0
+
+  config.model = ml_collections.ConfigDict()
+  config.model.kind = "batchtopk"       # batchtopk | topk | relu | jumprelu
+  config.model.dict_size = 256
+  config.model.k = 4                    # mean L0 for batchtopk, per-sample L0 for topk
+  config.model.b_dec_init = "geometric_median"  # or mean / zeros
+  config.model.init_batch = 2048
+  config.model.jumprelu_init_threshold = 0.001
+
+  config.loss = ml_collections.ConfigDict()
+  config.loss.auxk_alpha = 1 / 32
+  config.loss.k_aux = 0                 # 0 -> d_in // 2
+  config.loss.dead_tokens = 200_000     # a latent is dead after this many tokens without firing
+  config.loss.threshold_beta = 0.999
+  config.loss.threshold_start_step = 200
+  config.loss.l1_coeff = 0.003          # relu
+  config.loss.jumprelu_l0_coeff = 0.003
+  config.loss.jumprelu_bandwidth = 0.001
+
+  config.optimizer = ml_collections.ConfigDict()
+  config.optimizer.learning_rate = 0.0  # 0 -> 2e-4 / sqrt(dict_size / 2^14)
+  config.optimizer.b1 = 0.9
+  config.optimizer.b2 = 0.999
+  config.optimizer.eps = 1e-8
+  config.optimizer.warmup_steps = 100
+  config.optimizer.grad_clip_norm = 1.0
+
+  config.train = ml_collections.ConfigDict()
+  config.train.num_steps = 2000
+  config.train.batch_size = 1024
+  config.train.log_every = 100
+  config.train.checkpoint_every = 1000
+  config.train.keep_checkpoints = 3
+  config.train.parallel = "shard_map"
+  config.train.distributed = False
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.num_pairs = 4096
+  config.eval.run_at_end = False
+  return config
