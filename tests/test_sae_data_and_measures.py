@@ -148,6 +148,9 @@ def test_energy_modality_bridge_and_dominance():
   mds = D.modality_dominance(img, txt)
   assert mds["mds"][0] == 1.0 and mds["mds"][1] == -1.0
   assert mds["label"][1] == "text-dominant" and mds["label"][3] == "cross-modal"
+  assert mds["label"][0] == "image-dominant"
+  paper = D.modality_dominance(img, txt, cutoffs="std")
+  assert paper["cutoffs"][0] == pytest.approx(np.nanmean(paper["mds"]) - np.nanstd(paper["mds"]))
 
 
 def test_monosemanticity():

@@ -11,8 +11,11 @@ Definitions (REFERENCES.md sections 4-6):
 * ``modality_score``: E_img[z_i] / (E_img[z_i] + E_txt[z_i]) (1 = image-only, 0 = text-only).
 * ``bridge_scores``: E over pairs of z_img z_txt^T, elementwise times D D^T (atom cosines).
 * ``modality_dominance``: MDS_i = (E_img z_i - E_txt z_i) / (E_img z_i + E_txt z_i) in [-1, 1];
-  a feature is image-dominant if MDS > mean + std over live features, text-dominant if
-  MDS < mean - std, cross-modal otherwise (the paper's mean +- one std cut-offs).
+  image-dominant above the upper cut-off, text-dominant below the lower, cross-modal between.
+  Default cut-offs are fixed at -0.6 / +0.6 (one side fires >= 4x the other). ``cutoffs='std'``
+  gives the paper's mean +- one std over live features; on strongly bimodal MDS distributions
+  (common: most features fire for one modality) that puts the upper cut-off above 1, so nothing
+  can be image-dominant, which is why it is not the default.
 * ``monosemanticity``: for each feature, the mean pairwise cosine of the input embeddings of its
   top-``top_n`` (20) activating samples, minus the same for random samples; the win rate is the
   fraction of live features whose top set is more coherent than the random baseline.
@@ -104,21 +107,27 @@ def bridge_scores(image_codes_NxM, text_codes_NxM, atoms_MxD) -> np.ndarray:
     raise ValueError(f"paired codes must have the same shape; got {zi.shape} and {zt.shape}")
   atoms = jnp.asarray(atoms_MxD, jnp.float32)
   co = jnp.dot(zi.T, zt, precision=jax.lax.Precision.HIGHEST) / zi.shape[0]
-  return np.asarray(co * jnp.dot(atoms, atoms.T, precision=jax.lax.Precision.HIGHEST))
+  return np.array(co * jnp.dot(atoms, atoms.T, precision=jax.lax.Precision.HIGHEST))
 
 
-def modality_dominance(image_codes_NxM, text_codes_NxM) -> dict:
+def modality_dominance(image_codes_NxM, text_codes_NxM, cutoffs=(-0.6, 0.6)) -> dict:
   e_img, e_txt = energy(image_codes_NxM), energy(text_codes_NxM)
   total = e_img + e_txt
   live = total > 0
   with np.errstate(invalid="ignore", divide="ignore"):
     mds = np.where(live, (e_img - e_txt) / total, np.nan)
-  mean, std = float(np.nanmean(mds)), float(np.nanstd(mds))
+  if isinstance(cutoffs, str):
+    if cutoffs != "std":
+      raise ValueError("cutoffs must be 'std' or a (low, high) pair")
+    mean, std = float(np.nanmean(mds)), float(np.nanstd(mds))
+    low, high = mean - std, mean + std
+  else:
+    low, high = (float(c) for c in cutoffs)
   label = np.full(mds.shape, "dead", dtype=object)
   label[live] = "cross-modal"
-  label[live & (mds > mean + std)] = "image-dominant"
-  label[live & (mds < mean - std)] = "text-dominant"
-  return {"mds": mds, "label": label, "cutoffs": (mean - std, mean + std),
+  label[live & (mds > high)] = "image-dominant"
+  label[live & (mds < low)] = "text-dominant"
+  return {"mds": mds, "label": label, "cutoffs": (low, high),
           "counts": {k: int(np.sum(label == k)) for k in
                      ("image-dominant", "text-dominant", "cross-modal", "dead")}}
 
