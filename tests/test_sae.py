@@ -118,3 +118,22 @@ def test_synthetic_recovery_with_default_length(tmp_path):
   random_atoms = np.random.default_rng(123).normal(size=(64, 32))
   assert D.concept_recovery(result.method.data.truth()["directions"], random_atoms)[
       "mean_max_cosine"] < 0.6
+
+
+def test_sae_sweep_writes_frontier_and_stability(tmp_path):
+  import json
+  from launch.sae_sweep import main as sweep_main
+  config = os.path.join(ROOT, "configs", "sae_vlm_synthetic.py")
+  small = ["--config.data.synthetic.dim=16", "--config.data.synthetic.num_shared=6",
+           "--config.data.synthetic.num_image_only=5", "--config.data.synthetic.num_text_only=5",
+           "--config.model.dict_size=32", "--config.model.init_batch=128",
+           "--config.train.batch_size=64", "--config.train.num_steps=5",
+           "--config.train.log_every=5", "--config.eval.num_pairs=128"]
+  assert sweep_main([f"--config={config}", f"--root={tmp_path}", "--kinds=batchtopk,relu",
+                     "--ks=2,3", "--l1=0.01", "--seeds=0,1", *small]) == 0
+  points = json.loads((tmp_path / "frontier.json").read_text())
+  assert [(p["kind"], p["seed"]) for p in points] == [("batchtopk", 0), ("batchtopk", 1),
+                                                     ("batchtopk", 0), ("batchtopk", 1), ("relu", 0)]
+  assert (tmp_path / "frontier.png").stat().st_size > 1000
+  assert (tmp_path / "stability_vs_energy.png").stat().st_size > 1000
+  assert sweep_main([f"--config={config}", f"--root={tmp_path}", "--kinds=gated"]) == 2
