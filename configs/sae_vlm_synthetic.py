@@ -33,7 +33,7 @@ def get_config():
   config.model.k = 4                    # mean L0 for batchtopk, per-sample L0 for topk
   config.model.b_dec_init = "geometric_median"  # or mean / zeros
   config.model.init_batch = 2048
-  config.model.jumprelu_init_threshold = 0.001
+  config.model.jumprelu_init_threshold = 0.05  # inputs have unit mean squared norm
 
   config.loss = ml_collections.ConfigDict()
   config.loss.auxk_alpha = 1 / 32
@@ -43,7 +43,7 @@ def get_config():
   config.loss.threshold_start_step = 200
   config.loss.l1_coeff = 0.003          # relu
   config.loss.jumprelu_l0_coeff = 0.003
-  config.loss.jumprelu_bandwidth = 0.001
+  config.loss.jumprelu_bandwidth = 0.05  # must cover the activation scale, or theta never moves
 
   config.optimizer = ml_collections.ConfigDict()
   config.optimizer.learning_rate = 0.0  # 0 -> 2e-4 / sqrt(dict_size / 2^14)

@@ -1,8 +1,8 @@
 """SAE sweeps: the R^2-vs-L0 frontier of BatchTopK / TopK / ReLU / JumpReLU and stability vs energy.
 
   python -m launch.sae_sweep --config=configs/sae_vlm_synthetic.py --root=runs/sae_sweep \
-      [--kinds=batchtopk,topk,relu,jumprelu] [--ks=2,4,8] [--l1=0.01,0.003,0.001] \
-      [--l0=0.01,0.003,0.001] [--seeds=0,1] [--config.train.num_steps=...]
+      [--kinds=batchtopk,topk,relu,jumprelu] [--ks=2,4,8] [--l1=0.1,0.03,0.01] \
+      [--l0=0.03,0.01,0.003] [--seeds=0,1] [--config.train.num_steps=...]
 
 Each point trains through the shared engine in ROOT/<kind>_<knob>_seed<s> (re-running resumes or
 skips finished runs). The sparsity knob is k for BatchTopK/TopK, the L1 coefficient for ReLU and
@@ -27,7 +27,7 @@ def main(argv) -> int:
   try:
     overrides, flags = parse_args(argv, {"config": None, "root": None,
                                          "kinds": "batchtopk,topk,relu,jumprelu", "ks": "2,4,8",
-                                         "l1": "0.03,0.01,0.003", "l0": "0.03,0.01,0.003",
+                                         "l1": "0.1,0.03,0.01", "l0": "0.03,0.01,0.003",
                                          "seeds": "0,1"})
     if not flags["config"] or not flags["root"]:
       raise UsageError("--config=FILE and --root=DIR are required")

@@ -137,3 +137,13 @@ def test_sae_sweep_writes_frontier_and_stability(tmp_path):
   assert (tmp_path / "frontier.png").stat().st_size > 1000
   assert (tmp_path / "stability_vs_energy.png").stat().st_size > 1000
   assert sweep_main([f"--config={config}", f"--root={tmp_path}", "--kinds=gated"]) == 2
+
+
+def test_jumprelu_threshold_learns_sparsity(tmp_path):
+  """The L0 penalty's pseudo-gradient must move the thresholds: L0 falls well below its start."""
+  def l0_after(steps):
+    config = sae_config(**{"model.kind": "jumprelu", "train.num_steps": steps, "train.log_every": 1,
+                           "optimizer.learning_rate": 3e-3, "loss.jumprelu_l0_coeff": 0.01})
+    result = fit(config, str(tmp_path / f"run{steps}"), quiet=True)
+    return result.method.evaluate(result.state, num_pairs=256)["l0"]
+  assert l0_after(300) < 0.6 * l0_after(1)
