@@ -119,9 +119,9 @@ def compare(sizes, dim, k, max_cubic_n):
       print(line, flush=True)
 
 
-def peak_memory(n, dim, k):
+def peak_memory(n, dim, k, names):
   """Each metric in a fresh subprocess; report its peak resident memory."""
-  for name in ("mutual_knn", "unbiased_cka_linear", "cknna", "unbiased_cka_rbf", "svcca"):
+  for name in names:
     code = (f"import sys; sys.path.insert(0, {ROOT!r}); sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r});"
             f"import bench_alignment as B, time, resource; a, b = B.features({n}, {dim}, 0);"
             f"t = time.perf_counter(); v = B.ours()[{name!r}](a, b, {k});"
@@ -143,9 +143,11 @@ def main():
   parser.add_argument("--k", type=int, default=10)
   parser.add_argument("--max_cubic_n", type=int, default=4096)
   parser.add_argument("--peak_memory", type=int, default=0)
+  parser.add_argument("--metrics", default="mutual_knn,unbiased_cka_linear,cknna,unbiased_cka_rbf,svcca",
+                      help="metrics for --peak_memory")
   args = parser.parse_args()
   if args.peak_memory:
-    peak_memory(args.peak_memory, args.dim, args.k)
+    peak_memory(args.peak_memory, args.dim, args.k, args.metrics.split(","))
     return
   try:
     import torch  # pylint: disable=g-import-not-at-top,unused-import
