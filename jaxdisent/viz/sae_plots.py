@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -18,6 +19,8 @@ def frontier(points, path: str) -> str:
   ax.set_xlabel("L0 (mean active latents per embedding)")
   ax.set_ylabel("R^2 (1 - FVU)")
   ax.set_xscale("log")
+  ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+  ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
   fig.tight_layout()
