@@ -29,27 +29,23 @@ def _open_array(path: str, key: str | None = None):
       raise ValueError(f"{path} is not a readable .npy array ({error})") from error
   if suffix == ".npz":
     archive = np.load(path)
-    keys = list(archive.keys())
-    if key is None:
-      if len(keys) != 1:
-        raise ValueError(f"{path} holds arrays {keys}; name one with data.key / data.image_key")
-      key = keys[0]
-    if key not in keys:
-      raise KeyError(f"{path} has no array {key!r}; it holds {keys}")
-    return archive[key]
+    return archive[_pick_key(path, list(archive.keys()), key)]
   if suffix == ".safetensors":
     from safetensors import safe_open  # pylint: disable=g-import-not-at-top
     handle = safe_open(path, framework="numpy")
-    keys = list(handle.keys())
-    if key is None:
-      if len(keys) != 1:
-        raise ValueError(f"{path} holds tensors {keys}; name one with data.key / data.image_key")
-      key = keys[0]
-    if key not in keys:
-      raise KeyError(f"{path} has no tensor {key!r}; it holds {keys}")
-    return handle.get_tensor(key)
+    return handle.get_tensor(_pick_key(path, list(handle.keys()), key))
   raise ValueError(f"unsupported embedding file type {suffix!r} ({path}); use .npy, .npz or "
                    ".safetensors")
+
+
+def _pick_key(path: str, keys: list, key: str | None) -> str:
+  if key is None:
+    if len(keys) != 1:
+      raise ValueError(f"{path} holds arrays {keys}; name one with data.key / data.text_key")
+    return keys[0]
+  if key not in keys:
+    raise KeyError(f"{path} has no array {key!r}; it holds {keys}")
+  return key
 
 
 def _check_array(array, name: str):

@@ -21,11 +21,14 @@ class Method:
   def __init__(self, config):
     self.config = config
 
+  def learning_rate(self) -> float:
+    return float(self.config.optimizer.learning_rate)
+
   def optimizer(self) -> optax.GradientTransformation:
     opt = self.config.optimizer
-    schedule = opt.learning_rate
+    schedule = self.learning_rate()
     if opt.get("warmup_steps", 0):
-      schedule = optax.linear_schedule(0.0, opt.learning_rate, opt.warmup_steps)
+      schedule = optax.linear_schedule(0.0, self.learning_rate(), opt.warmup_steps)
     chain = []
     if opt.get("grad_clip_norm", 0):
       chain.append(optax.clip_by_global_norm(opt.grad_clip_norm))

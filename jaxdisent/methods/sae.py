@@ -65,12 +65,10 @@ class SAEMethod(Method):
 
   # ---- engine hooks ------------------------------------------------------------------------------
 
-  def optimizer(self):
-    opt = self.config.optimizer
-    if not opt.learning_rate:  # the usual scaling rule, 2e-4 at 2^14 latents
-      with opt.unlocked() if hasattr(opt, "unlocked") else _Null():
-        opt.learning_rate = 2e-4 / math.sqrt(self.config.model.dict_size / 2 ** 14)
-    return super().optimizer()
+  def learning_rate(self):
+    if self.config.optimizer.learning_rate:
+      return float(self.config.optimizer.learning_rate)
+    return 2e-4 / math.sqrt(self.config.model.dict_size / 2 ** 14)  # 2e-4 at 2^14 latents
 
   def local_batch(self, seed, step, start, size):
     return self.data.batch(seed, step, start, size)
@@ -214,11 +212,3 @@ class SAEMethod(Method):
       json.dump(results, f, indent=2)
     keys = [k for k in ("fvu", "l0", "dead_fraction", "concept_recovery") if k in results]
     log("[jaxdisent] " + "  ".join(f"{k}={results[k]:.4f}" for k in keys) + f" -> {path}")
-
-
-class _Null:
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc):
-    return False
