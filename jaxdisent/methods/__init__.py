@@ -13,7 +13,12 @@ def _sae():
   return SAEMethod
 
 
-REGISTRY = {"beta_vae": _beta_vae, "sae": _sae}
+def _decalign():
+  from jaxdisent.methods.decalign import DecAlignMethod
+  return DecAlignMethod
+
+
+REGISTRY = {"beta_vae": _beta_vae, "sae": _sae, "decalign": _decalign}
 
 
 def make_method(config) -> Method:

@@ -1,0 +1,199 @@
+"""Multimodal sequence data for DecAlign: a built-in synthetic default and an MMSA pickle reader.
+
+Both sources give batches as dicts ``{name: (B, L, D) float32, name + "_mask": (B, L) float32,
+"label": (B,) float32}`` for each modality name, and fixed evaluation splits via ``split(name)``.
+
+Synthetic data (:class:`SyntheticMultimodalSequences`)
+  Each example has ``num_common`` common factors c shared by all modalities and ``num_unique``
+  unique factors u_m per modality, all i.i.d. N(0, 1). Modality m has its own width D_m and length
+  L_m; at time t it observes ``x_t = tanh((z * e_m(t)) W1_m + b1_m) W2_m + noise`` with
+  ``z = [c, u_m]`` and a fixed positive temporal envelope e_m(t) = 1 + 0.5 sin(f t + phase) per
+  latent, so every modality sees a different nonlinear, time-varying view. Each example keeps a
+  random valid length in [ceil(min_length_fraction * L_m), L_m]; the rest is zero padding with
+  mask 0. The label is sentiment-like in [-3, 3]:
+  ``y = 3 tanh(s)``, ``s = (c . w_c + sum_m u_m . w_m) / sqrt(num_common + M num_unique) * 1.5``.
+  Ground truth (c, u_m) is returned with the evaluation splits.
+
+MMSA pickles (:class:`MMSAData`)
+  The format the MMSA toolkit distributes for CMU-MOSI / CMU-MOSEI / CH-SIMS: a pickled dict with
+  ``train`` / ``valid`` / ``test`` splits, each holding ``text`` (N, L_t, D_t), ``audio``
+  (N, L_a, D_a), ``vision`` (N, L_v, D_v) float arrays and ``regression_labels`` (N,). Optional
+  ``audio_lengths`` / ``vision_lengths`` (unaligned data) give each example's valid length; without
+  them every step is valid. As in MMSA, -inf entries (present in some audio features) become 0;
+  NaN is an error.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdisent.data.ground_truth import per_example_keys, step_key
+
+SPLITS = ("train", "valid", "test")
+MMSA_MODALITIES = ("text", "audio", "vision")
+
+
+class SyntheticMultimodalSequences:
+  task = "regression"
+
+  def __init__(self, widths=(32, 8, 16), lengths=(20, 30, 12), num_common: int = 4,
+               num_unique: int = 2, hidden: int = 32, noise: float = 0.1,
+               min_length_fraction: float = 0.6, split_sizes=(2048, 1024, 1024), seed: int = 0):
+    if len(widths) != len(lengths) or len(widths) < 2:
+      raise ValueError("widths and lengths need one entry per modality, at least two modalities")
+    self.names = tuple(f"m{i}" for i in range(len(widths)))
+    self.widths = tuple(int(w) for w in widths)
+    self.lengths = tuple(int(l) for l in lengths)
+    self.num_common, self.num_unique = int(num_common), int(num_unique)
+    self.noise, self.min_length_fraction = float(noise), float(min_length_fraction)
+    self.split_sizes = dict(zip(SPLITS, split_sizes))
+    rng = np.random.default_rng([int(seed), 20251])   # fixed maps: numpy, no eager jax ops
+    z = num_common + num_unique
+    self._maps = []
+    for w, length in zip(self.widths, self.lengths):
+      freq = rng.uniform(0.5, 3.0, z) * 2 * math.pi / length
+      phase = rng.uniform(0.0, 2 * math.pi, z)
+      envelope = 1.0 + 0.5 * np.sin(np.arange(length)[:, None] * freq + phase)
+      self._maps.append({k: np.asarray(v, np.float32) for k, v in dict(
+          envelope=envelope, w1=rng.normal(size=(z, hidden)) * (1.5 / math.sqrt(z)),
+          b1=0.1 * rng.normal(size=hidden),
+          w2=rng.normal(size=(hidden, w)) / math.sqrt(hidden)).items()})
+    self._w_common = rng.normal(size=num_common).astype(np.float32)
+    self._w_unique = rng.normal(size=(len(widths), num_unique)).astype(np.float32)
+    self._sample = jax.jit(self._sample_impl)
+
+  def _sample_impl(self, keys):
+    def one(key):
+      kc, ku, kn, kl = jax.random.split(key, 4)
+      common = jax.random.normal(kc, (self.num_common,))
+      unique = jax.random.normal(ku, (len(self.names), self.num_unique))
+      out = {"common": common, "unique": unique}
+      for m, (name, mp) in enumerate(zip(self.names, self._maps)):
+        z = jnp.concatenate([common, unique[m]]) * mp["envelope"]              # (L, z)
+        x = jnp.tanh(z @ mp["w1"] + mp["b1"]) @ mp["w2"]
+        x = x + self.noise * jax.random.normal(jax.random.fold_in(kn, m), x.shape)
+        length = self.lengths[m]
+        low = max(1, math.ceil(self.min_length_fraction * length))
+        valid = jax.random.randint(jax.random.fold_in(kl, m), (), low, length + 1)
+        mask = (jnp.arange(length) < valid).astype(jnp.float32)
+        out[name] = x * mask[:, None]
+        out[name + "_mask"] = mask
+      score = common @ self._w_common + jnp.sum(unique * self._w_unique)
+      score = 1.5 * score / math.sqrt(self.num_common + len(self.names) * self.num_unique)
+      out["label"] = 3.0 * jnp.tanh(score)
+      return out
+    return jax.vmap(one)(keys)
+
+  def _examples(self, key, indices):
+    out = self._sample(per_example_keys(key, jnp.asarray(indices)))
+    return {k: np.asarray(v) for k, v in out.items()}
+
+  def batch(self, seed: int, step: int, start: int, size: int) -> dict:
+    out = self._examples(step_key(seed, step, salt=7), np.arange(start, start + size))
+    out.pop("common")
+    out.pop("unique")
+    return out
+
+  def split(self, name: str) -> dict:
+    """A fixed split (independent of the training seed) with ground truth ``common`` (N, C) and
+    ``unique`` (N, M, U)."""
+    if name not in SPLITS:
+      raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
+    key = jax.random.fold_in(jax.random.key(987654), SPLITS.index(name))
+    return self._examples(key, np.arange(self.split_sizes[name]))
+
+
+class MMSAData:
+  """MMSA-format pickle (see module docstring). Training batches are drawn from ``train`` by a
+  per-epoch permutation keyed by (seed, epoch), so batches are a pure function of (seed, step)."""
+
+  task = "regression"
+
+  def __init__(self, path: str, modalities=MMSA_MODALITIES, label_key: str = "regression_labels",
+               global_batch_size: int = 0):
+    self.global_batch_size = int(global_batch_size)
+    if not path:
+      raise ValueError("data.path is empty: pass --config.data.path=/path/to/unaligned_50.pkl "
+                       "(an MMSA-format pickle for MOSI / MOSEI / SIMS)")
+    if not os.path.exists(path):
+      raise FileNotFoundError(f"MMSA pickle {path!r} does not exist; download the MMSA processed "
+                              "features and pass their path as --config.data.path")
+    try:
+      with open(path, "rb") as f:
+        raw = pickle.load(f)
+    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError) as error:
+      raise ValueError(f"{path} is not a readable pickle ({error})") from error
+    if not isinstance(raw, dict):
+      raise ValueError(f"{path}: expected a dict with splits {SPLITS}, got {type(raw).__name__}")
+    missing = [s for s in SPLITS if s not in raw]
+    if missing:
+      raise ValueError(f"{path}: missing split(s) {missing}; found keys {sorted(raw)}")
+    self.names = tuple(modalities)
+    self._splits = {s: self._read_split(path, s, raw[s], label_key) for s in SPLITS}
+    train = self._splits["train"]
+    self.widths = tuple(train[n].shape[2] for n in self.names)
+    self.lengths = tuple(train[n].shape[1] for n in self.names)
+    for s in SPLITS[1:]:
+      for n, w, length in zip(self.names, self.widths, self.lengths):
+        if self._splits[s][n].shape[1:] != (length, w):
+          raise ValueError(f"{path}: split {s!r} has {n} of shape {self._splits[s][n].shape[1:]}, "
+                           f"but train has {(length, w)}")
+    self.num_train = train["label"].shape[0]
+
+  def _read_split(self, path, split, data, label_key):
+    if not isinstance(data, dict):
+      raise ValueError(f"{path}: split {split!r} should be a dict of arrays")
+    need = list(self.names) + [label_key]
+    missing = [k for k in need if k not in data]
+    if missing:
+      raise ValueError(f"{path}: split {split!r} is missing {missing} (has {sorted(data)}); an "
+                       f"MMSA pickle needs {need}")
+    label = np.asarray(data[label_key], np.float32).reshape(-1)
+    n = label.shape[0]
+    out = {"label": label}
+    for name in self.names:
+      x = np.asarray(data[name], np.float32)
+      if x.ndim != 3 or x.shape[0] != n:
+        raise ValueError(f"{path}: split {split!r} {name!r} must be (N={n}, length, width), got "
+                         f"{x.shape}")
+      x = np.where(np.isneginf(x), 0.0, x)
+      if not np.all(np.isfinite(x)):
+        raise ValueError(f"{path}: split {split!r} {name!r} contains NaN/+inf values; clean the "
+                         "features first")
+      lengths = data.get(f"{name}_lengths")
+      if lengths is None:
+        mask = np.ones(x.shape[:2], np.float32)
+      else:
+        lengths = np.asarray(lengths).reshape(-1)
+        if lengths.shape[0] != n:
+          raise ValueError(f"{path}: split {split!r} {name}_lengths has {lengths.shape[0]} entries, "
+                           f"expected {n}")
+        mask = (np.arange(x.shape[1])[None] < lengths[:, None]).astype(np.float32)
+      out[name] = x * mask[..., None]
+      out[name + "_mask"] = mask
+    return out
+
+  def batch(self, seed: int, step: int, start: int, size: int) -> dict:
+    """Rows [start, start + size) of global batch `step`: global position g = step * B + row walks
+    through a fresh permutation of the training split every epoch (B = `global_batch_size`)."""
+    if not self.global_batch_size:
+      raise ValueError("MMSAData.batch needs global_batch_size (the training batch size)")
+    positions = int(step) * self.global_batch_size + np.arange(start, start + size)
+    epochs, offsets = np.divmod(positions, self.num_train)
+    rows = np.empty(size, np.int64)
+    for epoch in np.unique(epochs):
+      perm = np.random.default_rng([int(seed), int(epoch)]).permutation(self.num_train)
+      rows[epochs == epoch] = perm[offsets[epochs == epoch]]
+    train = self._splits["train"]
+    return {k: v[rows] for k, v in train.items()}
+
+  def split(self, name: str) -> dict:
+    if name not in SPLITS:
+      raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
+    return dict(self._splits[name])

@@ -1,0 +1,244 @@
+"""DecAlign loss terms as pure, jittable functions (REFERENCES.md section 7).
+
+Each term works on its own so that ablations can switch it off:
+
+* :func:`decoupling_loss` -- squared cosine between modality-unique and modality-common features.
+* :func:`fit_diagonal_gmm` -- a jittable, differentiable diagonal-covariance GMM EM
+  (ott-jax's GMM fitting is a Python loop and cannot be jitted).
+* :func:`multimarginal_prototype_ot` -- entropic multi-marginal OT between the GMM prototypes of
+  all modalities with ``ott.experimental.mmsinkhorn``. Each prototype is the point
+  ``concat(mu, sigma)``; with the squared Euclidean cost between points this is exactly the
+  squared 2-Wasserstein distance between diagonal Gaussians, and the multi-marginal cost of a
+  tuple (i, j, k, ...) is the sum of its pairwise costs.
+* :func:`sample_to_prototype_loss` -- each sample is pulled towards the prototypes of the other
+  modalities that the OT plan matches to its own (soft) prototype.
+* :func:`heterogeneity_loss` -- the two above together.
+* :func:`moment_loss`, :func:`mmd_loss`, :func:`homogeneity_loss` -- mean / covariance /
+  skewness matching and biased Gaussian-kernel MMD^2 between every pair of modalities.
+* :func:`task_loss` -- L1 for regression (as MMSA trains sentiment regression), cross-entropy for
+  classification.
+
+Batch statistics (GMM, moments, MMD) are taken over the *global* batch: with ``axis_name`` set,
+features are all-gathered across the data axis first, so the result does not depend on the number
+of devices (the gradient through ``all_gather`` is a reduce-scatter, and the engine's ``pmean``
+of the per-device gradients then equals the single-device gradient).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from ott.experimental import mmsinkhorn
+
+
+def gather(x, axis_name=None):
+  """The global batch of per-device rows `x` (identity without a data axis)."""
+  if axis_name is None:
+    return x
+  return lax.all_gather(x, axis_name, axis=0, tiled=True)
+
+
+# ---- decoupling -------------------------------------------------------------------------------
+
+def decoupling_loss(unique: Sequence[jnp.ndarray], common: Sequence[jnp.ndarray],
+                    eps: float = 1e-8) -> jnp.ndarray:
+  """Mean over modalities and samples of cos^2(unique_m, common_m); rows are feature vectors."""
+  terms = []
+  for u, c in zip(unique, common):
+    cos = jnp.sum(u * c, -1) / jnp.maximum(jnp.linalg.norm(u, axis=-1) * jnp.linalg.norm(c, axis=-1),
+                                           eps)
+    terms.append(jnp.mean(jnp.square(cos)))
+  return jnp.mean(jnp.stack(terms))
+
+
+# ---- diagonal GMM -----------------------------------------------------------------------------
+
+class GMM(NamedTuple):
+  weights: jnp.ndarray          # (K,)
+  means: jnp.ndarray            # (K, D)
+  variances: jnp.ndarray        # (K, D)
+  responsibilities: jnp.ndarray  # (N, K)
+
+
+def farthest_point_indices(x_NxD, k: int):
+  """Greedy k-center seeding: start at the point farthest from the mean, then repeatedly the
+  point farthest from those chosen. Deterministic; separates well-separated clusters."""
+  x = lax.stop_gradient(x_NxD)
+  first = jnp.argmax(jnp.sum(jnp.square(x - x.mean(0)), axis=1))
+  dist = jnp.sum(jnp.square(x - x[first]), axis=1)
+  idx = jnp.zeros((k,), jnp.int32).at[0].set(first)
+
+  def body(i, carry):
+    idx, dist = carry
+    nxt = jnp.argmax(dist)
+    return idx.at[i].set(nxt), jnp.minimum(dist, jnp.sum(jnp.square(x - x[nxt]), axis=1))
+
+  idx, _ = lax.fori_loop(1, k, body, (idx, dist))
+  return idx
+
+
+def _log_gaussian(x_NxD, means_KxD, variances_KxD):
+  diff = x_NxD[:, None, :] - means_KxD[None]
+  return -0.5 * jnp.sum(jnp.square(diff) / variances_KxD[None] + jnp.log(2 * jnp.pi * variances_KxD[None]),
+                        axis=-1)
+
+
+def fit_diagonal_gmm(x_NxD, num_components: int, num_steps: int = 5, var_floor: float = 1e-4,
+                     weights_N=None) -> GMM:
+  """Diagonal-covariance GMM by `num_steps` EM iterations, differentiable w.r.t. `x_NxD`.
+
+  Means start at farthest-point seeds, variances at the data variance, weights uniform.
+  `var_floor` is added to every variance (keeps the E-step finite on collapsed clusters).
+  `weights_N` (optional, >= 0) weights the samples, e.g. 0 for padding rows.
+  """
+  n, d = x_NxD.shape
+  if num_components > n:
+    raise ValueError(f"a GMM with {num_components} components needs at least that many samples, "
+                     f"got {n}; lower loss.num_prototypes or raise the batch size")
+  w = jnp.ones((n,), x_NxD.dtype) if weights_N is None else weights_N
+  total = jnp.maximum(w.sum(), 1e-12)
+  means = x_NxD[farthest_point_indices(x_NxD, num_components)]
+  data_var = jnp.sum(w[:, None] * jnp.square(x_NxD - (w[:, None] * x_NxD).sum(0) / total), 0) / total
+  variances = jnp.broadcast_to(data_var + var_floor, (num_components, d))
+  mix = jnp.full((num_components,), 1.0 / num_components, x_NxD.dtype)
+
+  def em(_, params):
+    mix, means, variances, _ = params
+    log_r = jnp.log(jnp.maximum(mix, 1e-12))[None] + _log_gaussian(x_NxD, means, variances)
+    resp = jax.nn.softmax(log_r, axis=1) * w[:, None]
+    nk = resp.sum(0) + 1e-10
+    means = (resp.T @ x_NxD) / nk[:, None]
+    variances = (resp.T @ jnp.square(x_NxD)) / nk[:, None] - jnp.square(means)
+    variances = jnp.maximum(variances, 0.0) + var_floor
+    return nk / total, means, variances, resp
+
+  resp0 = jnp.zeros((n, num_components), x_NxD.dtype)
+  mix, means, variances, _ = lax.fori_loop(0, num_steps, em, (mix, means, variances, resp0))
+  # responsibilities of the final parameters
+  resp = jax.nn.softmax(jnp.log(jnp.maximum(mix, 1e-12))[None]
+                        + _log_gaussian(x_NxD, means, variances), axis=1)
+  return GMM(mix, means, variances, resp)
+
+
+# ---- prototype OT ------------------------------------------------------------------------------
+
+def gaussian_w2_squared(means_a, stds_a, means_b, stds_b):
+  """Exact squared W2 between diagonal Gaussians: |mu_a - mu_b|^2 + |sigma_a - sigma_b|^2, (Ka, Kb)."""
+  def sq(a, b):
+    return jnp.sum(jnp.square(a[:, None] - b[None]), -1)
+  return sq(means_a, means_b) + sq(stds_a, stds_b)
+
+
+class PrototypeOT(NamedTuple):
+  cost: jnp.ndarray       # <P, C>, the transport cost under the entropic plan
+  plan: jnp.ndarray       # (K,) * M tensor, sums to 1
+  cost_tensor: jnp.ndarray
+
+
+def multimarginal_prototype_ot(gmms: Sequence[GMM], epsilon: float = 0.1, iterations: int = 50,
+                               inner_iterations: int = 10) -> PrototypeOT:
+  """Entropic multi-marginal OT between the prototypes of M >= 2 modalities (ott-jax MMSinkhorn).
+
+  Marginals are the GMM mixture weights; the cost of a tuple of prototypes is the sum of the
+  pairwise squared W2 distances. Exactly `iterations` Sinkhorn iterations are run (rounded up to a
+  multiple of `inner_iterations`). The plan is treated as constant in the gradient (Danskin), so
+  the gradient of ``cost`` flows through the prototypes' means and standard deviations.
+  """
+  if len(gmms) < 2:
+    raise ValueError("multi-marginal OT needs at least two modalities")
+  points = tuple(jnp.concatenate([g.means, jnp.sqrt(g.variances)], axis=1) for g in gmms)
+  marginals = tuple(lax.stop_gradient(g.weights / g.weights.sum()) for g in gmms)
+  steps = -(-iterations // inner_iterations) * inner_iterations
+  solver = mmsinkhorn.MMSinkhorn(threshold=-1.0, inner_iterations=inner_iterations,
+                                 min_iterations=steps, max_iterations=steps)
+  out = solver(points, marginals, epsilon=epsilon)
+  plan = lax.stop_gradient(out.tensor)
+  cost_t = mmsinkhorn.cost_tensor(points, out.cost_fns)
+  return PrototypeOT(jnp.sum(plan * cost_t), plan, cost_t)
+
+
+def pairwise_plan(plan, a: int, b: int):
+  """The (K_a, K_b) two-marginal of the multi-marginal plan."""
+  axes = tuple(i for i in range(plan.ndim) if i not in (a, b))
+  return jnp.sum(plan, axis=axes)
+
+
+def sample_to_prototype_loss(features: Sequence[jnp.ndarray], gmms: Sequence[GMM], plan) -> jnp.ndarray:
+  """Mean squared distance (per dimension) between each sample of modality a and its target in
+  modality b: ``sum_k r_ik sum_j T_ab[k, j] / T_ab[k].sum() mu_b[j]`` -- its soft prototype
+  carried across by the OT plan. Averaged over ordered modality pairs (a != b)."""
+  terms = []
+  for a, b in itertools.permutations(range(len(features)), 2):
+    t = pairwise_plan(plan, a, b)
+    t = t / jnp.maximum(t.sum(1, keepdims=True), 1e-12)
+    target = gmms[a].responsibilities @ (t @ gmms[b].means)
+    terms.append(jnp.mean(jnp.square(features[a] - target)))
+  return jnp.mean(jnp.stack(terms))
+
+
+def heterogeneity_loss(features: Sequence[jnp.ndarray], *, num_prototypes: int = 7, em_steps: int = 5,
+                       var_floor: float = 1e-4, epsilon: float = 0.1, iterations: int = 50,
+                       sample_weight: float = 1.0, axis_name=None):
+  """Prototype OT + sample-to-prototype term on unique features (list of (B, d)). -> (loss, aux)."""
+  features = [gather(f, axis_name) for f in features]
+  gmms = [fit_diagonal_gmm(f, num_prototypes, em_steps, var_floor) for f in features]
+  ot = multimarginal_prototype_ot(gmms, epsilon, iterations)
+  s2p = sample_to_prototype_loss(features, gmms, ot.plan)
+  return ot.cost + sample_weight * s2p, {"ot_cost": ot.cost, "sample_to_prototype": s2p}
+
+
+# ---- homogeneity -------------------------------------------------------------------------------
+
+def _moments(x_NxD, eps=1e-6):
+  mean = x_NxD.mean(0)
+  centred = x_NxD - mean
+  cov = centred.T @ centred / x_NxD.shape[0]
+  std = jnp.sqrt(jnp.diagonal(cov) + eps)
+  skew = jnp.mean(jnp.power(centred / std, 3), axis=0)
+  return mean, cov, skew
+
+
+def moment_loss(a_NxD, b_NxD) -> jnp.ndarray:
+  """|mean_a - mean_b|^2 + |cov_a - cov_b|_F^2 + |skew_a - skew_b|^2, each divided by its size."""
+  ma, ca, sa = _moments(a_NxD)
+  mb, cb, sb = _moments(b_NxD)
+  return (jnp.mean(jnp.square(ma - mb)) + jnp.mean(jnp.square(ca - cb))
+          + jnp.mean(jnp.square(sa - sb)))
+
+
+def mmd_loss(a_NxD, b_MxD, bandwidths: Sequence[float] = (0.5, 1.0, 2.0, 4.0)) -> jnp.ndarray:
+  """Biased MMD^2 with a sum of Gaussian kernels exp(-|x - y|^2 / (2 h^2 d)) over `bandwidths`
+  (distances divided by the width d so the bandwidths are scale-free in d)."""
+  d = a_NxD.shape[1]
+
+  def kernel(x, y):
+    sq = jnp.maximum(jnp.sum(x * x, 1)[:, None] + jnp.sum(y * y, 1)[None] - 2 * x @ y.T, 0.0)
+    return sum(jnp.exp(-sq / (2.0 * h * h * d)) for h in bandwidths)
+
+  return kernel(a_NxD, a_NxD).mean() + kernel(b_MxD, b_MxD).mean() - 2 * kernel(a_NxD, b_MxD).mean()
+
+
+def homogeneity_loss(features: Sequence[jnp.ndarray], *, mmd_weight: float = 1.0,
+                     bandwidths: Sequence[float] = (0.5, 1.0, 2.0, 4.0), axis_name=None):
+  """Moment matching + MMD between every pair of modalities' common features. -> (loss, aux)."""
+  features = [gather(f, axis_name) for f in features]
+  pairs = list(itertools.combinations(range(len(features)), 2))
+  moments = jnp.mean(jnp.stack([moment_loss(features[a], features[b]) for a, b in pairs]))
+  mmd = jnp.mean(jnp.stack([mmd_loss(features[a], features[b], bandwidths) for a, b in pairs]))
+  return moments + mmd_weight * mmd, {"moment": moments, "mmd": mmd}
+
+
+# ---- task --------------------------------------------------------------------------------------
+
+def task_loss(prediction, label, task: str = "regression") -> jnp.ndarray:
+  """Mean L1 for regression (prediction (B,) or (B, 1)); mean cross-entropy for classification."""
+  if task == "regression":
+    return jnp.mean(jnp.abs(prediction.reshape(label.shape) - label))
+  if task == "classification":
+    logp = jax.nn.log_softmax(prediction, axis=-1)
+    return -jnp.mean(jnp.take_along_axis(logp, label.astype(jnp.int32)[:, None], axis=1))
+  raise ValueError(f"task must be 'regression' or 'classification', got {task!r}")

@@ -1,0 +1,165 @@
+"""DecAlign (REFERENCES.md section 7) trained through the shared engine.
+
+loss = task + w_dec L_dec + alpha L_hete + beta L_homo, every term switchable from the config
+(``loss.decoupling`` / ``loss.heterogeneity`` / ``loss.homogeneity``) for ablations. The
+heterogeneity and homogeneity terms use global-batch statistics (features all-gathered over the
+data axis), so 1 device and N devices give the same step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdisent.losses import decalign as D
+from jaxdisent.methods.base import Method
+from jaxdisent.models.decalign import DecAlignNet
+
+
+def _ints(text) -> tuple[int, ...]:
+  return tuple(int(v) for v in str(text).split(",") if v.strip())
+
+
+def _floats(text) -> tuple[float, ...]:
+  return tuple(float(v) for v in str(text).split(",") if v.strip())
+
+
+def make_sequence_data(config):
+  data = config.data
+  if data.source == "synthetic":
+    from jaxdisent.data.multimodal_sequences import SyntheticMultimodalSequences  # pylint: disable=g-import-not-at-top
+    s = data.synthetic
+    return SyntheticMultimodalSequences(
+        widths=_ints(s.widths), lengths=_ints(s.lengths), num_common=s.num_common,
+        num_unique=s.num_unique, hidden=s.hidden, noise=s.noise,
+        min_length_fraction=s.min_length_fraction, split_sizes=_ints(s.split_sizes), seed=s.seed)
+  if data.source == "mmsa":
+    from jaxdisent.data.multimodal_sequences import MMSAData  # pylint: disable=g-import-not-at-top
+    return MMSAData(data.path, tuple(m.strip() for m in data.modalities.split(",")),
+                    global_batch_size=int(config.train.batch_size))
+  raise ValueError(f"data.source must be 'synthetic' or 'mmsa', got {data.source!r}")
+
+
+class DecAlignMethod(Method):
+  name = "decalign"
+
+  def __init__(self, config):
+    super().__init__(config)
+    self.data = make_sequence_data(config)
+    m, loss = config.model, config.loss
+    if loss.task not in ("regression", "classification"):
+      raise ValueError(f"loss.task must be regression or classification, got {loss.task!r}")
+    outputs = 1 if loss.task == "regression" else int(m.num_classes)
+    self.model = DecAlignNet(width=int(m.width), num_heads=int(m.num_heads),
+                             conv_kernel=int(m.conv_kernel), num_outputs=outputs,
+                             fusion=bool(m.fusion))
+    if loss.heterogeneity and int(loss.num_prototypes) > int(config.train.batch_size):
+      raise ValueError(f"loss.num_prototypes={loss.num_prototypes} exceeds train.batch_size="
+                       f"{config.train.batch_size}; the per-batch GMM needs more samples")
+
+  def _split_inputs(self, batch):
+    return ([batch[n] for n in self.data.names], [batch[n + "_mask"] for n in self.data.names])
+
+  def init(self, rng):
+    dummy = {}
+    for n, w, length in zip(self.data.names, self.data.widths, self.data.lengths):
+      dummy[n] = jnp.zeros((2, length, w))
+      dummy[n + "_mask"] = jnp.ones((2, length))
+    params = jax.jit(self.model.init)(rng, *self._split_inputs(dummy))["params"]
+    return params, {}
+
+  def local_batch(self, seed, step, start, size):
+    return self.data.batch(seed, step, start, size)
+
+  def apply(self, params, batch):
+    return self.model.apply({"params": params}, *self._split_inputs(batch))
+
+  def loss(self, params, model_state, batch, rng, step, axis_name=None):
+    del rng, step
+    cfg = self.config.loss
+    out = self.apply(params, batch)
+    task = D.task_loss(out["output"], batch["label"], cfg.task)
+    total = task
+    metrics = {"task": task}
+    if cfg.decoupling:
+      dec = D.decoupling_loss(out["unique"], out["common"])
+      total = total + cfg.decoupling_weight * dec
+      metrics["decoupling"] = dec
+    if cfg.heterogeneity:
+      hete, aux = D.heterogeneity_loss(
+          out["unique"], num_prototypes=int(cfg.num_prototypes), em_steps=int(cfg.em_steps),
+          var_floor=cfg.var_floor, epsilon=cfg.ot_epsilon, iterations=int(cfg.ot_iterations),
+          sample_weight=cfg.sample_to_prototype_weight, axis_name=axis_name)
+      total = total + cfg.alpha * hete
+      metrics.update(heterogeneity=hete, **aux)
+    if cfg.homogeneity:
+      homo, aux = D.homogeneity_loss(out["homogeneity"], mmd_weight=cfg.mmd_weight,
+                                     bandwidths=_floats(cfg.mmd_bandwidths), axis_name=axis_name)
+      total = total + cfg.beta * homo
+      metrics.update(homogeneity=homo, **aux)
+    return total, (metrics, model_state)
+
+  # ---- evaluation ------------------------------------------------------------------------------
+
+  def features(self, params, split: dict, batch_size: int = 256) -> dict:
+    """Model outputs on a whole split (numpy), in batches."""
+    run = jax.jit(lambda p, b: self.apply(p, b))
+    n = split["label"].shape[0]
+    keys = list(self.data.names) + [m + "_mask" for m in self.data.names]
+    chunks = []
+    for i in range(0, n, batch_size):
+      chunks.append(jax.device_get(run(params, {k: split[k][i:i + batch_size] for k in keys})))
+    cat = lambda *xs: np.concatenate(xs, axis=0)
+    return jax.tree.map(cat, *chunks)
+
+  def evaluate(self, state, split: str = "test", batch_size: int = 256) -> dict:
+    from jaxdisent.metrics import multimodal as MM  # pylint: disable=g-import-not-at-top
+    data = self.data.split(split)
+    feats = self.features(state.params, data, batch_size)
+    out = {"split": split, "num_examples": int(data["label"].shape[0])}
+    if self.config.loss.task == "regression":
+      out.update(MM.sentiment_regression_metrics(feats["output"].reshape(-1), data["label"]))
+    else:
+      out["accuracy"] = float(np.mean(np.argmax(feats["output"], -1) == data["label"]))
+    cos = [np.sum(u * c, -1) / np.maximum(np.linalg.norm(u, axis=-1) * np.linalg.norm(c, axis=-1), 1e-8)
+           for u, c in zip(feats["unique"], feats["common"])]
+    out["unique_common_cos2"] = float(np.mean(np.square(np.concatenate(cos))))
+    if "common" in data:  # synthetic ground truth: linear probes fitted on `valid`, scored on `split`
+      out.update(self.factor_probes(state.params, data, feats, batch_size))
+    return out
+
+  def factor_probes(self, params, test, test_feats, batch_size) -> dict:
+    """Held-out linear-probe R^2 of each part for each factor group (fit on the valid split)."""
+    from jaxdisent.metrics.multimodal import linear_probe_r2  # pylint: disable=g-import-not-at-top
+    train = self.data.split("valid")
+    train_feats = self.features(params, train, batch_size)
+    m = len(self.data.names)
+    probe = lambda xa, ya, xb, yb: linear_probe_r2(xa, ya, xb, yb)
+    unique_own = [probe(train_feats["unique"][i], train["unique"][:, i], test_feats["unique"][i],
+                        test["unique"][:, i]) for i in range(m)]
+    unique_to_common = [probe(train_feats["unique"][i], train["common"], test_feats["unique"][i],
+                              test["common"]) for i in range(m)]
+    common_train = np.concatenate(train_feats["common"], 1)
+    common_test = np.concatenate(test_feats["common"], 1)
+    flat = lambda u: u.reshape(len(u), -1)
+    return {
+        "probe_unique_to_own_unique": float(np.mean(unique_own)),
+        "probe_unique_to_common": float(np.mean(unique_to_common)),
+        "probe_common_to_common": probe(common_train, train["common"], common_test, test["common"]),
+        "probe_common_to_unique": probe(common_train, flat(train["unique"]), common_test,
+                                        flat(test["unique"])),
+        "probe_unique_to_own_unique_per_modality": [float(v) for v in unique_own],
+    }
+
+  def finalize(self, state, workdir, log=print):
+    results = self.evaluate(state, "test", int(self.config.eval.batch_size))
+    path = os.path.join(workdir, "decalign_eval.json")
+    with open(path, "w") as f:
+      json.dump(results, f, indent=2)
+    keys = [k for k in ("mae", "corr", "acc2", "f1", "acc7", "probe_unique_to_own_unique",
+                        "probe_common_to_common") if k in results]
+    log("[jaxdisent] " + "  ".join(f"{k}={results[k]:.4f}" for k in keys) + f" -> {path}")
