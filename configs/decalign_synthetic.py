@@ -58,7 +58,7 @@ def get_config():
   config.optimizer.grad_clip_norm = 1.0
 
   config.train = ml_collections.ConfigDict()
-  config.train.num_steps = 1500
+  config.train.num_steps = 1000
   config.train.batch_size = 64
   config.train.log_every = 50
   config.train.checkpoint_every = 500

@@ -98,6 +98,10 @@ def test_multimarginal_ot_cost_tensor_and_marginals():
   for m, g in enumerate(gmms):
     axes = tuple(i for i in range(3) if i != m)
     np.testing.assert_allclose(ot.plan.sum(axis=axes), g.weights / g.weights.sum(), atol=1e-3)
+  # two-marginals are oriented (rows = first modality named)
+  np.testing.assert_allclose(L.pairwise_plan(ot.plan, 2, 0), L.pairwise_plan(ot.plan, 0, 2).T)
+  np.testing.assert_allclose(L.pairwise_plan(ot.plan, 2, 1).sum(1), gmms[2].weights / gmms[2].weights.sum(),
+                             atol=1e-3)
 
 
 def test_ot_matches_identical_prototypes_at_zero_cost_and_grows_with_shift():
@@ -336,3 +340,21 @@ def test_mosi_config_trains_on_an_mmsa_pickle(tmp_path):
   empty = tiny_config("decalign_mosi.py")
   with pytest.raises(ValueError, match="data.path"):
     fit(empty, str(tmp_path / "empty"), quiet=True)
+
+
+def test_ablation_launcher_writes_table_and_plot(tmp_path, capsys):
+  from launch import decalign_ablation
+  tiny = ["--config.data.synthetic.widths=6,3,4", "--config.data.synthetic.lengths=5,7,4",
+          "--config.data.synthetic.split_sizes=64,128,128", "--config.model.width=8",
+          "--config.model.num_heads=2", "--config.loss.num_prototypes=3",
+          "--config.loss.ot_iterations=10", "--config.train.batch_size=16",
+          "--config.train.num_steps=2", "--config.train.log_every=1", "--config.eval.batch_size=64"]
+  root = tmp_path / "ablation"
+  assert decalign_ablation.main([f"--root={root}", "--variants=full,no_homogeneity", "--seeds=0",
+                                 *tiny]) == 0
+  table = (root / "ablation.md").read_text().splitlines()
+  assert table[0].startswith("| variant | seeds | mae") and len(table) == 4
+  assert table[2].startswith("| full | 1 |") and table[3].startswith("| no_homogeneity | 1 |")
+  assert (root / "ablation.png").stat().st_size > 0
+  assert decalign_ablation.main([f"--root={root}", "--variants=full,no_ot"]) == 2
+  assert "unknown variant" in capsys.readouterr().err

@@ -162,9 +162,10 @@ def multimarginal_prototype_ot(gmms: Sequence[GMM], epsilon: float = 0.1, iterat
 
 
 def pairwise_plan(plan, a: int, b: int):
-  """The (K_a, K_b) two-marginal of the multi-marginal plan."""
+  """The (K_a, K_b) two-marginal of the multi-marginal plan (rows: modality a)."""
   axes = tuple(i for i in range(plan.ndim) if i not in (a, b))
-  return jnp.sum(plan, axis=axes)
+  two = jnp.sum(plan, axis=axes)      # axes in increasing order
+  return two if a < b else two.T
 
 
 def sample_to_prototype_loss(features: Sequence[jnp.ndarray], gmms: Sequence[GMM], plan) -> jnp.ndarray:
