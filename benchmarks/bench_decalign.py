@@ -79,6 +79,7 @@ def jax_times(steps: int) -> dict:
 # ---- PyTorch mirror ------------------------------------------------------------------------------
 
 def torch_times(batch_np, steps: int) -> dict:
+  import numpy as np  # pylint: disable=g-import-not-at-top
   import torch  # pylint: disable=g-import-not-at-top
   from torch import nn  # pylint: disable=g-import-not-at-top
 
@@ -214,9 +215,9 @@ def torch_times(batch_np, steps: int) -> dict:
 
   torch.manual_seed(0)
   names = ("m0", "m1", "m2")
-  xs = [torch.from_numpy(batch_np[n]) for n in names]
-  masks = [torch.from_numpy(batch_np[n + "_mask"]) for n in names]
-  label = torch.from_numpy(batch_np["label"])
+  xs = [torch.from_numpy(np.array(batch_np[n])) for n in names]
+  masks = [torch.from_numpy(np.array(batch_np[n + "_mask"])) for n in names]
+  label = torch.from_numpy(np.array(batch_np["label"]))
   out = {}
   for name, het in (("full step", True), ("step without heterogeneity", False)):
     net = Net()

@@ -95,3 +95,13 @@ def test_max_over_layer_pairs_and_errors():
     A.mutual_knn(x, x, k=200)
   with pytest.raises(ValueError, match="NaN"):
     A.cka(x * np.nan, x)
+
+
+def test_unbiased_cka_beyond_int32_sample_counts():
+  # n (n - 3) > 2^31 from n ~ 46k: the normalisation must not overflow (it did at n = 100k)
+  rng = np.random.default_rng(0)
+  a = rng.normal(size=(50_000, 4)).astype(np.float32)
+  b = a + rng.normal(size=a.shape).astype(np.float32)
+  value = float(A.unbiased_cka(a, b))
+  assert np.isfinite(value) and abs(value - float(A.cka(a, b))) < 0.01
+  assert abs(value - 0.5) < 0.02   # E[CKA] for b = a + equal-variance isotropic noise

@@ -114,6 +114,8 @@ def _hsic_from_sums(kl_sum, k_rows, l_rows, k_total, l_total, n, unbiased: bool)
   biased (Gretton et al. 2005): tr(K H L H) / (n - 1)^2
   unbiased (Song et al. 2012): [tr(K~L~) + 1'K~1 1'L~1 / ((n-1)(n-2)) - 2/(n-2) 1'K~L~1] / (n(n-3))
   """
+  if isinstance(n, int):
+    n = float(n)  # n (n - 3) overflows int32 from n ~ 46k
   if unbiased:
     value = kl_sum + k_total * l_total / ((n - 1) * (n - 2)) - 2.0 * jnp.dot(k_rows, l_rows) / (n - 2)
     return value / (n * (n - 3))
@@ -268,6 +270,7 @@ def _masked_hsic(a, b, knn_a, knn_b, n: int):
   k_col = jnp.zeros(n).at[j.reshape(-1)].add(k_val.reshape(-1))          # 1' K~
   l_row = l_val.sum(axis=1)                                              # L~ 1
   cross = jnp.dot(k_col, l_row)                                          # 1' K~ L~ 1
+  n = float(n)  # n (n - 3) overflows int32 from n ~ 46k
   value = trace_term + k_total * l_total / ((n - 1) * (n - 2)) - 2.0 * cross / (n - 2)
   return value / (n * (n - 3))
 
