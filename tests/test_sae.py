@@ -42,6 +42,49 @@ def test_batchtopk_is_exact_across_shards():
   assert not np.array_equal(np.asarray(naive), np.asarray(codes_one))
 
 
+@pytest.mark.parametrize("dominant_row", [False, True])
+def test_batchtopk_fast_path_and_fallback_are_exact(dominant_row):
+  pre = jax.nn.relu(jax.random.normal(jax.random.key(1), (32, 64)))
+  if dominant_row:  # one row holds far more than row_cap of the batch's top entries -> fallback
+    pre = pre.at[5].multiply(100.0)
+  flat = np.sort(np.asarray(pre).reshape(-1))[::-1][4 * 32 - 1]
+  for cap in (None, 2, 4, 64):
+    assert float(L.batchtopk_threshold(pre, 4, row_cap=cap)) == pytest.approx(flat)
+  mesh = make_mesh(jax.devices()[:4])
+  sharded = jax.jit(jax.shard_map(lambda p: L.batchtopk(p, 4, "data", row_cap=8), mesh=mesh,
+                                  in_specs=P("data"), out_specs=(P("data"), P()), check_vma=False))
+  codes, kth = sharded(pre)
+  assert float(kth) == pytest.approx(flat)
+  assert int(jnp.sum(codes > 0)) == 4 * 32
+  if dominant_row:
+    assert int(jnp.sum(codes[5] > 0)) > 8   # more than the row cap: only the fallback gets this
+
+
+def test_auxk_matches_a_dense_numpy_transcription():
+  rng = np.random.default_rng(0)
+  pre = np.maximum(rng.normal(size=(6, 10)), 0).astype(np.float32)
+  residual = rng.normal(size=(6, 3)).astype(np.float32)
+  w_dec = rng.normal(size=(10, 3)).astype(np.float32)
+  dead = np.zeros(10, bool)
+  dead[[1, 4, 7]] = True
+  got = float(L.auxk_loss(jnp.asarray(pre), jnp.asarray(residual), jnp.asarray(dead),
+                          jnp.asarray(w_dec), k_aux=2))
+  recon = np.zeros_like(residual)
+  for b in range(6):
+    idx = np.where(dead)[0][np.argsort(-pre[b, dead])[:2]]
+    recon[b] = pre[b, idx] @ w_dec[idx]
+  variance = np.mean(np.sum((residual - residual.mean(0)) ** 2, 1))
+  expected = np.mean(np.sum((residual - recon) ** 2, 1)) / variance
+  assert got == pytest.approx(expected, rel=1e-5)
+  # fewer dead latents than k_aux: only the dead ones decode
+  dead_one = np.zeros(10, bool)
+  dead_one[4] = True
+  got_one = float(L.auxk_loss(jnp.asarray(pre), jnp.asarray(residual), jnp.asarray(dead_one),
+                              jnp.asarray(w_dec), k_aux=3))
+  recon_one = pre[:, 4:5] * w_dec[4][None]
+  assert got_one == pytest.approx(np.mean(np.sum((residual - recon_one) ** 2, 1)) / variance, rel=1e-5)
+
+
 def test_topk_and_threshold_codes():
   pre = jnp.array([[0.1, 0.5, 0.3, 0.0], [0.9, 0.2, 0.0, 0.4]])
   np.testing.assert_allclose(L.topk(pre, 2), [[0, 0.5, 0.3, 0], [0.9, 0, 0, 0.4]])
