@@ -358,3 +358,17 @@ def test_ablation_launcher_writes_table_and_plot(tmp_path, capsys):
   assert (root / "ablation.png").stat().st_size > 0
   assert decalign_ablation.main([f"--root={root}", "--variants=full,no_ot"]) == 2
   assert "unknown variant" in capsys.readouterr().err
+
+
+def test_resume_on_mmsa_data_is_exact(tmp_path):
+  path = str(tmp_path / "mosi.pkl")
+  write_mmsa_pickle(path, n=(24, 8, 8))   # batch 16 over 24 examples: crosses an epoch boundary
+  config = lambda steps: tiny_config("decalign_mosi.py", **{
+      "data.path": path, "train.num_steps": steps, "train.checkpoint_every": 2})
+  straight = fit(config(4), str(tmp_path / "straight"), quiet=True)
+  fit(config(2), str(tmp_path / "resumed"), quiet=True)
+  resumed = fit(config(4), str(tmp_path / "resumed"), quiet=True)
+  for a, b in zip(jax.tree.leaves(straight.state.params), jax.tree.leaves(resumed.state.params)):
+    np.testing.assert_array_equal(a, b)
+  losses = lambda d: [json.loads(l)["loss"] for l in open(tmp_path / d / "metrics.jsonl")]
+  assert losses("straight") == losses("resumed")
