@@ -106,8 +106,10 @@ class DecAlignMethod(Method):
   # ---- evaluation ------------------------------------------------------------------------------
 
   def features(self, params, split: dict, batch_size: int = 256) -> dict:
-    """Model outputs on a whole split (numpy), in batches."""
-    run = jax.jit(lambda p, b: self.apply(p, b))
+    """Model outputs on a whole split (numpy), in batches (one compiled function per method)."""
+    if not hasattr(self, "_apply_jit"):
+      self._apply_jit = jax.jit(self.apply)
+    run = self._apply_jit
     n = split["label"].shape[0]
     keys = list(self.data.names) + [m + "_mask" for m in self.data.names]
     chunks = []
