@@ -13,6 +13,7 @@ import jax
 import numpy as np
 
 from jaxdisent.data.ground_truth import step_key
+from jaxdisent import rng as rng_streams
 
 FLOAT_KINDS = ("f",)
 
@@ -103,7 +104,7 @@ class EmbeddingSource:
     return out
 
   def batch(self, seed: int, step: int, start: int, size: int):
-    key = step_key(seed, step, salt=4)
+    key = step_key(seed, step, salt=rng_streams.EMBEDDING_FILES)
     global_index = np.arange(start, start + size)
     pair = global_index // 2 if self.text is not None else global_index
     rows = np.asarray(jax.vmap(lambda i: jax.random.randint(jax.random.fold_in(key, i), (), 0,

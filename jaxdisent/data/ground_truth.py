@@ -17,6 +17,7 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
+from jaxdisent import rng as rng_streams
 import numpy as np
 
 
@@ -122,7 +123,7 @@ class GroundTruthData(abc.ABC):
     Each example's factors depend only on (seed, step, its global index), so any split of the
     global batch over processes or devices sees the same examples.
     """
-    keys = per_example_keys(step_key(seed, step, salt=1), jnp.arange(start, start + size))
+    keys = per_example_keys(step_key(seed, step, salt=rng_streams.GROUND_TRUTH_DATA), jnp.arange(start, start + size))
     one = lambda k: self.sample_factors(k, 1)[0]
     return jax.vmap(one)(keys)
 

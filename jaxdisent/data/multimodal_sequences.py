@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdisent.data.ground_truth import per_example_keys, step_key
+from jaxdisent import rng as rng_streams
 
 SPLITS = ("train", "valid", "test")
 MMSA_MODALITIES = ("text", "audio", "vision")
@@ -95,7 +96,7 @@ class SyntheticMultimodalSequences:
     return {k: np.asarray(v) for k, v in out.items()}
 
   def batch(self, seed: int, step: int, start: int, size: int) -> dict:
-    out = self._examples(step_key(seed, step, salt=7), np.arange(start, start + size))
+    out = self._examples(step_key(seed, step, salt=rng_streams.MULTIMODAL_SEQUENCES), np.arange(start, start + size))
     out.pop("common")
     out.pop("unique")
     return out

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdisent.data.ground_truth import per_example_keys, step_key
+from jaxdisent import rng as rng_streams
 
 SHARED, IMAGE, TEXT = 0, 1, 2
 
@@ -89,7 +90,7 @@ class SyntheticVLM:
 @functools.partial(jax.jit, static_argnums=(0, 1, 3, 4))
 def _synthetic_batch(data: SyntheticVLM, seed, step, start, size):
   index = jnp.arange(start, start + size)
-  keys = per_example_keys(step_key(seed, step, salt=3), index // 2)
+  keys = per_example_keys(step_key(seed, step, salt=rng_streams.SYNTHETIC_VLM), index // 2)
   one = lambda k: jax.tree.map(lambda a: a[0], data.pairs(k, 1))
   image, text, _, _ = jax.vmap(one)(keys)
   x = jnp.where((index % 2 == 0)[:, None], image, text)

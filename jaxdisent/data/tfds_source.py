@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdisent.data.ground_truth import GroundTruthData, per_example_keys, step_key
+from jaxdisent import rng as rng_streams
 
 # name -> (label feature names in grid order, sizes, public factor names)
 KNOWN_DATASETS = {
@@ -100,7 +101,7 @@ class TFDSGroundTruth(GroundTruthData):
     return jnp.asarray(self._record_factors[records], dtype=jnp.int32)
 
   def batch(self, seed, step, start, size):
-    keys = per_example_keys(step_key(seed, step, salt=1), jnp.arange(start, start + size))
+    keys = per_example_keys(step_key(seed, step, salt=rng_streams.GROUND_TRUTH_DATA), jnp.arange(start, start + size))
     records = np.asarray(jax.vmap(lambda k: jax.random.randint(k, (), 0, self.num_records))(keys))
     return {
         "image": self._images(records),

@@ -19,6 +19,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from jaxdisent.data.ground_truth import step_key
 from jaxdisent.train.state import TrainState
+from jaxdisent import rng as rng_streams
 
 AXIS = "data"
 
@@ -26,7 +27,7 @@ AXIS = "data"
 def per_device_step(method, optimizer: optax.GradientTransformation, seed: int,
                     state: TrainState, batch):
   """One optimisation step on one device's shard; collectives over axis 'data'."""
-  rng = step_key(seed, state.step, salt=2)
+  rng = step_key(seed, state.step, salt=rng_streams.LOSS)
 
   def loss_fn(params):
     return method.loss(params, state.model_state, batch, rng, state.step, axis_name=AXIS)
