@@ -4,7 +4,8 @@
       [--config.train.num_steps=1000 ...] [--devices=N]
 
 --devices=N forces N CPU devices (to try sharding on one machine). With
---config.train.distributed=true the process first calls jax.distributed.initialize().
+--config.train.distributed=true the process first calls jax.distributed.initialize() (settings:
+jaxdisent/train/distributed.py; N local processes: launch/multiprocess.py).
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ def main(argv) -> int:
   logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
 
   if config.train.get("distributed", False):
-    jax.distributed.initialize()
+    from jaxdisent.train import distributed  # pylint: disable=g-import-not-at-top
+    try:
+      distributed.initialize(config.train)
+    except ValueError as error:
+      return fail(str(error))
   workdir = flags["workdir"]
   print(f"[jaxdisent] {config.method} on {jax.device_count()} device(s) "
         f"({jax.devices()[0].platform}), {jax.process_count()} process(es) -> {workdir}",
@@ -43,7 +48,8 @@ def main(argv) -> int:
     return fail(str(error))
   status = "preempted" if result.preempted else "finished"
   print(f"[jaxdisent] {status} at step {result.step} in {result.seconds:.0f}s", file=sys.stderr)
-  if not result.preempted and config.get("eval", {}).get("run_at_end", False):
+  if (not result.preempted and config.get("eval", {}).get("run_at_end", False)
+      and jax.process_index() == 0):  # evaluation is single-process; process 0 writes eval.json
     from launch.evaluate import evaluate_workdir  # pylint: disable=g-import-not-at-top
     try:
       evaluate_workdir(workdir, num_train=config.eval.num_train, num_eval=config.eval.num_eval,

@@ -8,11 +8,22 @@ TensorFlow. Nothing is downloaded: the dataset must already be prepared under ``
 Because the records of a prepared dataset are not stored in grid order, the source reads every
 record's labels once and keeps a table from grid position to record. A combination missing from
 the files (as in mock data) raises a clear error if asked for.
+
+That scan decodes every record (minutes for dSprites' 737,280), so its result is cached in
+``jaxdisent_labels_<split>.npz`` next to the prepared files (the dataset's version folder) or,
+when that folder is read-only or absent, under ``$JAXDISENT_CACHE_DIR`` (default
+``~/.cache/jaxdisent``). The cache holds a fingerprint of the dataset (name, version, split, record
+count, every file's name, size and modification time, and the labels of a few probe records) and
+is rebuilt when any of it changes, so re-preparing the data invalidates it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -40,7 +51,8 @@ KNOWN_DATASETS = {
 class TFDSGroundTruth(GroundTruthData):
   """A prepared TFDS ground-truth dataset, read record by record."""
 
-  def __init__(self, name: str, data_dir: str | None = None, split: str = "train"):
+  def __init__(self, name: str, data_dir: str | None = None, split: str = "train",
+               cache: bool = True, cache_dir: str | None = None):
     if name not in KNOWN_DATASETS:
       raise ValueError(f"unknown TFDS ground-truth dataset {name!r}; known: {sorted(KNOWN_DATASETS)}")
     if data_dir is not None and not os.path.isdir(os.path.expanduser(data_dir)):
@@ -58,11 +70,81 @@ class TFDSGroundTruth(GroundTruthData):
           f"could not open prepared TFDS dataset {name!r} (split {split!r}) under data_dir="
           f"{data_dir!r}: {error}. jaxdisent never downloads; prepare it with "
           f"`tfds build {name} --data_dir=DIR` and pass --config.data.data_dir=DIR") from error
+    self._split = split
     first = self._source[0]
     self._shape = tuple(int(d) for d in first["image"].shape)
-    self._record_factors = np.stack(
-        [[int(self._source[i][k]) for k in self._labels] for i in range(len(self._source))])
+    self.cache_path = None  # where the label table was read from / written to, if cached
+    self._record_factors = (self._load_or_scan(cache_dir) if cache else self._scan_labels())
     self._grid_to_record = {int(g): i for i, g in enumerate(self.factors_to_index(self._record_factors))}
+
+  def _scan_labels(self) -> np.ndarray:
+    """Every record's factor classes, in record order (decodes every record)."""
+    return np.stack([self._record_labels(i) for i in range(len(self._source))]).astype(np.int32)
+
+  def _record_labels(self, i: int) -> list[int]:
+    record = self._source[int(i)]
+    return [int(record[k]) for k in self._labels]
+
+  def _dataset_dir(self) -> str | None:
+    """The prepared dataset's version folder (DATA_DIR/NAME/VERSION), if it exists on disk."""
+    directory = str(getattr(self._source.dataset_info, "data_dir", "") or "")
+    return directory if directory and os.path.isdir(directory) else None
+
+  def _fingerprint(self) -> str:
+    info = self._source.dataset_info
+    files = []
+    directory = self._dataset_dir()
+    if directory is not None:
+      for root, _, names in os.walk(directory):
+        for file_name in sorted(names):
+          if file_name.startswith("jaxdisent_labels_"):
+            continue  # our own cache files
+          stat = os.stat(os.path.join(root, file_name))
+          files.append([os.path.relpath(os.path.join(root, file_name), directory), stat.st_size,
+                        stat.st_mtime_ns])
+    count = len(self._source)
+    probes = sorted({0, count // 3, (2 * count) // 3, count - 1})
+    description = {"name": self.name, "version": str(getattr(info, "version", "")),
+                   "split": self._split, "records": count, "labels": list(self._labels),
+                   "files": sorted(files), "probes": [self._record_labels(i) for i in probes]}
+    return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
+
+  def _cache_candidates(self, cache_dir: str | None) -> list[str]:
+    file_name = "jaxdisent_labels_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", self._split) + ".npz"
+    fallback = cache_dir or os.environ.get("JAXDISENT_CACHE_DIR") or os.path.join(
+        os.path.expanduser("~"), ".cache", "jaxdisent")
+    version = str(getattr(self._source.dataset_info, "version", "unknown"))
+    candidates = [os.path.join(fallback, "tfds", self.name, version, file_name)]
+    directory = self._dataset_dir()
+    if directory is not None:
+      candidates.insert(0, os.path.join(directory, file_name))
+    return candidates
+
+  def _load_or_scan(self, cache_dir: str | None) -> np.ndarray:
+    fingerprint = self._fingerprint()
+    candidates = self._cache_candidates(cache_dir)
+    for path in candidates:
+      try:
+        with np.load(path) as cached:
+          if str(cached["fingerprint"]) == fingerprint:
+            self.cache_path = path
+            return cached["record_factors"]
+      except (OSError, KeyError, ValueError):  # absent, unreadable or stale format: rescan
+        continue
+    factors = self._scan_labels()
+    for path in candidates:  # next to the data if writable, else the cache folder
+      try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        # Write-then-rename, so a reader (or a crash) never sees half a cache file.
+        handle, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".npz.tmp")
+        with os.fdopen(handle, "wb") as f:
+          np.savez(f, fingerprint=np.array(fingerprint), record_factors=factors)
+        os.replace(tmp, path)
+        self.cache_path = path
+        break
+      except OSError:
+        continue
+    return factors
 
   @property
   def factor_names(self):

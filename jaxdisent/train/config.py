@@ -61,11 +61,12 @@ def config_to_dict(config) -> dict:
   return json.loads(config.to_json_best_effort()) if hasattr(config, "to_json_best_effort") else dict(config)
 
 
-def check_and_write_workdir_config(config, workdir: str) -> list[str]:
+def check_and_write_workdir_config(config, workdir: str, write: bool = True) -> list[str]:
   """Write WORKDIR/config.json, or compare with the one already there.
 
   Returns the names of changed keys that are allowed to change on resume (e.g. train.num_steps).
   Raises ValueError naming the keys if the existing run has a different method or model.
+  ``write=False`` only compares: in a multi-process run every process checks, process 0 writes.
   """
   path = os.path.join(workdir, "config.json")
   new = config_to_dict(config)
@@ -83,13 +84,22 @@ def check_and_write_workdir_config(config, workdir: str) -> list[str]:
       raise ValueError(
           f"workdir {workdir} holds a run with a different method/model ({details}). Its "
           "checkpoints cannot be resumed with this config: use a new --workdir, or the same config")
-    with open(path, "w") as f:
-      json.dump(new, f, indent=2, sort_keys=True)
+    if write:
+      _write_json_atomically(path, new)
     return changed
   os.makedirs(workdir, exist_ok=True)
-  with open(path, "w") as f:
-    json.dump(new, f, indent=2, sort_keys=True)
+  if write:
+    _write_json_atomically(path, new)
   return []
+
+
+def _write_json_atomically(path: str, value) -> None:
+  # Write-then-rename: a kill mid-write (or another process reading while process 0 writes)
+  # sees the old file or the new one, never a truncated config.json that blocks every resume.
+  tmp = f"{path}.tmp{os.getpid()}"
+  with open(tmp, "w") as f:
+    json.dump(value, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
 
 
 def read_workdir_config(workdir: str) -> ml_collections.ConfigDict:

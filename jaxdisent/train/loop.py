@@ -15,6 +15,7 @@ import jax
 import numpy as np
 import tqdm
 
+from jaxdisent.train import distributed
 from jaxdisent.train.checkpoint import Checkpointer
 from jaxdisent.train.config import check_and_write_workdir_config
 from jaxdisent.train.logging import MetricsWriter
@@ -37,13 +38,27 @@ class FitResult:
 
 
 class _SigtermFlag:
-  """Turns SIGTERM into a flag the loop checks, so the state is saved before exiting."""
+  """Turns SIGTERM into a flag the loop checks, so the state is saved before exiting.
+
+  Several processes must stop at the same step (the save is collective), so there the handler is
+  JAX's preemption service (on whenever jax.distributed is initialised): a SIGTERM to any process
+  makes every process's ``should_stop`` true at one agreed step.
+  """
 
   def __init__(self):
     self.raised = False
     self._previous = None
+    self._multiprocess = jax.process_count() > 1
+
+  def should_stop(self, step: int) -> bool:
+    if self._multiprocess:  # must be called at every step by every process
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      return multihost_utils.reached_preemption_sync_point(step)
+    return self.raised
 
   def __enter__(self):
+    if self._multiprocess:  # keep JAX's SIGTERM handler (a Python handler would replace it)
+      return self
     try:
       self._previous = signal.signal(signal.SIGTERM, self._handle)
     except ValueError:  # not the main thread: preemption handling is off
@@ -65,7 +80,10 @@ def fit(config, workdir: str, *, devices=None, step_callback=None, quiet: bool =
 
   start_time = time.time()
   os.makedirs(workdir, exist_ok=True)
-  changed = check_and_write_workdir_config(config, workdir)
+  # Multi-process: every process checks config.json, process 0 alone writes files and logs.
+  primary = distributed.is_primary()
+  changed = check_and_write_workdir_config(config, workdir, write=primary)
+  quiet = quiet or not primary
   log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
   if changed:
     log(f"[jaxdisent] resuming with changed settings: {', '.join(changed)}")
@@ -76,14 +94,12 @@ def fit(config, workdir: str, *, devices=None, step_callback=None, quiet: bool =
                           devices=devices)
   parallel.check_batch_size(train.batch_size)
   num_steps = int(train.num_steps)
-  local_size = train.batch_size // jax.process_count()
-  local_start = jax.process_index() * local_size
 
   params, model_state = method.init(jax.random.key(config.seed))
   state = TrainState.create(params, method.optimizer().init(params), model_state)
 
   checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), train.get("keep_checkpoints", 3))
-  writer = MetricsWriter(os.path.join(workdir, "metrics.jsonl"))
+  writer = MetricsWriter(os.path.join(workdir, "metrics.jsonl"), enabled=primary)
   resumed_from = checkpointer.latest_step()
   if resumed_from is not None:
     state = checkpointer.restore(resumed_from, parallel.abstract_state(state))
@@ -118,7 +134,7 @@ def fit(config, workdir: str, *, devices=None, step_callback=None, quiet: bool =
   try:
     with _SigtermFlag() as sigterm:
       while step < num_steps:
-        local_batch = method.local_batch(config.seed, step, local_start, local_size)
+        local_batch = parallel.local_batch(method.local_batch, config.seed, step, train.batch_size)
         state, metrics = parallel.step(state, parallel.place_batch(local_batch))
         step += 1
         bar.update(1)
@@ -131,7 +147,7 @@ def fit(config, workdir: str, *, devices=None, step_callback=None, quiet: bool =
           save(step, state)
         if step_callback is not None:
           step_callback(step)
-        if sigterm.raised and step < num_steps:
+        if sigterm.should_stop(step) and step < num_steps:
           save(step, state)
           preempted = True
           log(f"\n[jaxdisent] SIGTERM: saved step {step} to {checkpointer.directory}; "
@@ -146,6 +162,6 @@ def fit(config, workdir: str, *, devices=None, step_callback=None, quiet: bool =
 
   final = jax.device_get(parallel.host_state(state))
   result = FitResult(final, step, preempted, resumed_from, time.time() - start_time, method)
-  if not preempted:
+  if not preempted and primary:  # plots and end-of-run evaluation: written once
     method.finalize(final, workdir, log)
   return result

@@ -100,6 +100,23 @@ class DataParallel:
   def check_batch_size(self, global_batch: int) -> None:
     check_batch_size(global_batch, self.num_devices, jax.process_count())
 
+  def local_rows(self, global_batch: int) -> tuple[int, int]:
+    """(start, size): the rows of the global batch this process renders and passes to place_batch.
+
+    Multi-process: read off the batch sharding rather than assumed to be process_index * size,
+    because the mesh's device order (not the process index) decides which rows land on which
+    process; the rows must be contiguous, which a 1-D mesh over jax.devices() gives.
+    """
+    if self.mode == "pmap" or jax.process_count() == 1:
+      return 0, global_batch
+    starts = sorted(index[0].start or 0 for index in
+                    self.batch_sharding.addressable_devices_indices_map((global_batch,)).values())
+    size = global_batch // self.num_devices
+    if starts != list(range(starts[0], starts[0] + size * len(starts), size)):
+      raise ValueError(f"this process's devices hold non-contiguous rows {starts} of the batch; "
+                       "build the mesh from jax.devices() in their default order")
+    return starts[0], size * len(starts)
+
   def place_state(self, state):
     if self.mode == "shard_map":
       return jax.device_put(state, self.replicated)
@@ -118,6 +135,21 @@ class DataParallel:
     if self.mode == "pmap":
       return jax.tree.map(lambda x: x[0], state)
     return state
+
+  def local_batch(self, render, seed: int, step: int, global_batch: int):
+    """This process's rows of the global batch, rendered one device's shard at a time.
+
+    ``render`` is ``method.local_batch``. Rendering per shard makes every device's examples the
+    same computation for any split of a fixed device count over processes (1 x 4 or 2 x 2):
+    sources whose per-example values depend on the size of the call (XLA rounds a batched
+    matmul differently per size, ~1e-7 in DecAlign's synthetic data) then still agree bitwise.
+    """
+    start, size = self.local_rows(global_batch)
+    shard = global_batch // self.num_devices
+    chunks = [render(seed, step, first, shard) for first in range(start, start + size, shard)]
+    if len(chunks) == 1:
+      return chunks[0]
+    return jax.tree.map(lambda *parts: np.concatenate([np.asarray(p) for p in parts]), *chunks)
 
   def place_batch(self, local_batch):
     """Global batch from this process's slice (leading axis = examples)."""

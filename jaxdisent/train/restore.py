@@ -31,7 +31,11 @@ def restore_latest(workdir: str, step: int | None = None):
     method = make_method(config)
     params, model_state = method.init(jax.random.key(config.seed))
     template = TrainState.create(params, method.optimizer().init(params), model_state)
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), template)
+    # An explicit target sharding: without one Orbax reuses the saved one, which names devices of
+    # the run that wrote it (e.g. 2 processes x 2 devices) and fails with "Topology mismatch".
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
+                            template)
     state = checkpointer.restore(step, abstract)
   finally:
     checkpointer.close()
