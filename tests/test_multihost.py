@@ -30,9 +30,12 @@ are picked free, so a broken collective fails the test instead of hanging it.
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import jax
 import numpy as np
@@ -122,6 +125,13 @@ def _assert_same_run(got, want):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=jax.tree_util.keystr(path))
 
 
+def _rewound_copy(workdir, target, last_step):
+  """A copy of a finished run without its last checkpoint: re-running it resumes one step back."""
+  shutil.copytree(workdir, target)
+  shutil.rmtree(os.path.join(target, "checkpoints", str(last_step)))
+  return target
+
+
 def _assert_written_once(workdir, output, num_steps, checkpoint_steps):
   steps = [m["step"] for m in _metrics(workdir)]
   assert steps == list(range(1, num_steps + 1))  # one line per step: one writer
@@ -143,15 +153,13 @@ def test_sae_two_processes_equal_one_process_and_resume_across_layouts(tmp_path)
   assert os.path.exists(two / "sae_eval.json") and os.path.exists(two / "config.json")
   _assert_same_run(two, reference)
 
-  # Checkpoint from 2 processes (step 2), finished in 1 process.
-  switch = tmp_path / "two_then_one"
-  _multi(SAE, switch, 2)
+  # The 2-process checkpoint of step 2, finished in 1 process.
+  switch = _rewound_copy(two, tmp_path / "two_then_one", 4)
   _in_process(SAE, switch, 4, devices=2)
   _assert_same_run(switch, reference)
 
-  # Checkpoint from 1 process (step 2), finished in 2 processes.
-  back = tmp_path / "one_then_two"
-  _in_process(SAE, back, 2, devices=2)
+  # The 1-process checkpoint of step 2, finished in 2 processes.
+  back = _rewound_copy(reference, tmp_path / "one_then_two", 4)
   output = _multi(SAE, back, 4)
   assert "resumed" in output and "from step 2" in output
   _assert_same_run(back, reference)
@@ -199,3 +207,33 @@ def test_bad_distributed_settings_are_named():
                             "coordinator_address": "127.0.0.1:1"})
   with pytest.raises(ValueError, match="coordinator"):
     distributed.initialize({"num_processes": 2, "process_id": 0})
+
+
+def test_sigterm_to_one_process_stops_all_at_one_checkpoint(tmp_path):
+  """Preemption: SIGTERM reaches one process; JAX's preemption service makes both save one step."""
+  workdir = tmp_path / "run"
+  args = _args(SAE, workdir, 100_000) + ["--config.train.checkpoint_every=100000",
+                                         "--config.train.distributed=true"]
+  port = multiprocess.free_port()
+  logs = [open(tmp_path / f"process_{i}.log", "w") for i in range(2)]
+  processes = [subprocess.Popen([sys.executable, "-m", "launch.train", *args], cwd=ROOT,
+                                env=multiprocess.process_env(i, 2, port, 1, base_env=_env()),
+                                stdout=logs[i], stderr=subprocess.STDOUT) for i in range(2)]
+  try:
+    deadline = time.time() + TIMEOUT
+    metrics = workdir / "metrics.jsonl"
+    while not (metrics.exists() and metrics.stat().st_size) and time.time() < deadline:
+      assert all(p.poll() is None for p in processes), "a process died before training"
+      time.sleep(0.2)
+    processes[1].send_signal(signal.SIGTERM)
+    codes = [p.wait(timeout=TIMEOUT) for p in processes]
+  finally:
+    for process in processes:
+      if process.poll() is None:
+        process.kill()
+    for log in logs:
+      log.close()
+  assert codes == [0, 0], (tmp_path / "process_0.log").read_text()[-2000:]
+  saved = [int(n) for n in os.listdir(workdir / "checkpoints")]
+  assert len(saved) == 1 and 0 < saved[0] < 100_000
+  assert [m["step"] for m in _metrics(workdir)] == list(range(1, saved[0] + 1))
