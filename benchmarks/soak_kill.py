@@ -5,9 +5,12 @@
 
 1. An uninterrupted reference run (``python -m launch.train`` in a subprocess).
 2. The same command on a second workdir, killed with SIGKILL N times and restarted each time,
-   then let finish. Odd-numbered kills land at a uniformly random moment of a run (start-up,
-   compilation, training, saving); even-numbered ones wait until an Orbax save is in flight (a
-   temporary checkpoint folder exists) and kill then, so about half the kills hit a save.
+   then let finish. The kills rotate over three moments: (a) a uniformly random moment up to
+   0.5 s after the restarted run commits its next checkpoint (training, logging, the next
+   asynchronous save), (b) as soon as an Orbax save is in flight (a temporary checkpoint folder
+   exists), (c) a uniformly random moment of start-up (imports, restore, compilation: up to the
+   time the first restart took to commit a checkpoint). The runs checkpoint every step, so (b) and (c) hit
+   saves often; kills that landed while a save was in flight are counted.
 3. Compares the final state (every leaf of the last checkpoint, bitwise) and metrics.jsonl (every
    line) with the reference. Resume is exact in this engine (batches and noise are functions of
    (seed, step, example)), so "equal" means bitwise.
@@ -33,7 +36,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-TINY_SAE = {"train.num_steps": 30, "train.batch_size": 32, "train.log_every": 1,
+TINY_SAE = {"train.num_steps": 80, "train.batch_size": 32, "train.log_every": 1,
             "train.checkpoint_every": 1, "train.keep_checkpoints": 3, "model.dict_size": 64,
             "model.init_batch": 64, "eval.num_pairs": 64, "optimizer.warmup_steps": 5}
 
@@ -107,24 +110,39 @@ def soak(root, kills=20, config="configs/sae_vlm_synthetic.py", overrides=None, 
   chooser = random.Random(seed)
 
   start = time.time()
-  if _run_to_end(_command(config, reference, overrides, devices), env,
-                 os.path.join(root, "reference.log"), timeout):
-    raise RuntimeError(f"the reference run failed; see {root}/reference.log")
-  run_seconds = time.time() - start
-  log(f"[soak] reference run: {run_seconds:.1f} s")
+  with open(os.path.join(root, "reference.log"), "w") as handle:
+    process = subprocess.Popen(_command(config, reference, overrides, devices), env=env, cwd=ROOT,
+                               stdout=handle, stderr=subprocess.STDOUT)
+    metrics_path = os.path.join(reference, "metrics.jsonl")
+    while process.poll() is None and not (os.path.exists(metrics_path) and
+                                          os.path.getsize(metrics_path)):
+      time.sleep(0.01)
+    if process.wait(timeout=timeout):
+      raise RuntimeError(f"the reference run failed; see {root}/reference.log")
+  log(f"[soak] reference run: {time.time() - start:.1f} s (compiles into the cache)")
+  startup_seconds = None
 
   figures = {"kills": 0, "kills_during_save": 0, "checkpoints_lost": 0, "failed_resumes": 0}
   segments, newest_before_kill = [], []
   for kill in range(kills):
     offset = os.path.getsize(log_path) if os.path.exists(log_path) else 0
+    launched = time.time()
     with open(log_path, "a") as handle:
       process = subprocess.Popen(_command(config, soaked, overrides, devices), env=env, cwd=ROOT,
                                  stdout=handle, stderr=subprocess.STDOUT)
-      deadline = time.time() + chooser.uniform(0.05, 1.0) * run_seconds
-      wait_for_save = kill % 2 == 1
+      moment = ("after a save", "during a save", "start-up")[kill % 3]
+      deadline = time.time() + chooser.uniform(0.0, startup_seconds or 1.0)
+      newest_at_start = max(committed_steps(soaked), default=-1)
+      after_save = chooser.uniform(0.0, 0.5)
       give_up = time.time() + timeout
       while process.poll() is None and time.time() < give_up:
-        if save_in_flight(soaked) if wait_for_save else time.time() >= deadline:
+        if moment == "start-up" and time.time() >= deadline:
+          break
+        if moment == "during a save" and save_in_flight(soaked):
+          break
+        if moment == "after a save" and max(committed_steps(soaked), default=-1) > newest_at_start:
+          startup_seconds = startup_seconds or time.time() - launched
+          time.sleep(after_save)
           break
         time.sleep(0.002)
       during_save = save_in_flight(soaked)
@@ -137,7 +155,10 @@ def soak(root, kills=20, config="configs/sae_vlm_synthetic.py", overrides=None, 
     newest_before_kill.append(max(seen) if seen else None)
     figures["kills"] += int(not finished_before_kill)
     figures["kills_during_save"] += int(during_save and not finished_before_kill)
-    log(f"[soak] kill {kill + 1}/{kills}: committed checkpoints {seen}"
+    if finished_before_kill and seen and max(seen) >= int(overrides["train.num_steps"]):
+      log("[soak] the run finished before all kills were made; raise train.num_steps")
+      break
+    log(f"[soak] kill {kill + 1}/{kills} ({moment}): committed checkpoints {seen}"
         f"{' (a save was in flight)' if during_save else ''}"
         f"{' (the run had already finished: not counted)' if finished_before_kill else ''}")
 
@@ -167,7 +188,7 @@ def soak(root, kills=20, config="configs/sae_vlm_synthetic.py", overrides=None, 
     got_metrics = [json.loads(line) for line in f]
   figures["metrics_equal"] = ref_metrics == got_metrics
   figures["seconds"] = round(time.time() - start, 1)
-  log(f"[soak] kills survived {figures['survived']}/{kills} "
+  log(f"[soak] kills survived {figures['survived']}/{figures['kills']} "
       f"({figures['kills_during_save']} during a save), final state equal: "
       f"{figures['states_equal']}, metrics.jsonl equal: {figures['metrics_equal']}, "
       f"checkpoints lost: {figures['checkpoints_lost']}, failed resumes: "
@@ -191,7 +212,7 @@ def main(argv):
       return 2
   if options["config"] != "configs/sae_vlm_synthetic.py" and not any(
       a.startswith("--config.") for a in argv):
-    overrides = {"train.num_steps": 30, "train.log_every": 1, "train.checkpoint_every": 1}
+    overrides = {"train.num_steps": 80, "train.log_every": 1, "train.checkpoint_every": 1}
   figures = soak(options["root"], int(options["kills"]), options["config"], overrides,
                  int(options["seed"]), int(options["devices"]))
   ok = figures["finished"] and figures["states_equal"] and figures["metrics_equal"]
