@@ -64,9 +64,10 @@ def committed_steps(workdir):
   return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
 
 
-def save_in_flight(workdir):
+def temporary_folders(workdir):
+  """Orbax's in-progress checkpoint folders (a kill mid-save leaves one behind)."""
   directory = os.path.join(workdir, "checkpoints")
-  return os.path.isdir(directory) and any("tmp" in name for name in os.listdir(directory))
+  return {name for name in os.listdir(directory) if "tmp" in name} if os.path.isdir(directory) else set()
 
 
 def _run_to_end(command, env, log_path, timeout):
@@ -127,6 +128,7 @@ def soak(root, kills=20, config="configs/sae_vlm_synthetic.py", overrides=None, 
   for kill in range(kills):
     offset = os.path.getsize(log_path) if os.path.exists(log_path) else 0
     launched = time.time()
+    leftovers = temporary_folders(soaked)  # from earlier kills: not this start's saves
     with open(log_path, "a") as handle:
       process = subprocess.Popen(_command(config, soaked, overrides, devices), env=env, cwd=ROOT,
                                  stdout=handle, stderr=subprocess.STDOUT)
@@ -138,14 +140,14 @@ def soak(root, kills=20, config="configs/sae_vlm_synthetic.py", overrides=None, 
       while process.poll() is None and time.time() < give_up:
         if moment == "start-up" and time.time() >= deadline:
           break
-        if moment == "during a save" and save_in_flight(soaked):
+        if moment == "during a save" and temporary_folders(soaked) - leftovers:
           break
         if moment == "after a save" and max(committed_steps(soaked), default=-1) > newest_at_start:
           startup_seconds = startup_seconds or time.time() - launched
           time.sleep(after_save)
           break
         time.sleep(0.002)
-      during_save = save_in_flight(soaked)
+      during_save = bool(temporary_folders(soaked) - leftovers)
       finished_before_kill = process.poll() is not None
       if not finished_before_kill:
         process.send_signal(signal.SIGKILL)
@@ -176,7 +178,10 @@ def soak(root, kills=20, config="configs/sae_vlm_synthetic.py", overrides=None, 
     if resumed is None or resumed < newest:
       figures["checkpoints_lost"] += 1
   figures["finished"] = code == 0
-  figures["survived"] = figures["kills"] if code == 0 else 0
+  figures["temporary_folders_left"] = len(temporary_folders(soaked))
+  # A kill is survived when the following start resumed without an error (the last one: the
+  # final run finished).
+  figures["survived"] = max(0, figures["kills"] - figures["failed_resumes"] - int(code != 0))
 
   ref_step, ref_leaves = final_state(reference)
   got_step, got_leaves = final_state(soaked)
@@ -192,7 +197,8 @@ def soak(root, kills=20, config="configs/sae_vlm_synthetic.py", overrides=None, 
       f"({figures['kills_during_save']} during a save), final state equal: "
       f"{figures['states_equal']}, metrics.jsonl equal: {figures['metrics_equal']}, "
       f"checkpoints lost: {figures['checkpoints_lost']}, failed resumes: "
-      f"{figures['failed_resumes']} ({figures['seconds']} s)")
+      f"{figures['failed_resumes']}, temporary checkpoint folders left: "
+      f"{figures['temporary_folders_left']} ({figures['seconds']} s)")
   return figures
 
 
