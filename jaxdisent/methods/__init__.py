@@ -23,6 +23,9 @@ REGISTRY = {"beta_vae": _beta_vae, "sae": _sae, "decalign": _decalign}
 
 def make_method(config) -> Method:
   name = config.method
+  if name == "alignment_study":
+    raise ValueError("method 'alignment_study' is a study of many small models with its own runner: "
+                     "python -m launch.alignment_study --config=... --workdir=...")
   if name not in REGISTRY:
     raise ValueError(f"unknown method {name!r}; known: {sorted(REGISTRY)}")
   return REGISTRY[name]()(config)

@@ -17,11 +17,19 @@ from jaxdisent.models.vae import VAE
 
 class BetaVAEMethod(Method):
   name = "beta_vae"
+  evaluators = ("reconstruction", "disentanglement")
 
   def __init__(self, config):
     super().__init__(config)
     self.data = make_ground_truth(config.data)
     model = config.model
+    if int(model.latent_dim) < 1:
+      raise ValueError(f"model.latent_dim={model.latent_dim} must be >= 1")
+    if model.get("last_kernel", 2) not in (2, 4):
+      raise ValueError(f"model.last_kernel={model.last_kernel}: use 2 (disentanglement_lib code) or 4")
+    if config.loss.objective not in ("beta_vae", "beta_tcvae", "annealed_vae"):
+      raise ValueError(f"loss.objective={config.loss.objective!r}: use beta_vae, beta_tcvae or "
+                       "annealed_vae")
     self.model = VAE(latent_dim=model.latent_dim, output_shape=self.data.observation_shape,
                      last_kernel=model.get("last_kernel", 2))
     self.latent_dim = model.latent_dim
@@ -55,7 +63,7 @@ class BetaVAEMethod(Method):
       tc = vae_losses.total_correlation(z, pool_mean, pool_logvar)
     loss, metrics = vae_losses.vae_objective(
         objective.objective, recon, kl, beta=objective.beta, tc_B=tc, step=step,
-        c_max=objective.c_max, gamma=objective.gamma,
+        c_max=objective.c_max, gamma=objective.capacity_weight,
         iteration_threshold=objective.iteration_threshold)
     return loss, (metrics, model_state)
 
