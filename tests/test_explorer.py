@@ -55,6 +55,10 @@ def test_captions_are_embedded_and_escaped(page, tmp_path):
   # closing tags as a page without captions, and the captions appear only in escaped form
   assert raw.count("</script>") == template.count("</script>") == 2
   assert "<b>x</b>" not in raw and "<\\/script><b>x<\\/b>" in raw
+  before = open(out, encoding="utf-8").read()
+  for bad in ("0", "-5", "abc"):
+    assert explore_main([f"--workdir={workdir}", f"--num_pairs={bad}", f"--out={out}"]) == 2
+  assert open(out, encoding="utf-8").read() == before                 # the good page is untouched
   short = tmp_path / "short.txt"
   short.write_text("only one line")
   assert explore_main([f"--workdir={workdir}", f"--captions={short}"]) == 2

@@ -27,9 +27,7 @@ class BetaVAEMethod(Method):
       raise ValueError(f"model.latent_dim={model.latent_dim} must be >= 1")
     if model.get("last_kernel", 2) not in (2, 4):
       raise ValueError(f"model.last_kernel={model.last_kernel}: use 2 (disentanglement_lib code) or 4")
-    if config.loss.objective not in ("beta_vae", "beta_tcvae", "annealed_vae"):
-      raise ValueError(f"loss.objective={config.loss.objective!r}: use beta_vae, beta_tcvae or "
-                       "annealed_vae")
+    self.objective = vae_losses.get_objective(config.loss.objective)
     self.model = VAE(latent_dim=model.latent_dim, output_shape=self.data.observation_shape,
                      last_kernel=model.get("last_kernel", 2))
     self.latent_dim = model.latent_dim
@@ -55,7 +53,7 @@ class BetaVAEMethod(Method):
     kl = vae_losses.gaussian_kl(mean, logvar)
     objective = self.config.loss
     tc = None
-    if objective.objective == "beta_tcvae":
+    if self.objective.needs_total_correlation:
       pool_mean, pool_logvar = mean, logvar
       if axis_name is not None:  # the estimator's pool is the whole global batch
         pool_mean = lax.all_gather(mean, axis_name, tiled=True)
@@ -166,3 +164,5 @@ class BetaVAEMethod(Method):
         lambda z: np.asarray(decode(state.params, jnp.asarray(z))), mean,
         os.path.join(plots, "traversals.png"), kl_per_latent=kl))
     log(f"[jaxdisent] plots: {', '.join(paths)}")
+
+METHOD = BetaVAEMethod

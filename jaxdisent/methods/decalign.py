@@ -160,3 +160,5 @@ class DecAlignMethod(Method):
                                         flat(test["unique"])),
         "probe_unique_to_own_unique_per_modality": [float(v) for v in unique_own],
     }
+
+METHOD = DecAlignMethod

@@ -205,3 +205,5 @@ class SAEMethod(Method):
     out.update({"fvu": D.fvu(x, x_hat), "r2": D.r2(x, x_hat), "l0": D.l0(codes),
                 "dead_fraction": D.dead_fraction(codes), "dense_fraction": D.dense_fraction(codes)})
     return out
+
+METHOD = SAEMethod

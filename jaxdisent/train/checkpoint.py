@@ -50,7 +50,8 @@ def manifest_of(state) -> dict:
   """{leaf path: {shape, dtype, blake2b}} of a plain state."""
   out = {}
   for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
-    array = np.ascontiguousarray(host_array(leaf))
+    array = np.asarray(host_array(leaf))
+    # tobytes() is C-ordered whatever the layout (ascontiguousarray would make 0-d arrays 1-d)
     digest = hashlib.blake2b(array.tobytes(), digest_size=16).hexdigest()
     out[_leaf_name(path)] = {"shape": list(array.shape), "dtype": str(array.dtype),
                              "blake2b": digest}

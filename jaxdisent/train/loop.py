@@ -210,6 +210,9 @@ def validate_train_config(config) -> None:
       return
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
       raise ValueError(f"train.{key}={value!r} must be an integer >= {minimum}")
+  if train.get("keep_checkpoints", 1) is not None and train.get("keep_checkpoints", 1) < 1:
+    raise ValueError(f"train.keep_checkpoints={train.keep_checkpoints} would keep no checkpoint "
+                     "and lose the trained model; use 1 or more")
   for key in ("num_steps", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints"):
     positive(key)
   positive("eval_every", minimum=0)
