@@ -20,32 +20,38 @@ def _to_json(value):
 
 
 class MetricsWriter:
-  """Appends one JSON object per logged step to WORKDIR/metrics.jsonl.
-
-  ``enabled=False`` (every process but process 0 of a multi-process run) makes it a no-op, so the
-  file is written once.
-  """
+  """Appends one JSON object per logged step to WORKDIR/metrics.jsonl (process 0 only)."""
 
   def __init__(self, path: str, enabled: bool = True):
     self.path = path
     self.enabled = enabled
 
-  def truncate_after(self, step: int) -> None:
+  def truncate_after(self, step: int, log=None) -> None:
     """Drop lines logged after `step` (they belong to a run that died after its last checkpoint).
 
-    A run killed mid-write leaves a partial last line; it is dropped too (only a complete line
-    ends with a newline). The rewrite goes through a temporary file and a rename, so a kill
-    during truncation leaves the old file, not half of it.
+    A last line cut short (a crash or a full disk mid-write) is dropped with a note; a damaged
+    line anywhere else is an error naming its line number.
     """
     if not self.enabled or not os.path.exists(self.path):
       return
     with open(self.path) as f:
       lines = [line for line in f if line.strip()]
-    kept = [line for line in lines if line.endswith("\n") and json.loads(line)["step"] <= step]
+    records = []
+    for number, line in enumerate(lines, 1):
+      try:
+        records.append((json.loads(line), line))
+      except json.JSONDecodeError as error:
+        if number == len(lines):
+          if log:
+            log(f"[jaxdisent] {self.path}: dropped a half-written last line ({error})")
+          continue
+        raise ValueError(f"{self.path} line {number} is not valid JSON ({error}); fix or delete "
+                         "that line (it is a log, the checkpoints are unaffected)") from error
+    kept = [line for record, line in records if record.get("step", 0) <= step]
     if len(kept) != len(lines):
-      tmp = f"{self.path}.tmp{os.getpid()}"
+      tmp = self.path + ".tmp"
       with open(tmp, "w") as f:
-        f.writelines(kept)
+        f.writelines(line if line.endswith("\n") else line + "\n" for line in kept)
       os.replace(tmp, self.path)
 
   def write(self, step: int, metrics: dict) -> None:
@@ -58,5 +64,14 @@ class MetricsWriter:
 
 
 def read_metrics(path: str) -> list[dict]:
+  """All records of a metrics.jsonl (a half-written last line is skipped)."""
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    lines = [line for line in f if line.strip()]
+  out = []
+  for number, line in enumerate(lines, 1):
+    try:
+      out.append(json.loads(line))
+    except json.JSONDecodeError:
+      if number != len(lines):
+        raise
+  return out
