@@ -38,7 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TINY_SAE = {"train.num_steps": 80, "train.batch_size": 32, "train.log_every": 1,
             "train.checkpoint_every": 1, "train.keep_checkpoints": 3, "model.dict_size": 64,
-            "model.init_batch": 64, "eval.num_pairs": 64, "optimizer.warmup_steps": 5}
+            "model.init_batch": 64, "evals.dictionary.num_pairs": 64, "optimizer.warmup_steps": 5}
 
 
 def _command(config, workdir, overrides, devices):
