@@ -144,8 +144,9 @@ def soak(root, kills=20, config="configs/sae_vlm_synthetic.py", overrides=None, 
       after_save = chooser.uniform(0.0, 0.5)
       give_up = time.time() + timeout
       while process.poll() is None and time.time() < give_up:
-        if moment == "start-up" and time.time() >= deadline:
-          break
+        if moment == "start-up" and (time.time() >= deadline or max(
+            committed_steps(soaked), default=-1) > newest_at_start):
+          break  # at the deadline, or when start-up is over (its first new checkpoint)
         if moment == "during a save" and temporary_folders(soaked) - leftovers:
           break
         if moment == "after a save" and max(committed_steps(soaked), default=-1) > newest_at_start:

@@ -113,7 +113,10 @@ def fit(config, workdir: str, *, devices=None, step_callback=None, quiet: bool =
                                              workdir, log)
   if resumed_from is not None:
     log(f"[jaxdisent] resumed {workdir} from step {resumed_from} (checksums verified)")
-  writer.truncate_after(-1 if resumed_from is None else resumed_from, log=log)
+  # Resuming at num_steps: only the end-of-run evaluation runs again, so drop its old line.
+  writer.truncate_after(-1 if resumed_from is None else resumed_from, log=log,
+                        redo_evaluation=resumed_from is not None and resumed_from >= num_steps
+                        and train.get("eval_at_end", True))
   step = int(jax.device_get(state.step))
   state = parallel.place_state(state)
 
