@@ -239,6 +239,6 @@ def test_sigterm_to_one_process_stops_all_at_one_checkpoint(tmp_path):
     for log in logs:
       log.close()
   assert codes == [0, 0], (tmp_path / "process_0.log").read_text()[-2000:]
-  saved = [int(n) for n in os.listdir(workdir / "checkpoints")]
+  saved = [int(n) for n in os.listdir(workdir / "checkpoints") if n.isdigit()]
   assert len(saved) == 1 and 0 < saved[0] < 100_000
   assert [m["step"] for m in _metrics(workdir)] == list(range(1, saved[0] + 1))
