@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdisent.metrics import _host
+from jaxdisent.metrics._numerics import divide
 
 MAX_BINS = 4096  # the integer-exact path needs k * rho < 2^24 (k, |rho| <= num_bins)
 _BINS_HINT = "disentanglement_lib uses 20"
@@ -82,8 +83,8 @@ def _float_classes(x, num_bins: int):
   low = jnp.where(constant, low - jnp.asarray(0.5, dtype), low)
   high = jnp.where(constant, high + jnp.asarray(0.5, dtype), high)
   delta = high - low
+  step = divide(delta, num_bins)
   divisor = jnp.where(jnp.isnan(delta), jnp.asarray(jnp.nan, dtype), jnp.asarray(num_bins, dtype))
-  step = delta / divisor
   int_dtype = jnp.int32 if dtype == jnp.float32 else jnp.int64
   low_bits = 12 if dtype == jnp.float32 else 41          # keep 12 significant bits in step_hi
   mask = jnp.asarray(~((1 << low_bits) - 1), int_dtype)
