@@ -12,7 +12,9 @@ disentanglement_lib's ``utils`` module:
   exactly on an edge (integer codes, integer factors) therefore land where ``np.histogram`` puts
   them. Integer data under ``jit`` without ``jax_enable_x64`` is binned exactly too, by integer
   arithmetic that reproduces the float64 edge rounding (see ``_integer_classes``) for integers of
-  magnitude <= 2^23 and ``num_bins * (max - min) < 2^31``. NumPy 1.x computed float32 data's edges
+  magnitude <= 2^23 and ``num_bins * (max - min) < 2^31``. Without x64, JAX holds float64 input as
+  float32, so it is binned as NumPy bins that float32 array; float16/bfloat16 are binned as
+  float32 (NumPy would use float16 edges). NumPy 1.x computed float32 data's edges
   in float64 and rounded them to float32; an edge can then differ from ours by one float32 ulp.
 * ``discrete_mutual_info``: ``sklearn.metrics.mutual_info_score`` for every (code, factor) pair,
   in nats, from the contingency table: sum_xy p(x,y) log(p(x,y) / (p(x) p(y))). As sklearn, it is
