@@ -90,6 +90,8 @@ METRICS = [
     Case("mutual_info_between_codes_core", functools.partial(M.mutual_info_between_codes_core,
                                                              num_bins=10),
          lambda r: (feats(r, d=4),)),
+    Case("l2_normalize", A.l2_normalize, lambda r: (feats(r),), grad_arg=0),
+    Case("knn_indices", functools.partial(A.knn_indices, k=5, block_size=16), lambda r: (feats(r),)),
     Case("mutual_knn_core", functools.partial(A.mutual_knn_core, k=5, block_size=16), related),
     Case("cycle_knn_core", functools.partial(A.cycle_knn_core, k=5, block_size=16), related),
     Case("cka_core_linear", A.cka_core, related, grad_arg=0),
