@@ -26,12 +26,12 @@ from jaxdisent.metrics import _host
 
 
 def _weighted_binary_f1(truth, pred):
-  """sklearn's f1_score(average='weighted') for two classes; ``truth``/``pred`` bool arrays, and
-  an optional mask via ``truth.shape``-shaped weights (see ``_masked_weighted_f1``)."""
+  """sklearn's f1_score(average='weighted') for two classes on bool arrays ``truth``/``pred``."""
   return _masked_weighted_f1(truth, pred, jnp.ones(truth.shape, bool))
 
 
 def _masked_weighted_f1(truth, pred, mask):
+  """The same over the entries where ``mask`` is true (NaN when there are none)."""
   total = jnp.zeros((), jnp.result_type(float))
   for cls in (False, True):
     is_truth = mask & (truth == cls)
