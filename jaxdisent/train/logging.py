@@ -26,12 +26,8 @@ class MetricsWriter:
     self.path = path
     self.enabled = enabled
 
-  def truncate_after(self, step: int, log=None, redo_evaluation: bool = False) -> None:
+  def truncate_after(self, step: int, log=None) -> None:
     """Drop lines logged after `step` (they belong to a run that died after its last checkpoint).
-
-    ``redo_evaluation``: also drop the evaluation lines (no "loss") logged at `step` itself, which
-    the run is about to write again (a finished run re-run, or killed during its end-of-run
-    evaluation, would otherwise log that evaluation twice).
 
     A last line cut short (a crash or a full disk mid-write) is dropped with a note; a damaged
     line anywhere else is an error naming its line number.
@@ -51,8 +47,7 @@ class MetricsWriter:
           continue
         raise ValueError(f"{self.path} line {number} is not valid JSON ({error}); fix or delete "
                          "that line (it is a log, the checkpoints are unaffected)") from error
-    kept = [line for record, line in records if record.get("step", 0) < step or (
-        record.get("step", 0) == step and not (redo_evaluation and "loss" not in record))]
+    kept = [line for record, line in records if record.get("step", 0) <= step]
     if len(kept) != len(lines):
       tmp = self.path + ".tmp"
       with open(tmp, "w") as f:

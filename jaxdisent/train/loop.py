@@ -113,10 +113,7 @@ def fit(config, workdir: str, *, devices=None, step_callback=None, quiet: bool =
                                              workdir, log)
   if resumed_from is not None:
     log(f"[jaxdisent] resumed {workdir} from step {resumed_from} (checksums verified)")
-  # Resuming at num_steps: only the end-of-run evaluation runs again, so drop its old line.
-  writer.truncate_after(-1 if resumed_from is None else resumed_from, log=log,
-                        redo_evaluation=resumed_from is not None and resumed_from >= num_steps
-                        and train.get("eval_at_end", True))
+  writer.truncate_after(-1 if resumed_from is None else resumed_from, log=log)
   step = int(jax.device_get(state.step))
   state = parallel.place_state(state)
 
@@ -188,7 +185,9 @@ def fit(config, workdir: str, *, devices=None, step_callback=None, quiet: bool =
   final = jax.device_get(parallel.host_state(state))
   result = FitResult(final, step, preempted, resumed_from, time.time() - start_time, method)
   if not preempted:
-    if train.get("eval_at_end", True):
+    from jaxdisent.evals import read_record  # pylint: disable=g-import-not-at-top
+    already = resumed_from == step and read_record(workdir, step) is not None  # a finished run
+    if train.get("eval_at_end", True) and not already:
       evaluate_now(step, state)
     if is_writer:
       method.finalize(final, workdir, log)
