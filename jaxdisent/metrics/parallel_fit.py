@@ -42,7 +42,7 @@ def run_tasks(fn, tasks, *, desc: str, n_jobs: int | None = None, cost=None, pro
   order = list(range(len(tasks)))
   if cost is not None:
     order.sort(key=lambda i: -cost(tasks[i]))
-  bar = _bar(desc, len(tasks), progress)
+  bar = progress_bar(desc, len(tasks), progress)
   results = [None] * len(tasks)
   try:
     if n_jobs == 1 or len(tasks) <= 1:
@@ -75,7 +75,9 @@ class _NoBar:
     pass
 
 
-def _bar(desc, total, progress):
+def progress_bar(desc: str, total: int, progress: bool | None = None):
+  """A tqdm bar on stderr when ``progress`` (default: stderr is a terminal or
+  JAXDISENT_PROGRESS=1), else an object whose update/close do nothing."""
   if progress is None:
     progress = os.environ.get("JAXDISENT_PROGRESS", "") == "1" or sys.stderr.isatty()
   if not progress:
