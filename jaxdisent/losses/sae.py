@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxdisent.losses import sparse_codes
+
 
 def topk(pre_BxM, k: int):
   """Keep each row's k largest pre-activations (Gao et al. 2024)."""
@@ -35,6 +37,35 @@ def _global_kth_flat(pre_BxM, total: int, axis_name=None):
   return lax.top_k(candidates, total)[0][-1] if candidates.shape[0] >= total else candidates.min()
 
 
+def row_candidates(pre_BxM, k: int, axis_name=None, row_cap: int | None = None):
+  """Every row's top `row_cap` entries (values and latent indices, descending) and the
+  (k * B_global)-th largest of those candidates over the global batch.
+
+  Returns (values_BxC, index_BxC, kth, saturated). The threshold is exact unless `saturated`: some
+  row has all `row_cap` candidates >= kth, so it may hold more of the batch's top entries than it
+  offered (then the caller must use the exact flat selection). Same flag on every device.
+  """
+  batch, width = pre_BxM.shape
+  total = k * global_batch_size(batch, axis_name)
+  cap = min(width, max(row_cap or 4 * k, k))   # B * cap candidates must cover k * B
+  # The barrier keeps XLA:CPU from rewriting the two top-k's into one sort of the whole B x M
+  # array (measured: 6.4 s instead of 0.36 s at B=4096, M=12288). One barrier per array: a
+  # barrier on the (values, indices) tuple aborts XLA:CPU's compiler under shard_map.
+  row_top, row_index = lax.top_k(pre_BxM, cap)                                  # B x cap
+  row_top, row_index = lax.optimization_barrier(row_top), lax.optimization_barrier(row_index)
+  candidates = row_top.reshape(-1)
+  if axis_name is not None:
+    candidates = lax.all_gather(candidates, axis_name, tiled=True)
+  if candidates.shape[0] >= total:
+    kth = lax.top_k(candidates, total)[0][-1]
+  else:
+    kth = candidates.min()
+  saturated = jnp.any(row_top[:, -1] >= kth) if cap < width else jnp.bool_(False)
+  if axis_name is not None:
+    saturated = lax.pmax(saturated.astype(jnp.int32), axis_name) > 0
+  return row_top, row_index, kth, saturated
+
+
 def batchtopk_threshold(pre_BxM, k: int, axis_name=None, row_cap: int | None = None):
   """The (k * B_global)-th largest pre-activation of the global batch, exactly.
 
@@ -46,19 +77,10 @@ def batchtopk_threshold(pre_BxM, k: int, axis_name=None, row_cap: int | None = N
   """
   batch, width = pre_BxM.shape
   total = k * global_batch_size(batch, axis_name)
-  cap = min(width, max(row_cap or 4 * k, k))   # B * cap candidates must cover k * B
+  cap = min(width, max(row_cap or 4 * k, k))
   if cap >= width:
     return _global_kth_flat(pre_BxM, total, axis_name)
-  # The barrier keeps XLA:CPU from rewriting the two top-k's into one sort of the whole B x M
-  # array (measured: 6.4 s instead of 0.36 s at B=4096, M=12288).
-  row_top = lax.optimization_barrier(lax.top_k(pre_BxM, cap)[0])             # B x cap
-  candidates = row_top.reshape(-1)
-  if axis_name is not None:
-    candidates = lax.all_gather(candidates, axis_name, tiled=True)
-  kth = lax.top_k(candidates, total)[0][-1]
-  saturated = jnp.any(row_top[:, -1] >= kth)
-  if axis_name is not None:
-    saturated = lax.pmax(saturated.astype(jnp.int32), axis_name) > 0
+  _, _, kth, saturated = row_candidates(pre_BxM, k, axis_name, row_cap)
   return lax.cond(saturated, lambda: _global_kth_flat(pre_BxM, total, axis_name), lambda: kth)
 
 
@@ -128,31 +150,56 @@ def squared_error(x_BxD, x_hat_BxD):
   return jnp.sum(jnp.square(x_BxD - x_hat_BxD), axis=-1)
 
 
+def _auxk_normalised(residual_BxD, recon_BxD, axis_name=None):
+  """mean ||residual - recon||^2 / mean ||residual - mean(residual)||^2 over the global batch
+  (OpenAI's normalisation, as dictionary_learning)."""
+  mean = jnp.mean(residual_BxD, axis=0)
+  if axis_name is not None:
+    mean = lax.pmean(mean, axis_name)
+  variance = jnp.mean(jnp.sum(jnp.square(residual_BxD - mean), axis=-1))
+  if axis_name is not None:
+    variance = lax.pmean(variance, axis_name)
+  return jnp.mean(squared_error(residual_BxD, recon_BxD)) / jnp.maximum(variance, 1e-12)
+
+
+def _dead_top(pre_BxM, dead_M, k_aux: int):
+  masked = jnp.where(dead_M[None, :], pre_BxM, -jnp.inf)
+  values, index = lax.top_k(masked, min(k_aux, pre_BxM.shape[1]))
+  return jnp.where(jnp.isfinite(values), values, 0.0), index
+
+
 def auxk_loss(pre_BxM, residual_BxD, dead_M, W_dec_MxD, k_aux: int, axis_name=None):
   """AuxK (Gao et al. 2024): the top k_aux *dead* latents reconstruct the (detached) residual,
-  normalised by the residual's variance over the global batch. Zero when nothing is dead."""
+  normalised by the residual's variance over the global batch. Zero when nothing is dead.
+  Dense formulation: the dead top-k are scattered into a B x M matrix and decoded by a matmul."""
   residual = lax.stop_gradient(residual_BxD)
 
   def loss_with_dead():
-    masked = jnp.where(dead_M[None, :], pre_BxM, -jnp.inf)
-    k = min(k_aux, pre_BxM.shape[1])
-    values, index = lax.top_k(masked, k)
-    values = jnp.where(jnp.isfinite(values), values, 0.0)
-    # scatter into a dense B x M code matrix and decode with one matmul: gathering W_dec rows
-    # (B x k_aux x D) would be gigabytes at SAE sizes
+    values, index = _dead_top(pre_BxM, dead_M, k_aux)
     rows = jnp.arange(pre_BxM.shape[0])[:, None]
     dense = jnp.zeros_like(pre_BxM).at[rows, index].set(values)
-    recon = dense @ W_dec_MxD
-    mean = jnp.mean(residual, axis=0)
-    if axis_name is not None:
-      mean = lax.pmean(mean, axis_name)
-    variance = jnp.mean(jnp.sum(jnp.square(residual - mean), axis=-1))
-    if axis_name is not None:
-      variance = lax.pmean(variance, axis_name)
-    return jnp.mean(squared_error(residual, recon)) / jnp.maximum(variance, 1e-12)
+    return _auxk_normalised(residual, dense @ W_dec_MxD, axis_name)
 
   # `dead_M` is the same on every device, so every device takes the same branch; skipping the
   # top-k and the extra decode while nothing is dead (early training) saves ~1/4 of a step.
+  return lax.cond(jnp.any(dead_M), loss_with_dead, lambda: jnp.zeros((), pre_BxM.dtype))
+
+
+def auxk_loss_sparse(pre_BxM, x_centered_BxD, W_enc_DxM, b_enc_M, residual_BxD, dead_M,
+                     W_dec_MxD, k_aux: int, axis_name=None, chunk: int = sparse_codes.DEFAULT_CHUNK):
+  """:func:`auxk_loss` with the dead top-k kept as a B x k_aux list: `pre_BxM` is the detached
+  dense pre-activation relu(x_centered W_enc + b_enc); gradients reach W_enc, b_enc,
+  x_centered and W_dec through the sparse VJPs of :mod:`jaxdisent.losses.sparse_codes`."""
+  residual = lax.stop_gradient(residual_BxD)
+
+  def loss_with_dead():
+    values, index = _dead_top(lax.stop_gradient(pre_BxM), dead_M, k_aux)
+    codes = sparse_codes.from_rows(values, index)
+    codes = codes._replace(values=sparse_codes.encoder_values(codes, x_centered_BxD, W_enc_DxM,
+                                                              b_enc_M, chunk))
+    recon = sparse_codes.decode(codes, W_dec_MxD, pre_BxM.shape[0], chunk)
+    return _auxk_normalised(residual, recon, axis_name)
+
   return lax.cond(jnp.any(dead_M), loss_with_dead, lambda: jnp.zeros((), pre_BxM.dtype))
 
 
