@@ -39,7 +39,7 @@ def get_config():
   config.model.formulation = "auto"
   config.model.row_cap = 0              # BatchTopK candidates per row; 0 -> 4k
   config.model.sparse_capacity = 1.5    # kept-entry list per device, x k * B_local, on >1 device
-  config.model.sparse_chunk = 4096      # kept entries per step of the sparse loops
+  config.model.sparse_chunk = 1024      # kept entries per step of the sparse loops
 
   config.loss = ml_collections.ConfigDict()
   config.loss.auxk_alpha = 1 / 32

@@ -118,21 +118,22 @@ def test_sparse_ops_match_dense_products():
   b_enc = 0.1 * jax.random.normal(keys[2], (20,))
   w_dec = jax.random.normal(keys[3], (20, 5))
 
-  def dense(x, w_enc, b_enc, w_dec):
-    pre = jax.nn.relu(x @ w_enc + b_enc)
+  def dense(b_dec, w_enc, b_enc, w_dec):
+    pre = jax.nn.relu((x - b_dec) @ w_enc + b_enc)
     codes = jnp.where(pre >= lax.top_k(pre, 3)[0][:, -1:], pre, 0)
     return jnp.sum(jnp.sin(codes @ w_dec))
 
-  def sparse(x, w_enc, b_enc, w_dec, chunk):
-    pre = lax.stop_gradient(jax.nn.relu(x @ w_enc + b_enc))
+  def sparse(b_dec, w_enc, b_enc, w_dec, chunk):
+    pre = lax.stop_gradient(jax.nn.relu((x - b_dec) @ w_enc + b_enc))
     codes = S.from_rows(*lax.top_k(pre, 3))
-    codes = codes._replace(values=S.encoder_values(codes, x, w_enc, b_enc, chunk))
+    codes = codes._replace(values=S.encoder_values(codes, x, b_dec, w_enc, b_enc, chunk))
     return jnp.sum(jnp.sin(S.decode(codes, w_dec, 9, chunk)))
 
-  want = jax.value_and_grad(dense, argnums=(0, 1, 2, 3))(x, w_enc, b_enc, w_dec)
+  b_dec = 0.3 * x[0]
+  want = jax.value_and_grad(dense, argnums=(0, 1, 2, 3))(b_dec, w_enc, b_enc, w_dec)
   for chunk in (4, 27, 4096):
     got = jax.jit(jax.value_and_grad(functools.partial(sparse, chunk=chunk),
-                                     argnums=(0, 1, 2, 3)))(x, w_enc, b_enc, w_dec)
+                                     argnums=(0, 1, 2, 3)))(b_dec, w_enc, b_enc, w_dec)
     _close(want[0], got[0], 20, "value")
     for a, b in zip(want[1], got[1]):
       _close(a, b, 20 * 9, f"grad chunk={chunk}")

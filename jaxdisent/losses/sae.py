@@ -26,15 +26,32 @@ def global_batch_size(local: int, axis_name) -> int:
   return local * (lax.axis_size(axis_name) if axis_name is not None else 1)
 
 
+def kth_largest_nonnegative(values_N, k: int, axis_name=None):
+  """The k-th largest of `values_N` (gathered over `axis_name`), exactly, for values >= 0.
+
+  A bitwise search instead of a sort: non-negative float32s order as their int32 bit patterns,
+  so the answer is the largest bit pattern t with count(values >= t) >= k, built one bit at a
+  time from the top (31 counting passes, each psum'd over the data axis; no all-gather). Values
+  <= 0 count as +0. When fewer than k values exist in all, returns 0 (every value is kept).
+  """
+  bits = lax.bitcast_convert_type(jnp.maximum(values_N.astype(jnp.float32), 0.0), jnp.int32)
+
+  def count_at_least(t):
+    n = jnp.sum(bits >= t, dtype=jnp.int32)
+    return lax.psum(n, axis_name) if axis_name is not None else n
+
+  def body(i, found):
+    trial = found | (jnp.int32(1) << (30 - i))
+    return jnp.where(count_at_least(trial) >= k, trial, found)
+
+  found = lax.fori_loop(0, 31, body, jnp.int32(0))
+  return lax.bitcast_convert_type(found, jnp.float32)
+
+
 def _global_kth_flat(pre_BxM, total: int, axis_name=None):
-  """The `total`-th largest entry of the global batch by a flat top-k over every entry: exact
-  but slow on CPU (XLA sorts the whole B x M array)."""
-  batch, width = pre_BxM.shape
-  local = min(total, batch * width)
-  candidates = lax.top_k(pre_BxM.reshape(-1), local)[0]
-  if axis_name is not None:
-    candidates = lax.all_gather(candidates, axis_name, tiled=True)
-  return lax.top_k(candidates, total)[0][-1] if candidates.shape[0] >= total else candidates.min()
+  """The `total`-th largest entry of the global batch over every entry (pre-activations are
+  >= 0 after the ReLU): exact, 31 counting passes over B x M."""
+  return kth_largest_nonnegative(pre_BxM.reshape(-1), total, axis_name)
 
 
 def row_candidates(pre_BxM, k: int, axis_name=None, row_cap: int | None = None):
@@ -53,13 +70,7 @@ def row_candidates(pre_BxM, k: int, axis_name=None, row_cap: int | None = None):
   # barrier on the (values, indices) tuple aborts XLA:CPU's compiler under shard_map.
   row_top, row_index = lax.top_k(pre_BxM, cap)                                  # B x cap
   row_top, row_index = lax.optimization_barrier(row_top), lax.optimization_barrier(row_index)
-  candidates = row_top.reshape(-1)
-  if axis_name is not None:
-    candidates = lax.all_gather(candidates, axis_name, tiled=True)
-  if candidates.shape[0] >= total:
-    kth = lax.top_k(candidates, total)[0][-1]
-  else:
-    kth = candidates.min()
+  kth = kth_largest_nonnegative(row_top.reshape(-1), total, axis_name)
   saturated = jnp.any(row_top[:, -1] >= kth) if cap < width else jnp.bool_(False)
   if axis_name is not None:
     saturated = lax.pmax(saturated.astype(jnp.int32), axis_name) > 0
@@ -185,17 +196,17 @@ def auxk_loss(pre_BxM, residual_BxD, dead_M, W_dec_MxD, k_aux: int, axis_name=No
   return lax.cond(jnp.any(dead_M), loss_with_dead, lambda: jnp.zeros((), pre_BxM.dtype))
 
 
-def auxk_loss_sparse(pre_BxM, x_centered_BxD, W_enc_DxM, b_enc_M, residual_BxD, dead_M,
+def auxk_loss_sparse(pre_BxM, x_BxD, b_dec_D, W_enc_DxM, b_enc_M, residual_BxD, dead_M,
                      W_dec_MxD, k_aux: int, axis_name=None, chunk: int = sparse_codes.DEFAULT_CHUNK):
   """:func:`auxk_loss` with the dead top-k kept as a B x k_aux list: `pre_BxM` is the detached
-  dense pre-activation relu(x_centered W_enc + b_enc); gradients reach W_enc, b_enc,
-  x_centered and W_dec through the sparse VJPs of :mod:`jaxdisent.losses.sparse_codes`."""
+  dense pre-activation relu((x - b_dec) W_enc + b_enc); gradients reach b_dec, W_enc, b_enc and
+  W_dec through the sparse VJPs of :mod:`jaxdisent.losses.sparse_codes`."""
   residual = lax.stop_gradient(residual_BxD)
 
   def loss_with_dead():
     values, index = _dead_top(lax.stop_gradient(pre_BxM), dead_M, k_aux)
     codes = sparse_codes.from_rows(values, index)
-    codes = codes._replace(values=sparse_codes.encoder_values(codes, x_centered_BxD, W_enc_DxM,
+    codes = codes._replace(values=sparse_codes.encoder_values(codes, x_BxD, b_dec_D, W_enc_DxM,
                                                               b_enc_M, chunk))
     recon = sparse_codes.decode(codes, W_dec_MxD, pre_BxM.shape[0], chunk)
     return _auxk_normalised(residual, recon, axis_name)

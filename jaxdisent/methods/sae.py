@@ -152,9 +152,8 @@ class SAEMethod(Method):
 
   def _sparse_terms(self, params, x, pre, codes, ctx, dead_from):
     """The same terms from the kept entries only (`pre` is the detached dense forward)."""
-    x_centered = x - params["b_dec"]
-    values = sparse_codes.encoder_values(codes, x_centered, params["W_enc"], params["b_enc"],
-                                         ctx.chunk)
+    values = sparse_codes.encoder_values(codes, x, params["b_dec"], params["W_enc"],
+                                         params["b_enc"], ctx.chunk)
     x_hat = sparse_codes.decode(codes._replace(values=values), params["W_dec"], x.shape[0],
                                 ctx.chunk) + params["b_dec"]
     loss = jnp.mean(sae_losses.squared_error(x, x_hat))
@@ -163,7 +162,7 @@ class SAEMethod(Method):
     dead = dead_from(fired)
     aux = None
     if self._uses_auxk():
-      aux = sae_losses.auxk_loss_sparse(pre, x_centered, params["W_enc"], params["b_enc"],
+      aux = sae_losses.auxk_loss_sparse(pre, x, params["b_dec"], params["W_enc"], params["b_enc"],
                                         x - x_hat, dead, params["W_dec"], self._k_aux(),
                                         ctx.axis_name, ctx.chunk)
     return loss, x_hat, fired, l0, aux, {}
