@@ -125,6 +125,7 @@ def main():
   if unknown:
     sys.exit(f"unknown --sides {sorted(unknown)}; choose from {SIDES}")
   if "dictionary_learning" in sides:
+    sys.modules.setdefault("nnsight", types.SimpleNamespace(LanguageModel=object))
     try:
       import torch  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
       import einops  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import

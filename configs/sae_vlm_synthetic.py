@@ -37,6 +37,7 @@ def get_config():
   # auto: decode and backward on the kept entries for batchtopk/topk (dense for relu/jumprelu);
   # dense: codes as a B x M matrix everywhere (the reference formulation, same numbers)
   config.model.formulation = "auto"
+  config.model.init_from = ""           # an SAELens / sparsify SAE directory to start from
   config.model.row_cap = 0              # BatchTopK candidates per row; 0 -> 4k
   config.model.sparse_capacity = 1.5    # kept-entry list per device, x k * B_local, on >1 device
   config.model.sparse_chunk = 1024      # kept entries per step of the sparse loops

@@ -107,6 +107,8 @@ class SAEMethod(Method):
     return self.data.batch(seed, step, start, size)
 
   def init(self, rng):
+    if self.config.model.get("init_from", ""):
+      return self._init_from_file(self.config.model.init_from)
     params = self.model.init(rng, jnp.zeros((1, self.dim)))["params"]
     first = jnp.asarray(self.data.batch(self.config.seed, 0, 0, self.config.model.init_batch)["x"])
     scale = jnp.sqrt(jnp.mean(jnp.sum(jnp.square(first), axis=1)))
@@ -122,6 +124,36 @@ class SAEMethod(Method):
     model_state = {"input_scale": scale, "threshold": jnp.float32(-1.0),
                    "tokens_since_fired": jnp.zeros((self.config.model.dict_size,), jnp.int32)}
     return params, model_state
+
+  def _init_from_file(self, path):
+    """Start from an SAE saved by SAELens or sparsify (or exported by launch.export_sae)."""
+    from jaxdisent.io import sae_formats  # pylint: disable=g-import-not-at-top
+    sae = sae_formats.load(path)
+    m = self.config.model
+    wrong = []
+    if sae.kind != self.kind:
+      wrong.append(f"kind {sae.kind!r} (set --config.model.kind={sae.kind})")
+    if sae.d_in != self.dim:
+      wrong.append(f"d_in {sae.d_in} but the embeddings have {self.dim} dimensions")
+    if sae.d_sae != int(m.dict_size):
+      wrong.append(f"{sae.d_sae} latents (set --config.model.dict_size={sae.d_sae})")
+    if sae.kind in ("topk", "batchtopk") and sae.k and sae.k != self.k:
+      wrong.append(f"k={sae.k} (set --config.model.k={sae.k})")
+    if wrong:
+      raise ValueError(f"the SAE in {path} does not fit this config: " + "; ".join(wrong))
+    params = {name: jnp.asarray(value) for name, value in sae.params.items()}
+    model_state = {"input_scale": jnp.float32(sae.input_scale),
+                   "threshold": jnp.float32(sae.threshold),
+                   "tokens_since_fired": jnp.zeros((int(m.dict_size),), jnp.int32)}
+    return params, model_state
+
+  def portable(self, params, model_state):
+    """This SAE as a :class:`jaxdisent.io.sae_formats.PortableSAE` (for export)."""
+    from jaxdisent.io import sae_formats  # pylint: disable=g-import-not-at-top
+    return sae_formats.PortableSAE(
+        self.kind, self.k if self.kind in ("topk", "batchtopk") else 0,
+        {name: np.asarray(value) for name, value in params.items()},
+        float(model_state["input_scale"]), float(model_state["threshold"]))
 
   def _context(self, axis_name):
     m = self.config.model
