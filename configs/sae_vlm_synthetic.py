@@ -38,8 +38,9 @@ def get_config():
   # dense: codes as a B x M matrix everywhere (the reference formulation, same numbers)
   config.model.formulation = "auto"
   config.model.init_from = ""           # an SAELens / sparsify SAE directory to start from
-  config.model.row_cap = 0              # BatchTopK candidates per row; 0 -> 4k
-  config.model.sparse_capacity = 1.5    # kept-entry list per device, x k * B_local, on >1 device
+  config.model.row_cap = 0              # dense BatchTopK: candidates per row; 0 -> 4k
+  config.model.sparse_capacity = 0.0    # kept-entry list per device, x k * B_local; 0 -> 1 on one
+                                        # device, 1.5 on several (overflow -> a dense step)
   config.model.sparse_chunk = 1024      # kept entries per step of the sparse loops
 
   config.loss = ml_collections.ConfigDict()

@@ -63,20 +63,25 @@ def _selection_uses_dense(method, params, state, x, devices):
   return bool(jax.jit(run)(x))
 
 
-@pytest.mark.parametrize("kind,dominant_row", [("batchtopk", False), ("batchtopk", True),
-                                               ("topk", False)])
-def test_sparse_step_equals_dense(kind, dominant_row):
-  overrides = {"model.row_cap": 6} if dominant_row else {}
+@pytest.mark.parametrize("kind,case", [("batchtopk", "plain"), ("batchtopk", "dominant_row"),
+                                       ("batchtopk", "overflow"), ("topk", "plain")])
+def test_sparse_step_equals_dense(kind, case):
+  # dominant_row: one row holds far more of the batch's top entries than the dense path's row
+  # candidates (row_cap 6), so the dense path takes its flat fallback; the sparse list is exact
+  # anyway. overflow: a list of half the kept entries overflows, so the step runs dense.
+  overrides = {"model.row_cap": 6} if case == "dominant_row" else {}
+  if case == "overflow":
+    overrides["model.sparse_capacity"] = 0.5
   dense, sparse = _methods(kind, **overrides)
   params, state = dense.init(jax.random.key(0))
   # some latents have fired recently, the rest are past dead_tokens: AuxK is on
   state = dict(state, tokens_since_fired=jnp.where(jnp.arange(64) % 3 == 0, 0, 1000))
   x = jnp.asarray(dense.data.batch(0, 1, 0, 64)["x"])
-  if dominant_row:  # one row holds far more than row_cap of the batch's top entries
+  if case == "dominant_row":
     x = x.at[7].multiply(50.0)
   reduction = 64 * 64
   for devices in (jax.devices()[:1], jax.devices()[:4]):
-    assert _selection_uses_dense(sparse, params, state, x, devices) == dominant_row
+    assert _selection_uses_dense(sparse, params, state, x, devices) == (case == "overflow")
     loss_d, metrics_d, state_d, grads_d = _loss_and_grads(dense, params, state, x, devices)
     loss_s, metrics_s, state_s, grads_s = _loss_and_grads(sparse, params, state, x, devices)
     assert float(metrics_d["auxk_loss"]) > 0
@@ -157,3 +162,25 @@ def test_sparse_formulation_is_refused_for_relu():
     make_method(sae_config(**{"model.kind": "relu", "model.formulation": "sparse"}))
   with pytest.raises(ValueError, match="model.formulation"):
     make_method(sae_config(**{"model.formulation": "fast"}))
+
+
+@pytest.mark.parametrize("block", [1, 7, 16])
+def test_batchtopk_list_equals_the_dense_selection(block):
+  """Block-maximum selection = the dense BatchTopK codes, widths not divisible by the block, one
+  dominant row, 1 and 4 devices."""
+  from jaxdisent.losses import sae as L
+  pre = jax.nn.relu(jax.random.normal(jax.random.key(2), (32, 50)))
+  pre = pre.at[3].multiply(30.0)
+  want, kth_want = L.batchtopk(pre, 4)
+  for n in (1, 4):
+    def per_device(p):
+      codes, kth, overflow = L.batchtopk_list(p, 4, 4 * 32 // n * (1 if n == 1 else 3), "data",
+                                              block)
+      dense = jnp.zeros_like(p).at[codes.rows, codes.cols].add(codes.values)
+      return dense, kth, overflow
+    run = jax.jit(jax.shard_map(per_device, mesh=make_mesh(jax.devices()[:n]), in_specs=P("data"),
+                                out_specs=(P("data"), P(), P()), check_vma=False))
+    got, kth, overflow = run(pre)
+    assert not bool(overflow)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    assert float(kth) == float(kth_want)

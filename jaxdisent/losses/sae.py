@@ -95,6 +95,55 @@ def batchtopk_threshold(pre_BxM, k: int, axis_name=None, row_cap: int | None = N
   return lax.cond(saturated, lambda: _global_kth_flat(pre_BxM, total, axis_name), lambda: kth)
 
 
+def batchtopk_list(pre_BxM, k: int, capacity: int, axis_name=None, block: int = 16):
+  """BatchTopK's kept entries as a list, exactly, without a per-row top-k.
+
+  Split every row into blocks of `block` latents. t0 = the (k * B_global)-th largest block
+  maximum is a lower bound of the threshold t (at least k * B_global entries are >= t0), and
+  every entry >= t lies in a block whose maximum is >= t0 -- of which there are k * B_global,
+  ties aside. Those blocks' entries are the candidates; t is their (k * B_global)-th largest
+  (both by :func:`kth_largest_nonnegative`), and the entries >= t (and > 0) are packed into a
+  list of `capacity`. One pass over the B x M pre-activations (the block maxima), the rest on
+  ~k * B * block values.
+
+  Returns (Codes, kth, overflow): overflow (same on every device) when the selected blocks or
+  the kept entries exceed their capacity on some device (ties at t0 or t, or, on several
+  devices, an uneven split); the caller must then use the dense formulation.
+  """
+  batch, width = pre_BxM.shape
+  total = k * global_batch_size(batch, axis_name)
+  pad = (-width) % block
+  pre = jnp.pad(pre_BxM, ((0, 0), (0, pad))) if pad else pre_BxM
+  blocks = pre.reshape(batch * (width + pad) // block, block)                  # (B M / block) x block
+  block_max = jnp.max(blocks, axis=1)
+  t0 = kth_largest_nonnegative(block_max, total, axis_name)
+  chosen = (block_max >= t0) & (block_max > 0)
+  block_codes, block_overflow = sparse_codes.compact(
+      block_max[:, None], jnp.arange(block_max.shape[0], dtype=jnp.int32)[:, None], chosen[:, None],
+      capacity)
+  # candidates: every entry of the chosen blocks (padding blocks carry index 0 and value 0 ->
+  # masked out below)
+  real = block_codes.values > 0
+  values = jnp.where(real[:, None], blocks[block_codes.cols], 0.0)           # capacity x block
+  flat = block_codes.cols[:, None] * block + jnp.arange(block, dtype=jnp.int32)[None, :]
+  row = flat // (width + pad)
+  col = flat % (width + pad)
+  kth = kth_largest_nonnegative(values.reshape(-1), total, axis_name)
+  keep = (values >= kth) & (values > 0)
+  # rows x cols of the candidates -> the list of kept entries
+  keep_flat = keep.reshape(-1)
+  position = jnp.cumsum(keep_flat.astype(jnp.int32)) - 1
+  count = jnp.sum(keep_flat, dtype=jnp.int32)
+  dest = jnp.where(keep_flat, position, capacity)
+  put = lambda src, dtype: jnp.zeros((capacity,), dtype).at[dest].set(src, mode="drop")
+  codes = sparse_codes.Codes(put(jnp.where(keep_flat, values.reshape(-1), 0.0), pre_BxM.dtype),
+                             put(row.reshape(-1), jnp.int32), put(col.reshape(-1), jnp.int32))
+  overflow = block_overflow | (count > capacity)
+  if axis_name is not None:
+    overflow = lax.pmax(overflow.astype(jnp.int32), axis_name) > 0
+  return codes, kth, overflow
+
+
 def batchtopk(pre_BxM, k: int, axis_name=None, row_cap: int | None = None):
   """Keep the k * B_global largest pre-activations of the *global* batch (Bussmann et al. 2024).
 

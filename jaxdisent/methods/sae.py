@@ -160,7 +160,7 @@ class SAEMethod(Method):
     return sae_kinds.Context(
         k=self.k, loss=self.config.loss, axis_name=axis_name,
         row_cap=int(m.get("row_cap", 0)) or None,
-        capacity_factor=float(m.get("sparse_capacity", 1.5)),
+        capacity_factor=float(m.get("sparse_capacity", 0.0)),
         chunk=int(m.get("sparse_chunk", sparse_codes.DEFAULT_CHUNK)))
 
   def _dense_terms(self, params, x, ctx, dead_from):

@@ -5,9 +5,10 @@ The method looks its kind up once (:func:`get`); nothing else switches on ``mode
 
 * ``batchtopk`` (Bussmann et al. 2024): the k * B_global largest pre-activations of the global
   batch; inference uses a learned global threshold (an EMA of the smallest kept activation).
-  Sparse carrier: each row's top ``row_cap`` candidates masked by the global threshold, packed
-  into a list of k * B_local entries (times ``capacity_factor`` on several devices, where the
-  local count varies); a saturated row or an overflowing list switches that step to the dense
+  Sparse carrier: the kept entries as a list of k * B_local entries (times ``capacity_factor``
+  on several devices, where the local count varies), selected from the blocks whose maximum
+  reaches the (k B)-th largest block maximum (:func:`jaxdisent.losses.sae.batchtopk_list`: no
+  per-row top-k); ties or an uneven split that overflow the list switch that step to the dense
   formulation (same branch on every device), so the numbers stay those of the dense one.
 * ``topk`` (Gao et al. 2024): each row's k largest; carrier B x k. (Exact ties at the k-th value
   are all kept by the dense formulation and cut at k by the sparse one.)
@@ -82,21 +83,17 @@ def _batchtopk_dense(pre, params, ctx):
 
 def batchtopk_capacity(local_batch: int, k: int, num_devices: int, capacity_factor: float,
                        row_width: int) -> int:
-  """Length of the list that carries one device's kept BatchTopK entries: exactly k * B on one
-  device (the count is k * B unless values tie), k * B_local * factor on several."""
-  factor = 1.0 if num_devices == 1 else max(1.0, capacity_factor)
-  return min(local_batch * row_width, int(math.ceil(k * local_batch * factor)))
+  """Length of the list that carries one device's kept BatchTopK entries: k * B_local times
+  `capacity_factor`, or with factor 0 (auto) exactly k * B on one device (the count is k * B
+  unless values tie) and 1.5 k * B_local on several (where the local count varies)."""
+  factor = capacity_factor or (1.0 if num_devices == 1 else 1.5)
+  return max(1, min(local_batch * row_width, int(math.ceil(k * local_batch * factor))))
 
 
 def _batchtopk_sparse(pre, ctx):
-  values, index, kth, saturated = sae_losses.row_candidates(pre, ctx.k, ctx.axis_name, ctx.row_cap)
-  keep = (values >= kth) & (values > 0)
   devices = lax.axis_size(ctx.axis_name) if ctx.axis_name is not None else 1
-  capacity = batchtopk_capacity(pre.shape[0], ctx.k, devices, ctx.capacity_factor, values.shape[1])
-  codes, overflow = sparse_codes.compact(values, index, keep, capacity)
-  use_dense = saturated | overflow
-  if ctx.axis_name is not None:
-    use_dense = lax.pmax(use_dense.astype(jnp.int32), ctx.axis_name) > 0
+  capacity = batchtopk_capacity(pre.shape[0], ctx.k, devices, ctx.capacity_factor, pre.shape[1])
+  codes, kth, use_dense = sae_losses.batchtopk_list(pre, ctx.k, capacity, ctx.axis_name)
   return codes, {"kth": lax.stop_gradient(kth)}, use_dense
 
 
