@@ -4,7 +4,7 @@ with peak memory and the time of the encoder matmul alone (the floor of any SAE 
 
   pip install -e '.[bench]' && pip install --no-deps dictionary-learning==0.1.0 einops
   python benchmarks/bench_sae.py [--dims=768] [--expansions=16] [--k=32] [--batch=4096] \
-      [--steps=10] [--sides=sparse,dense,dictionary_learning,floor] [--repeats=1]
+      [--steps=10] [--sides=sparse,dense,dictionary_learning,floor] [--repeats=1] [--threads=1]
 
 Every (shape, side) runs in its own subprocess, so its peak resident memory (ru_maxrss) is its
 own; sides alternate within a repeat so a busy machine disturbs them alike. The floor is
@@ -91,8 +91,15 @@ def dictionary_learning_trainer(x_np, dim, dict_size, k, steps):
   return time_steps(lambda i: trainer.update(i, x), steps)
 
 
-def run_one(side, dim, expansion, k, size, steps):
+def run_one(side, dim, expansion, k, size, steps, threads=0):
   """In this process: one side at one shape; prints a JSON line."""
+  if threads == 1:   # one compute thread on both sides (steadier on a busy machine)
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    import torch  # pylint: disable=g-import-not-at-top
+    torch.set_num_threads(1)
+  elif threads:
+    raise SystemExit("--threads must be 0 (all cores) or 1")
   x = batch(dim, size)
   dict_size = dim * expansion
   if side == "dictionary_learning":
@@ -114,11 +121,12 @@ def main():
   parser.add_argument("--steps", type=int, default=10)
   parser.add_argument("--repeats", type=int, default=1)
   parser.add_argument("--sides", default=",".join(SIDES))
+  parser.add_argument("--threads", type=int, default=0, help="0: all cores; 1: one thread per side")
   parser.add_argument("--one", default="", help=argparse.SUPPRESS)  # internal: side,dim,expansion
   args = parser.parse_args()
   if args.one:
     side, dim, expansion = args.one.split(",")
-    run_one(side, int(dim), int(expansion), args.k, args.batch, args.steps)
+    run_one(side, int(dim), int(expansion), args.k, args.batch, args.steps, args.threads)
     return
   sides = [s for s in args.sides.split(",") if s]
   unknown = set(sides) - set(SIDES)
@@ -135,7 +143,7 @@ def main():
                "dictionary_learning out of --sides")
     print(f"torch {torch.__version__}, CPU threads={torch.get_num_threads()}")
   print(f"BatchTopK SAE step, k={args.k}, batch={args.batch}, {args.steps} timed steps, "
-        f"{os.cpu_count()} CPUs")
+        f"{os.cpu_count()} CPUs, " + ("1 thread per side" if args.threads == 1 else "all cores"))
   for dim in (int(d) for d in args.dims.split(",")):
     for expansion in (int(e) for e in args.expansions.split(",")):
       rates = {s: [] for s in sides}
@@ -144,7 +152,8 @@ def main():
         for side in sides:
           out = subprocess.run(
               [sys.executable, os.path.abspath(__file__), f"--one={side},{dim},{expansion}",
-               f"--k={args.k}", f"--batch={args.batch}", f"--steps={args.steps}"],
+               f"--k={args.k}", f"--batch={args.batch}", f"--steps={args.steps}",
+               f"--threads={args.threads}"],
               capture_output=True, text=True, check=False)
           if out.returncode:
             sys.exit(f"{side} at d={dim} x{expansion} failed:\n{out.stderr[-3000:]}")
