@@ -109,14 +109,19 @@ class DataParallel:
 
   def abstract_state(self, state):
     """ShapeDtypeStructs (with the target sharding) of a plain state, for Orbax restore."""
-    sharding = self.replicated if self.mode == "shard_map" else None
+    # Always name a sharding on *this* process's devices: without one Orbax restores onto the
+    # sharding recorded at save time, which fails on another device count ("Topology mismatch").
+    sharding = (self.replicated if self.mode == "shard_map"
+                else jax.sharding.SingleDeviceSharding(self.devices[0]))
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding),
                         state)
 
   def host_state(self, state):
     """The plain state (one copy) from a placed one."""
     if self.mode == "pmap":
-      return jax.tree.map(lambda x: x[0], state)
+      # the first device's copy, without dispatching a gather (x[0] would be one more program
+      # queued behind the donated step)
+      return jax.tree.map(lambda x: x.addressable_shards[0].data.reshape(x.shape[1:]), state)
     return state
 
   def place_batch(self, local_batch):
@@ -132,5 +137,5 @@ class DataParallel:
   def step(self, state, batch):
     state, metrics = self._step(state, batch)
     if self.mode == "pmap":
-      metrics = jax.tree.map(lambda x: x[0], metrics)
+      metrics = jax.tree.map(lambda x: x.addressable_shards[0].data.reshape(x.shape[1:]), metrics)
     return state, metrics

@@ -1,0 +1,6 @@
+"""Imports every module that registers evaluators (one line per module)."""
+
+# pylint: disable=unused-import
+from jaxdisent.evals import dictionary  # noqa: F401
+from jaxdisent.evals import disentanglement  # noqa: F401
+from jaxdisent.evals import sentiment  # noqa: F401
