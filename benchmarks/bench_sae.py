@@ -67,7 +67,11 @@ def ours(x_np, dim, dict_size, k, steps, formulation):
     holder[0], metrics = parallel.step(holder[0], placed)
     jax.block_until_ready(metrics["loss"])
 
-  return time_steps(step, steps)
+  rate = time_steps(step, steps)
+  # XLA's own account of the step's buffers (temp) besides its arguments (params, Adam, batch)
+  analysis = parallel._step.lower(holder[0], placed).compile().memory_analysis()  # pylint: disable=protected-access
+  return rate, {"xla_temp_mib": analysis.temp_size_in_bytes / 2 ** 20,
+                "xla_args_mib": analysis.argument_size_in_bytes / 2 ** 20}
 
 
 def floor(x_np, dim, dict_size, steps):
@@ -102,14 +106,15 @@ def run_one(side, dim, expansion, k, size, steps, threads=0):
     raise SystemExit("--threads must be 0 (all cores) or 1")
   x = batch(dim, size)
   dict_size = dim * expansion
+  extra = {}
   if side == "dictionary_learning":
     rate = dictionary_learning_trainer(x, dim, dict_size, k, steps)
   elif side == "floor":
     rate = floor(x, dim, dict_size, steps)
   else:
-    rate = ours(x, dim, dict_size, k, steps, side)
+    rate, extra = ours(x, dim, dict_size, k, steps, side)
   peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  print(json.dumps({"side": side, "steps_per_s": rate, "peak_mib": peak_mib}))
+  print(json.dumps({"side": side, "steps_per_s": rate, "peak_mib": peak_mib, **extra}))
 
 
 def main():
@@ -148,6 +153,7 @@ def main():
     for expansion in (int(e) for e in args.expansions.split(",")):
       rates = {s: [] for s in sides}
       peaks = {s: 0.0 for s in sides}
+      xla = {}
       for _ in range(args.repeats):
         for side in sides:
           out = subprocess.run(
@@ -160,6 +166,8 @@ def main():
           result = json.loads(out.stdout.strip().splitlines()[-1])
           rates[side].append(result["steps_per_s"])
           peaks[side] = max(peaks[side], result["peak_mib"])
+          if "xla_temp_mib" in result:
+            xla[side] = (result["xla_temp_mib"], result["xla_args_mib"])
       best = {s: max(r) for s, r in rates.items()}
       print(f"d={dim}, {expansion}x = {dim * expansion} latents")
       for side in sides:
@@ -167,7 +175,9 @@ def main():
                  "dictionary_learning": "dictionary_learning", "floor": "encoder matmul alone"}[side]
         print(f"  {label:24s} {best[side]:7.3f} steps/s  {1000 / best[side]:8.1f} ms/step  "
               f"peak RSS {peaks[side]:7.0f} MiB   (runs: "
-              + ", ".join(f"{r:.3f}" for r in rates[side]) + ")")
+              + ", ".join(f"{r:.3f}" for r in rates[side]) + ")"
+              + (f"  XLA temp {xla[side][0]:.0f} MiB + args {xla[side][1]:.0f} MiB"
+                 if side in xla else ""))
       if "dictionary_learning" in best:
         for side in ("sparse", "dense"):
           if side in best:
