@@ -62,7 +62,8 @@ class SAEMethod(Method):
     product is the encoder forward x W_enc; decode, the decoder gradient, the gradient reaching
     W_enc / b_enc / b_dec and AuxK's decode run on the kept entries (see
     :mod:`jaxdisent.losses.sparse_codes`). Same loss and gradients as ``dense`` to float32
-    rounding; steps where BatchTopK's candidates cannot carry the selection run ``dense``.
+    rounding; steps whose kept entries overflow BatchTopK's list (ties, an uneven split over
+    devices) run ``dense``.
   * ``dense``: codes as a B x M matrix and autodiff (the reference formulation; relu, jumprelu).
 
   Timing follows dictionary_learning's BatchTopKTrainer (and OpenAI's reference): the threshold
