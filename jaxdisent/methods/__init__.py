@@ -19,6 +19,7 @@ def _decalign():
 
 
 REGISTRY = {"beta_vae": _beta_vae, "sae": _sae, "decalign": _decalign}
+REGISTRY["gem"] = lambda: __import__("jaxdisent.methods.gem", fromlist=["GEMMethod"]).GEMMethod
 
 
 def make_method(config) -> Method:
