@@ -157,3 +157,30 @@ def test_matching():
   np.testing.assert_array_equal(np.asarray(greedy_assignment(sim)), [1, 0])
   with pytest.raises(ValueError, match="latent_dim"):
     hungarian_assignment(sim.T)
+
+
+def test_tfds_attribute_reader_with_mock_data(tmp_path):
+  import tensorflow_datasets as tfds
+  from jaxdisent.data.attributes import TFDSAttributeSource
+  from jaxdisent.oracles import oracle_scores
+  import ml_collections
+  with tfds.testing.mock_data(num_examples=10):
+    data = TFDSAttributeSource("celeb_a")
+    assert len(data.attribute_names) == 40 and "Young" in data.attribute_names
+    assert data.pool_size == 10 and data.true_adjacency() is None
+    values = np.asarray(data.pool_values(np.arange(10)))
+    assert set(np.unique(values)) <= {0.0, 1.0}
+    images = np.asarray(data.pool_images(np.array([0, 9])))
+    assert images.shape == (2, 64, 64, 3) and 0 <= images.min() and images.max() <= 1
+    config = ml_collections.ConfigDict({"kind": "labels", "attributes": "Young,Male,Smiling"})
+    scores = oracle_scores(data, config, np.arange(10))
+    np.testing.assert_array_equal(scores.scores, 10 * values[:, [data.attribute_names.index(a)
+                                                                  for a in ("Young", "Male",
+                                                                            "Smiling")]])
+    config.attributes = "Young,Hat"
+    with pytest.raises(ValueError, match=r"unknown attribute name\(s\) \['Hat'\]"):
+      oracle_scores(data, config, np.arange(10))
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    TFDSAttributeSource("celeb_a", data_dir=str(tmp_path / "nope"))
+  with pytest.raises(FileNotFoundError, match="never downloads"):
+    TFDSAttributeSource("celeb_a", data_dir=str(tmp_path))

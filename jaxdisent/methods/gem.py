@@ -120,6 +120,8 @@ class GEMMethod(Method):
     return batch
 
   def local_batch(self, seed, step, start, size):
+    if not getattr(self.data, "jittable", True):  # files read on the host (TFDS)
+      return self._batch_impl(int(seed), jnp.asarray(step, jnp.int32), int(start), int(size))
     return self._batch(int(seed), jnp.asarray(step, jnp.int32), int(start), int(size))
 
   def adjacency(self, params, model_state):
