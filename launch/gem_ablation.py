@@ -76,7 +76,8 @@ def oracle_sweep(base_config, accuracies, seeds):
       scores = oracle_scores(source, oracle, np.arange(count))
       cols = [source.attribute_names.index(a) for a in scores.attributes]
       relations = directed_relations(scores.scores, scores.valid, oracle.get("ridge", 1e-3),
-                                     oracle.get("gain", 2.0))
+                                     oracle.get("gain", 2.0),
+                                     basis=oracle.get("basis", "quadratic"))
       rows.append({"accuracy": float(accuracy), "seed": int(seed),
                    **graph_recovery(relations, truth[np.ix_(cols, cols)])})
   lines = ["| oracle accuracy | seeds | AUROC | AUPRC | direction accuracy |", "|---|---|---|---|---|"]

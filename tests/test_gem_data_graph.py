@@ -184,3 +184,17 @@ def test_tfds_attribute_reader_with_mock_data(tmp_path):
     TFDSAttributeSource("celeb_a", data_dir=str(tmp_path / "nope"))
   with pytest.raises(FileNotFoundError, match="never downloads"):
     TFDSAttributeSource("celeb_a", data_dir=str(tmp_path))
+
+
+def test_quadratic_basis_sees_u_shaped_relations():
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=5000)
+  y = x ** 2 + 0.3 * rng.normal(size=5000)   # non-monotone: linear correlation ~ 0
+  w_ = rng.normal(size=5000)                 # unrelated
+  scores = np.stack([x, y, w_], 1)
+  linear = directed_relations(scores, basis="linear")
+  quadratic = directed_relations(scores)
+  assert linear[0, 1] < 0.05 and quadratic[0, 1] > 0.3
+  assert quadratic[0, 2] < 0.05 and quadratic[1, 2] < 0.05
+  with pytest.raises(ValueError, match="unknown relation basis"):
+    directed_relations(scores, basis="cubic")

@@ -65,6 +65,7 @@ def make_oracle_view(source, oracle_config) -> OracleView:
   columns = check_attribute_names(names, source.attribute_names)
   path = oracle_config.get("scores_path", "") or ""
   ridge, gain = float(oracle_config.get("ridge", 1e-3)), float(oracle_config.get("gain", 2.0))
+  basis = oracle_config.get("basis", "quadratic")
   if kind == "statistical":
     return OracleView(kind, names, columns, None, None, None)
   if path:
@@ -76,14 +77,14 @@ def make_oracle_view(source, oracle_config) -> OracleView:
     def from_file(values, pool_index, row):
       del values, pool_index
       return table[row], mask[row]
-    relations = directed_relations(scores.scores, scores.valid, ridge, gain, names=names)
+    relations = directed_relations(scores.scores, scores.valid, ridge, gain, names=names, basis=basis)
     return OracleView(kind, names, columns, _normalise(relations), scores.pool_index, from_file)
   if kind == "chat":
     raise ValueError("oracle.kind='chat' needs oracle.scores_path: run the chat oracle as its own "
                      "stage first (python -m launch.oracle --config=... --out=PATH)")
   count = min(int(oracle_config.get("num_images", 4000)), source.pool_size)
   scores = oracle_scores(source, oracle_config, np.arange(count))
-  relations = directed_relations(scores.scores, scores.valid, ridge, gain, names=names)
+  relations = directed_relations(scores.scores, scores.valid, ridge, gain, names=names, basis=basis)
   if kind == "simulated":
     settings = SimulatedOracle.from_config(source, oracle_config).settings
 
