@@ -1,4 +1,5 @@
-"""The alignment-emergence study on controlled synthetic bimodal data (REFERENCES.md section 8).
+"""The alignment-emergence study on controlled synthetic bimodal data (Tjandrasuwita et al. 2025;
+docs/references.md).
 
 Defaults are a reduced grid that finishes in minutes on 2 CPU cores; the paper's grid is
 uniqueness 0..8 x heterogeneity depth 0..10 x encoder depth 1..10.
@@ -20,16 +21,18 @@ def get_config():
   config.data.temperature = 0.05
 
   config.grid = ml_collections.ConfigDict()
-  config.grid.num_unique = [0, 1, 2, 3, 4, 5, 6, 7, 8]
-  config.grid.heterogeneity_depth = [0, 2, 4]
-  config.grid.encoder_depth = [1, 2, 4]
+  config.grid.num_unique = (0, 1, 2, 3, 4, 5, 6, 7, 8)
+  config.grid.heterogeneity_depth = (0, 2, 4)
+  config.grid.encoder_depth = (1, 2, 4)
   config.grid.seeds = 2
 
   config.model = ml_collections.ConfigDict()
   config.model.width = 64
 
   config.train = ml_collections.ConfigDict()
-  config.train.steps = 1500
+  config.train.num_steps = 1500        # per model
   config.train.batch_size = 256
-  config.train.learning_rate = 1e-3
+
+  config.optimizer = ml_collections.ConfigDict()
+  config.optimizer.learning_rate = 1e-3  # Adam
   return config

@@ -6,20 +6,11 @@
 MOSI shapes: text 768 / audio 5 / vision 20, length 50. Nothing is downloaded.
 """
 
-import importlib.util
-import os
-
-
-def _synthetic_config():
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "decalign_synthetic.py")
-  spec = importlib.util.spec_from_file_location("_decalign_synthetic_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+from configs import decalign_synthetic
 
 
 def get_config():
-  config = _synthetic_config()
+  config = decalign_synthetic.get_config()
   config.data.source = "mmsa"
   config.data.path = ""                   # required: --config.data.path=...
   config.data.modalities = "text,audio,vision"

@@ -7,6 +7,8 @@ per-modality unique factors; regression label in [-3, 3] from both. Ablate a ter
 
 import ml_collections
 
+from configs import common
+
 
 def get_config():
   config = ml_collections.ConfigDict()
@@ -41,8 +43,8 @@ def get_config():
   config.loss.heterogeneity = True
   config.loss.homogeneity = True
   config.loss.decoupling_weight = 1.0
-  config.loss.alpha = 0.05                 # heterogeneity weight (paper's best)
-  config.loss.beta = 0.05                  # homogeneity weight (paper's best)
+  config.loss.heterogeneity_weight = 0.05  # the paper's alpha (its best value)
+  config.loss.homogeneity_weight = 0.05    # the paper's beta (its best value)
   config.loss.num_prototypes = 7
   config.loss.em_steps = 5
   config.loss.var_floor = 1e-4
@@ -52,20 +54,12 @@ def get_config():
   config.loss.mmd_weight = 1.0
   config.loss.mmd_bandwidths = "0.5,1,2,4"
 
-  config.optimizer = ml_collections.ConfigDict()
-  config.optimizer.learning_rate = 1e-3
-  config.optimizer.warmup_steps = 0
-  config.optimizer.grad_clip_norm = 1.0
+  config.optimizer = common.optimizer(1e-3, grad_clip_norm=1.0)
+  config.train = common.train(num_steps=1000, batch_size=64, log_every=50, checkpoint_every=500,
+                              keep_checkpoints=2)
 
-  config.train = ml_collections.ConfigDict()
-  config.train.num_steps = 1000
-  config.train.batch_size = 64
-  config.train.log_every = 50
-  config.train.checkpoint_every = 500
-  config.train.keep_checkpoints = 2
-  config.train.parallel = "shard_map"
-  config.train.distributed = False
-
-  config.eval = ml_collections.ConfigDict()
-  config.eval.batch_size = 256
+  config.evals = ml_collections.ConfigDict()   # evaluators (jaxdisent/evals)
+  config.evals.sentiment = ml_collections.ConfigDict()
+  config.evals.sentiment.split = "test"
+  config.evals.sentiment.batch_size = 256
   return config

@@ -7,16 +7,11 @@ Paired files (same row order) enable the cross-modal measures. For one .npz/.saf
 arrays use --config.data.key=image --config.data.text_key=text.
 """
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from sae_vlm_synthetic import get_config as _synthetic_config  # pylint: disable=g-import-not-at-top
+from configs import sae_vlm_synthetic
 
 
 def get_config():
-  config = _synthetic_config()
+  config = sae_vlm_synthetic.get_config()
   config.data.source = "file"
   config.model.dict_size = 8192
   config.model.k = 32

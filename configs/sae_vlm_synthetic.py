@@ -62,7 +62,10 @@ def get_config():
   config.train.parallel = "shard_map"
   config.train.distributed = False
 
-  config.eval = ml_collections.ConfigDict()
-  config.eval.num_pairs = 4096
-  config.eval.run_at_end = False
+  config.train.eval_every = 0          # also evaluate every N steps during training (0: never)
+  config.train.eval_at_end = True
+
+  config.evals = ml_collections.ConfigDict()   # evaluators (jaxdisent/evals)
+  config.evals.dictionary = ml_collections.ConfigDict()
+  config.evals.dictionary.num_pairs = 4096
   return config

@@ -8,11 +8,22 @@ import os
 import sys
 
 
+def parse_int(flag: str, text: str, minimum: int | None = None) -> int:
+  """An integer flag value, or a UsageError naming the flag."""
+  try:
+    value = int(text)
+  except (TypeError, ValueError):
+    raise UsageError(f"--{flag}={text}: expected an integer") from None
+  if minimum is not None and value < minimum:
+    raise UsageError(f"--{flag}={value}: must be >= {minimum}")
+  return value
+
+
 def force_cpu_devices(argv) -> None:
   """--devices=N forces N host (CPU) devices; must run before JAX initialises."""
   for arg in argv:
     if arg.startswith("--devices="):
-      count = int(arg.split("=", 1)[1])
+      count = parse_int("devices", arg.split("=", 1)[1], minimum=1)
       os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                  f" --xla_force_host_platform_device_count={count}")
 
@@ -40,10 +51,35 @@ class UsageError(ValueError):
   pass
 
 
+# Keys renamed by the evaluation contract: old name -> new name (the old one still works, with a note).
+DEPRECATED_KEYS = {
+    "eval.run_at_end": "evals.disentanglement.run_in_training",
+    "eval.num_train": "evals.disentanglement.num_train",
+    "eval.num_eval": "evals.disentanglement.num_eval",
+    "eval.dci_importance": "evals.disentanglement.dci_importance",
+    "eval.num_pairs": "evals.dictionary.num_pairs",
+    "eval.batch_size": "evals.sentiment.batch_size",
+    "train.steps": "train.num_steps",
+    "data.name": "data.source",
+    "data.data_dir": "data.path",
+    "loss.gamma": "loss.capacity_weight",
+    "loss.alpha": "loss.heterogeneity_weight",   # DecAlign's alpha
+    "loss.beta": "loss.homogeneity_weight",      # DecAlign's beta (beta-VAE keeps loss.beta)
+    "train.learning_rate": "optimizer.learning_rate",
+}
+
+
 def apply_overrides(config, overrides: list[tuple[str, str]]):
   from jaxdisent.train.config import flatten  # pylint: disable=g-import-not-at-top
   known = flatten(config)
+  renamed = []
   for key, text in overrides:
+    if key not in known and key in DEPRECATED_KEYS and DEPRECATED_KEYS[key] in known:
+      print(f"[jaxdisent] note: --config.{key} is deprecated; use --config.{DEPRECATED_KEYS[key]}",
+            file=sys.stderr)
+      key = DEPRECATED_KEYS[key]
+    renamed.append((key, text))
+  for key, text in renamed:
     if key not in known:
       close = difflib.get_close_matches(key, list(known), n=3)
       hint = f" Did you mean {', '.join(close)}?" if close else ""
@@ -58,7 +94,13 @@ def apply_overrides(config, overrides: list[tuple[str, str]]):
     for part in parents:
       node = node[part]
     with config.unlocked() if hasattr(config, "unlocked") else _null():
-      node[leaf] = value
+      try:
+        node[leaf] = value
+      except TypeError:
+        current = known[key]
+        example = "(0, 4, 8)" if isinstance(current, (tuple, list)) else repr(current)
+        raise UsageError(f"--config.{key}={text}: expected a {type(current).__name__} like "
+                         f"{example}, got {type(value).__name__}") from None
   return config
 
 
@@ -92,7 +134,10 @@ def load_config_from_args(config_path, overrides):
   from jaxdisent.train.config import load_config  # pylint: disable=g-import-not-at-top
   if not config_path:
     raise UsageError("--config=FILE is required (e.g. --config=configs/beta_vae_dsprites.py)")
-  config = load_config(config_path)
+  try:
+    config = load_config(config_path)
+  except (FileNotFoundError, ValueError) as error:
+    raise UsageError(str(error)) from None
   return apply_overrides(config, overrides)
 
 

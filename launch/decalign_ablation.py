@@ -1,12 +1,12 @@
 """DecAlign ablation: the full model against variants with one loss term switched off, over seeds.
 
-  python -m launch.decalign_ablation --config=configs/decalign_synthetic.py --root=runs/decalign_ablation \
+  python -m launch.decalign_ablation --config=configs/decalign_synthetic.py --workdir=runs/decalign_ablation \
       [--variants=full,no_heterogeneity,no_homogeneity,no_decoupling,task_only] [--seeds=0,1,2] \
       [--config.train.num_steps=1000 ...]
 
-Each run trains through the shared engine in ROOT/<variant>_seed<s> (re-running resumes or skips
-finished runs) and is evaluated on the test split. ROOT/ablation.md / ablation.json hold mean +- std
-over seeds and ROOT/ablation.png plots them.
+Each run trains through the shared engine in WORKDIR/<variant>_seed<s> (re-running resumes or skips
+finished runs) and is evaluated on the test split. WORKDIR/ablation.md / ablation.json hold mean +- std
+over seeds and WORKDIR/ablation.png plots them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import sys
 import numpy as np
 
 from launch.common import UsageError, fail, load_config_from_args, parse_args
+from launch.sweep import parse_seeds, run_cells
 
 VARIANTS = {
     "full": {},
@@ -71,44 +72,35 @@ def plot(table, variants, path):
 
 def main(argv) -> int:
   try:
-    overrides, flags = parse_args(argv, {"config": "configs/decalign_synthetic.py", "root": None,
-                                         "variants": ",".join(VARIANTS), "seeds": "0,1,2"})
-    if not flags["root"]:
-      raise UsageError("--root=DIR is required")
+    overrides, flags = parse_args(argv, {"config": "configs/decalign_synthetic.py", "workdir": None,
+                                         "root": None, "variants": ",".join(VARIANTS),
+                                         "seeds": "0,1,2"})
+    if flags["root"] and not flags["workdir"]:
+      print("[jaxdisent] note: --root is deprecated; use --workdir", file=sys.stderr)
+      flags["workdir"] = flags["root"]
+    if not flags["workdir"]:
+      raise UsageError("--workdir=DIR is required")
     variants = [v for v in flags["variants"].split(",") if v]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
       raise UsageError(f"unknown variant(s) {unknown}; choose from {sorted(VARIANTS)}")
-    seeds = [int(s) for s in flags["seeds"].split(",")]
+    seeds = parse_seeds(flags["seeds"])
     base = load_config_from_args(flags["config"], overrides)
     if base.method != "decalign":
       raise UsageError(f"{flags['config']} is a {base.method!r} config; the ablation needs decalign")
-  except (UsageError, ValueError, KeyError, FileNotFoundError) as error:
+    cells = [(f"{variant}_seed{seed}",
+              [*overrides, *((k, str(v).lower()) for k, v in VARIANTS[variant].items()),
+               ("seed", str(seed))]) for variant in variants for seed in seeds]
+    root = flags["workdir"]
+    sweep_rows = run_cells(flags["config"], root, cells)
+  except UsageError as error:
     return fail(str(error))
-  from absl import logging  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train import fit  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train.config import set_dotted  # pylint: disable=g-import-not-at-top
-  logging.set_verbosity(logging.WARNING)
-  root = flags["root"]
-  os.makedirs(root, exist_ok=True)
-  rows = []
-  for variant in variants:
-    for seed in seeds:
-      config = load_config_from_args(flags["config"], overrides)
-      for key, value in VARIANTS[variant].items():
-        set_dotted(config, key, value)
-      config.seed = seed
-      workdir = os.path.join(root, f"{variant}_seed{seed}")
-      print(f"[ablation] {variant} seed {seed} -> {workdir}", file=sys.stderr, flush=True)
-      result_path = os.path.join(workdir, "decalign_eval.json")
-      try:
-        result = fit(config, workdir)
-      except ValueError as error:
-        return fail(f"{variant} seed {seed}: {error}")
-      if result.preempted:
-        return fail("preempted; re-run the same command to resume")
-      with open(result_path) as f:
-        rows.append({"variant": variant, "seed": seed, **json.load(f)})
+  except (ValueError, KeyError, FileNotFoundError, RuntimeError) as error:
+    return fail(str(error))
+  prefix = "eval/sentiment/"
+  rows = [{"variant": variant, "seed": seed,
+           **{k[len(prefix):]: v for k, v in row.items() if k.startswith(prefix)}}
+          for row, (variant, seed) in zip(sweep_rows, [(v, s) for v in variants for s in seeds])]
   table, markdown = summarize(rows, variants)
   with open(os.path.join(root, "ablation.md"), "w") as f:
     f.write(markdown)

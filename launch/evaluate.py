@@ -1,65 +1,86 @@
-"""Evaluate the latest checkpoint of a run: all disentanglement metrics -> DIR/eval.json + plots.
+"""Evaluate a run with its config's evaluators -> WORKDIR/eval/step_<N>.json + eval/ scalars.
 
-  python -m launch.evaluate --workdir=runs/beta_vae [--num_train=10000 --num_eval=5000]
-      [--dci_importance=gbt|random_forest] [--seed=0] [--step=N]
+  python -m launch.evaluate --workdir=runs/beta_vae [--step=N] [--only=disentanglement]
+      [--devices=N] [--config.evals.disentanglement.num_train=1000 ...]
 
-Defaults are disentanglement_lib's sample sizes; lower them for a quick look.
+Runs every evaluator of ``config.evals`` (also those marked run_in_training=False), the same
+functions training runs at ``train.eval_every`` and at its end; appends ``eval/<name>/<key>`` to
+metrics.jsonl. Only ``evals.*`` and ``seed`` may be overridden here: the model is the checkpoint's.
+Old flags --num_train / --num_eval / --dci_importance still work (they set
+evals.disentanglement.*).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
-from launch.common import UsageError, fail, parse_args
+from launch.common import (UsageError, apply_overrides, fail, force_cpu_devices, parse_args,
+                           parse_int)
+
+_LEGACY = {"num_train": "evals.disentanglement.num_train",
+           "num_eval": "evals.disentanglement.num_eval",
+           "dci_importance": "evals.disentanglement.dci_importance"}
 
 
-def evaluate_workdir(workdir: str, *, num_train: int = 10_000, num_eval: int = 5_000,
-                     dci_importance: str = "gbt", seed: int = 0, step: int | None = None) -> dict:
+def evaluate_workdir(workdir: str, *, step: int | None = None, only=None, overrides=(),
+                     log=None) -> dict:
+  """Run the workdir's evaluators on its latest (or given) checkpoint; returns {name: scalars}."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from jaxdisent.evals import flat_scalars, run_evaluations  # pylint: disable=g-import-not-at-top
+  from jaxdisent.methods import make_method  # pylint: disable=g-import-not-at-top
+  from jaxdisent.train.config import read_workdir_config  # pylint: disable=g-import-not-at-top
+  from jaxdisent.train.logging import MetricsWriter  # pylint: disable=g-import-not-at-top
   from jaxdisent.train.restore import restore_latest  # pylint: disable=g-import-not-at-top
-  from jaxdisent.data import GroundTruthData  # pylint: disable=g-import-not-at-top
-  config, method, state, step = restore_latest(workdir, step)
-  if not hasattr(method, "evaluate"):
-    raise ValueError(f"{workdir} is a {config.method!r} run; disentanglement evaluation needs a "
-                     "beta_vae-family run")
-  if not isinstance(getattr(method, "data", None), GroundTruthData):
-    raise ValueError(f"{workdir} was trained on data without ground-truth factors; the "
-                     "disentanglement metrics need a ground-truth dataset (dsprites, shapes3d)")
-  log = lambda *a: print(*a, file=sys.stderr, flush=True)
+  log = log or (lambda *a: print(*a, file=sys.stderr, flush=True))
+  config = read_workdir_config(workdir)
+  if "evals" not in config:  # a workdir written before the evaluation contract
+    with config.unlocked():
+      config.evals = ml_collections.ConfigDict(
+          {name: {} for name in make_method(config).evaluators})
+  bad = [key for key, _ in overrides if not (key.startswith("evals.") or key == "seed")]
+  if bad:
+    raise UsageError(f"--config.{bad[0]} cannot change at evaluation: the model and data are "
+                     "those of the checkpoint. Only --config.evals.* and --config.seed may be set "
+                     "here (train a new run to change the model)")
+  apply_overrides(config, list(overrides))
+  config, method, state, step = restore_latest(workdir, step, config=config)
   log(f"[jaxdisent] evaluating {workdir} at step {step}")
-  results = method.evaluate(state, workdir, num_train=num_train, num_eval=num_eval,
-                            dci_importance=dci_importance, seed=seed, log=log)
-  results = {"step": int(step), **results}
-  path = os.path.join(workdir, "eval.json")
-  with open(path, "w") as f:
-    json.dump(results, f, indent=2)
-  keys = ["mig", "factor_vae_score", "beta_vae_score", "dci_disentanglement", "dci_completeness",
-          "dci_informativeness", "sap", "modularity", "explicitness", "irs"]
-  log("[jaxdisent] " + "  ".join(f"{k}={results[k]:.3f}" for k in keys))
-  log(f"[jaxdisent] wrote {path} and {os.path.join(workdir, 'plots')}/")
+  results = run_evaluations(method, state, step, workdir, config, training=False, only=only,
+                            log=log)
+  if not results:
+    raise ValueError(f"{workdir}'s config declares no evaluators (config.evals is empty)")
+  MetricsWriter(os.path.join(workdir, "metrics.jsonl")).write(step, flat_scalars(results))
+  log(f"[jaxdisent] wrote {os.path.join(workdir, 'eval', f'step_{step}.json')}")
   return results
 
 
 def main(argv) -> int:
   try:
-    _, flags = parse_args(argv, {"workdir": None, "num_train": "10000", "num_eval": "5000",
-                                 "dci_importance": "gbt", "seed": "0", "step": None})
+    overrides, flags = parse_args(argv, {"workdir": None, "step": None, "only": None,
+                                         "devices": None, "seed": None, **{k: None for k in _LEGACY}})
     if not flags["workdir"]:
-      raise UsageError("--workdir=DIR is required")
-    if flags["dci_importance"] not in ("gbt", "random_forest"):
-      raise UsageError("--dci_importance must be gbt or random_forest")
-    kwargs = dict(num_train=int(flags["num_train"]), num_eval=int(flags["num_eval"]),
-                  dci_importance=flags["dci_importance"], seed=int(flags["seed"]),
-                  step=None if flags["step"] is None else int(flags["step"]))
-  except (UsageError, ValueError) as error:
+      raise UsageError("--workdir=DIR is required (a directory written by launch.train)")
+    force_cpu_devices(argv)
+    step = None if flags["step"] is None else parse_int("step", flags["step"], minimum=0)
+    only = [name for name in flags["only"].split(",") if name] if flags["only"] else None
+    for flag, key in _LEGACY.items():
+      if flags[flag] is not None:
+        if flag != "dci_importance":
+          parse_int(flag, flags[flag], minimum=2)
+        elif flags[flag] not in ("gbt", "random_forest"):
+          raise UsageError(f"--dci_importance={flags[flag]}: use gbt or random_forest")
+        overrides.append((key, flags[flag]))
+    if flags["seed"] is not None:
+      overrides.append(("seed", str(parse_int("seed", flags["seed"], minimum=0))))
+  except UsageError as error:
     return fail(str(error))
   from absl import logging  # pylint: disable=g-import-not-at-top
   from jaxdisent.train.checkpoint import CheckpointError  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.WARNING)
   try:
-    evaluate_workdir(flags["workdir"], **kwargs)
-  except (FileNotFoundError, ValueError, CheckpointError) as error:
+    evaluate_workdir(flags["workdir"], step=step, only=only, overrides=overrides)
+  except (FileNotFoundError, ValueError, KeyError, CheckpointError) as error:
     return fail(str(error))
   return 0
 

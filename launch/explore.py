@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from launch.common import UsageError, fail, parse_args
+from launch.common import UsageError, fail, force_cpu_devices, parse_args, parse_int
 
 
 def _read_lines(path, expected):
@@ -64,10 +64,11 @@ def explore(workdir, *, num_pairs=4096, captions=None, thumbnails=None, out=None
 def main(argv) -> int:
   try:
     _, flags = parse_args(argv, {"workdir": None, "captions": None, "thumbnails": None,
-                                 "num_pairs": "4096", "out": None})
+                                 "num_pairs": "4096", "out": None, "devices": None})
     if not flags["workdir"]:
       raise UsageError("--workdir=DIR is required")
-    num_pairs = int(flags["num_pairs"])
+    num_pairs = parse_int("num_pairs", flags["num_pairs"], minimum=1)
+    force_cpu_devices(argv)
   except (UsageError, ValueError) as error:
     return fail(str(error))
   from jaxdisent.train.checkpoint import CheckpointError  # pylint: disable=g-import-not-at-top

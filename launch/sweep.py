@@ -1,12 +1,17 @@
-"""Run a grid of trainings (+ optional evaluation) one after another and tabulate the results.
+"""Train (and evaluate) a grid of runs of ANY method and tabulate their evaluation records.
 
-  python -m launch.sweep --config=configs/beta_vae_dsprites.py --root=runs/beta_sweep \
-      --grid=loss.beta=1,4,16 --seeds=0,1 [--evaluate=true --num_train=1000 --num_eval=500] \
-      [--config.train.num_steps=1200 ...]
+  python -m launch.sweep --config=configs/beta_vae_dsprites.py --workdir=runs/beta_sweep \
+      --grid='loss.beta=1,4,16;model.latent_dim=6,10' --seeds=0,1 [--evaluate=true] \
+      [--only=disentanglement] [--config.KEY=VALUE ...]
 
-Each run is `python -m launch.train` in ROOT/<key>=<value>_seed<s> (re-running resumes/skips
-finished runs); with --evaluate each is then scored by `launch.evaluate`. ROOT/summary.md and
-ROOT/summary.json collect mean and std over seeds of the main metrics.
+Each cell trains through the shared engine in WORKDIR/<key>=<value>_..._seed<s> (re-running
+resumes or skips finished cells) and is scored by the evaluators its config declares: those that
+run in training always, and with --evaluate=true also the slow ones (launch.evaluate's list).
+Every --config.KEY=VALUE applies to every cell. WORKDIR/summary.json holds one row per cell
+(grid values, seed, and every ``eval/<name>/<key>`` scalar of its newest record);
+WORKDIR/summary.md the mean +- std over seeds per grid point. The SAE frontier
+(launch.sae_sweep) and the DecAlign ablation (launch.decalign_ablation) are sweeps over fixed
+cell lists plus their own plots.
 """
 
 from __future__ import annotations
@@ -14,84 +19,150 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import subprocess
 import sys
 
-import numpy as np
-
-from launch.common import UsageError, fail, parse_args
-
-SUMMARY_KEYS = ("mig", "factor_vae_score", "beta_vae_score", "dci_disentanglement", "sap",
-                "modularity", "irs")
+from launch.common import (UsageError, apply_overrides, fail, load_config_from_args, parse_args,
+                           parse_int)
 
 
-def _grid(spec: str):
+def parse_grid(spec: str) -> list[dict]:
+  """'a.b=1,2;c=x,y' -> [{'a.b': '1', 'c': 'x'}, ...] (the product of the axes)."""
   axes = []
-  for part in spec.split(";") if spec else []:
+  for part in [p for p in (spec or "").split(";") if p.strip()]:
+    if "=" not in part:
+      raise UsageError(f"--grid axis {part!r} has no values: write KEY=V1,V2 (axes separated by ';'),"
+                       " e.g. --grid='loss.beta=1,4;seed=0,1'")
     key, values = part.split("=", 1)
-    axes.append([(key, v) for v in values.split(",")])
+    values = [v for v in values.split(",") if v != ""]
+    if not values:
+      raise UsageError(f"--grid axis {key!r} has no values: write {key}=V1,V2")
+    axes.append([(key.strip(), v) for v in values])
   return [dict(combo) for combo in itertools.product(*axes)] if axes else [{}]
+
+
+def parse_seeds(text: str) -> list[int]:
+  seeds = [parse_int("seeds", s, minimum=0) for s in text.split(",") if s.strip()]
+  if not seeds:
+    raise UsageError("--seeds needs at least one integer, e.g. --seeds=0,1")
+  return seeds
+
+
+def cell_name(point: dict, seed: int) -> str:
+  parts = [f"{k.split('.')[-1]}={v}" for k, v in point.items()]
+  return "_".join(parts + [f"seed{seed}"])
+
+
+def run_cells(config_path: str, workdir: str, cells: list[tuple[str, list[tuple[str, str]]]], *,
+              evaluate: bool = False, only=None, log=None) -> list[dict]:
+  """Train + evaluate each (name, overrides) cell in WORKDIR/name; rows of eval scalars.
+
+  All cells' configs are built (and so validated) before the first one trains.
+  """
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  from jaxdisent.evals import read_record  # pylint: disable=g-import-not-at-top
+  from jaxdisent.train.loop import fit, validate_train_config  # pylint: disable=g-import-not-at-top
+  from jaxdisent.methods import make_method  # pylint: disable=g-import-not-at-top
+  from launch.evaluate import evaluate_workdir  # pylint: disable=g-import-not-at-top
+  logging.set_verbosity(logging.WARNING)
+  log = log or (lambda *a: print(*a, file=sys.stderr, flush=True))
+  configs = []
+  for name, overrides in cells:
+    config = load_config_from_args(config_path, list(overrides))
+    try:
+      validate_train_config(config)
+      make_method(config)
+    except (ValueError, KeyError) as error:
+      raise UsageError(f"cell {name}: invalid config: {error}") from None
+    configs.append((name, config))
+  os.makedirs(workdir, exist_ok=True)
+  rows = []
+  for index, (name, config) in enumerate(configs, 1):
+    cell = os.path.join(workdir, name)
+    log(f"[sweep] {index}/{len(configs)} {name}")
+    result = fit(config, cell, quiet=True)
+    if result.preempted:
+      raise RuntimeError(f"cell {name} was preempted; re-run the same command to resume")
+    if evaluate:
+      evaluate_workdir(cell, only=only, log=lambda *a: None)
+    record = read_record(cell, result.step) or {"evals": {}}
+    scalars = {f"eval/{n}/{k}": v for n, s in record["evals"].items() for k, v in s.items()
+               if k != "seconds"}
+    rows.append({"run": name, "seed": int(config.seed), "step": result.step, **scalars})
+  return rows
+
+
+def summarize(rows: list[dict], group_keys: list[str], keys=None) -> tuple[list[dict], str]:
+  """Mean and std over seeds of every numeric column, per group; (table, markdown)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  metric_keys = keys or sorted({k for r in rows for k, v in r.items()
+                                if k.startswith("eval/") and isinstance(v, (int, float))})
+  groups = []
+  for row in rows:
+    point = tuple(row.get(k) for k in group_keys)
+    if point not in groups:
+      groups.append(point)
+  table = []
+  for point in groups:
+    members = [r for r in rows if tuple(r.get(k) for k in group_keys) == point]
+    entry = {**dict(zip(group_keys, point)), "seeds": len(members)}
+    for key in metric_keys:
+      values = np.array([r[key] for r in members if isinstance(r.get(key), (int, float))], float)
+      if len(values):
+        entry[key] = {"mean": float(values.mean()), "std": float(values.std())}
+    table.append(entry)
+  short = [k.split("/", 2)[-1] for k in metric_keys]
+  lines = ["| " + " | ".join(group_keys + ["seeds"] + short) + " |",
+           "|" + "---|" * (len(group_keys) + 1 + len(metric_keys))]
+  for entry in table:
+    cells = [str(entry[k]) for k in group_keys] + [str(entry["seeds"])]
+    cells += [f"{entry[k]['mean']:.3f} +- {entry[k]['std']:.3f}" if k in entry else "-"
+              for k in metric_keys]
+    lines.append("| " + " | ".join(cells) + " |")
+  return table, "\n".join(lines) + "\n"
+
+
+def write_summary(workdir: str, rows, table, markdown, stem: str = "summary") -> None:
+  with open(os.path.join(workdir, f"{stem}.json"), "w") as f:
+    json.dump({"rows": rows, "summary": table}, f, indent=2)
+  with open(os.path.join(workdir, f"{stem}.md"), "w") as f:
+    f.write(markdown)
 
 
 def main(argv) -> int:
   try:
-    overrides, flags = parse_args(argv, {"config": None, "root": None, "grid": "", "seeds": "0",
-                                         "evaluate": "false", "num_train": "10000",
-                                         "num_eval": "5000", "dci_importance": "gbt"})
-    if not flags["config"] or not flags["root"]:
-      raise UsageError("--config=FILE and --root=DIR are required")
-    grid = _grid(flags["grid"])
-    seeds = [int(s) for s in flags["seeds"].split(",")]
-  except (UsageError, ValueError) as error:
+    overrides, flags = parse_args(argv, {"config": None, "workdir": None, "root": None,
+                                         "grid": "", "seeds": "0", "evaluate": "false",
+                                         "only": None, "keys": None})
+    if flags["root"] and not flags["workdir"]:
+      print("[jaxdisent] note: --root is deprecated; use --workdir", file=sys.stderr)
+      flags["workdir"] = flags["root"]
+    if not flags["config"] or not flags["workdir"]:
+      raise UsageError("--config=FILE and --workdir=DIR are required")
+    grid = parse_grid(flags["grid"])
+    seeds = parse_seeds(flags["seeds"])
+    if flags["evaluate"].lower() not in ("true", "false", "1", "0", "yes", "no"):
+      raise UsageError(f"--evaluate={flags['evaluate']}: use true or false")
+    evaluate = flags["evaluate"].lower() in ("true", "1", "yes")
+    base = load_config_from_args(flags["config"], overrides)
+    for key in {k for point in grid for k in point}:
+      apply_overrides(base, [(key, grid[0][key])])  # unknown or mistyped grid keys fail here
+    cells = [(cell_name(point, seed), [*overrides, *point.items(), ("seed", str(seed))])
+             for point in grid for seed in seeds]
+    only = flags["only"].split(",") if flags["only"] else None
+    keys = flags["keys"].split(",") if flags["keys"] else None
+    rows = run_cells(flags["config"], flags["workdir"], cells, evaluate=evaluate, only=only)
+  except UsageError as error:
     return fail(str(error))
-  evaluate = flags["evaluate"].lower() in ("1", "true", "yes")
-  os.makedirs(flags["root"], exist_ok=True)
-  rows = []
-  for point in grid:
-    for seed in seeds:
-      name = "_".join(f"{k.split('.')[-1]}={v}" for k, v in point.items()) + f"_seed{seed}"
-      workdir = os.path.join(flags["root"], name)
-      args = [f"--config={flags['config']}", f"--workdir={workdir}", f"--config.seed={seed}"]
-      args += [f"--config.{k}={v}" for k, v in point.items()]
-      args += [f"--config.{k}={v}" for k, v in overrides]
-      print(f"[sweep] train {name}", file=sys.stderr, flush=True)
-      if subprocess.call([sys.executable, "-m", "launch.train", *args]) != 0:
-        return fail(f"training {name} failed")
-      row = {"run": name, "seed": seed, **point}
-      if evaluate:
-        print(f"[sweep] evaluate {name}", file=sys.stderr, flush=True)
-        code = subprocess.call([sys.executable, "-m", "launch.evaluate", f"--workdir={workdir}",
-                                f"--num_train={flags['num_train']}",
-                                f"--num_eval={flags['num_eval']}",
-                                f"--dci_importance={flags['dci_importance']}", f"--seed={seed}"])
-        if code != 0:
-          return fail(f"evaluating {name} failed")
-        with open(os.path.join(workdir, "eval.json")) as f:
-          scores = json.load(f)
-        row.update({k: scores[k] for k in SUMMARY_KEYS})
-      rows.append(row)
-  _write_summary(flags["root"], grid, rows, evaluate)
+  except (ValueError, KeyError, FileNotFoundError, RuntimeError) as error:
+    return fail(str(error))
+  grid_keys = list(grid[0].keys())
+  for row, (point, _) in zip(rows, [(p, s) for p in grid for s in seeds]):
+    row.update(point)
+  table, markdown = summarize(rows, grid_keys, keys)
+  write_summary(flags["workdir"], rows, table, markdown)
+  print(markdown)
+  print(f"[sweep] wrote {flags['workdir']}/summary.md and summary.json", file=sys.stderr)
   return 0
-
-
-def _write_summary(root, grid, rows, evaluate):
-  with open(os.path.join(root, "summary.json"), "w") as f:
-    json.dump(rows, f, indent=2)
-  if not evaluate:
-    return
-  keys = list(grid[0].keys())
-  lines = ["| " + " | ".join(keys + ["seeds"] + list(SUMMARY_KEYS)) + " |",
-           "|" + "---|" * (len(keys) + 1 + len(SUMMARY_KEYS))]
-  for point in grid:
-    group = [r for r in rows if all(r[k] == v for k, v in point.items())]
-    cells = [point[k] for k in keys] + [str(len(group))]
-    for metric in SUMMARY_KEYS:
-      values = np.array([r[metric] for r in group], dtype=float)
-      cells.append(f"{values.mean():.3f} +- {values.std():.3f}")
-    lines.append("| " + " | ".join(cells) + " |")
-  with open(os.path.join(root, "summary.md"), "w") as f:
-    f.write("\n".join(lines) + "\n")
-  print("\n".join(lines))
 
 
 if __name__ == "__main__":

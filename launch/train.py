@@ -34,22 +34,25 @@ def main(argv) -> int:
   if config.train.get("distributed", False):
     jax.distributed.initialize()
   workdir = flags["workdir"]
+  try:  # validate the whole config before any work (and before anything is written to workdir)
+    from jaxdisent.train.loop import validate_train_config  # pylint: disable=g-import-not-at-top
+    from jaxdisent.methods import make_method  # pylint: disable=g-import-not-at-top
+    from jaxdisent.evals import selected  # pylint: disable=g-import-not-at-top
+    validate_train_config(config)
+    method = make_method(config)
+    selected(config, training=False)
+  except (ValueError, KeyError, TypeError, FileNotFoundError) as error:
+    return fail(f"invalid config: {error}")
   print(f"[jaxdisent] {config.method} on {jax.device_count()} device(s) "
         f"({jax.devices()[0].platform}), {jax.process_count()} process(es) -> {workdir}",
         file=sys.stderr)
   try:
-    result = fit(config, workdir)
+    result = fit(config, workdir, method=method)
   except (NonFiniteLossError, CheckpointError, ValueError, FileNotFoundError, KeyError) as error:
     return fail(str(error))
   status = "preempted" if result.preempted else "finished"
-  print(f"[jaxdisent] {status} at step {result.step} in {result.seconds:.0f}s", file=sys.stderr)
-  if not result.preempted and config.get("eval", {}).get("run_at_end", False):
-    from launch.evaluate import evaluate_workdir  # pylint: disable=g-import-not-at-top
-    try:
-      evaluate_workdir(workdir, num_train=config.eval.num_train, num_eval=config.eval.num_eval,
-                       dci_importance=config.eval.dci_importance, seed=config.seed)
-    except (ValueError, FileNotFoundError, CheckpointError) as error:
-      return fail(str(error))
+  print(f"[jaxdisent] {status} at step {result.step} in {result.seconds:.0f}s -> {workdir}",
+        file=sys.stderr)
   return 0
 
 

@@ -36,3 +36,38 @@ def tiny_vae_config(**overrides):
 @pytest.fixture
 def vae_config():
   return tiny_vae_config
+
+
+def tiny_sae_config(**overrides):
+  """The synthetic-embedding SAE config shrunk for tests."""
+  from jaxdisent.train.config import load_config
+  base = {"data.synthetic.dim": 16, "data.synthetic.num_shared": 6,
+          "data.synthetic.num_image_only": 5, "data.synthetic.num_text_only": 5,
+          "model.dict_size": 64, "model.k": 3, "model.init_batch": 256, "train.batch_size": 64,
+          "train.num_steps": 4, "train.log_every": 1, "train.checkpoint_every": 2,
+          "loss.dead_tokens": 128, "loss.threshold_start_step": 1}
+  base.update(overrides)
+  return load_config(os.path.join(ROOT, "configs", "sae_vlm_synthetic.py"), base)
+
+
+def tiny_decalign_config(path="decalign_synthetic.py", **overrides):
+  """The synthetic DecAlign config shrunk for tests."""
+  from jaxdisent.train.config import load_config
+  base = {"data.synthetic.widths": "6,3,4", "data.synthetic.lengths": "5,7,4",
+          "data.synthetic.split_sizes": "64,128,128", "model.width": 8, "model.num_heads": 2,
+          "loss.num_prototypes": 3, "loss.ot_iterations": 10, "train.batch_size": 16,
+          "train.num_steps": 4, "train.log_every": 1, "train.checkpoint_every": 2}
+  base.update(overrides)
+  return load_config(os.path.join(ROOT, "configs", path), base)
+
+
+# Every method the engine trains, as a tiny config: the engine contract suite runs over all of them.
+TINY_CONFIGS = {
+    "beta_vae": lambda **o: tiny_vae_config(**o),
+    "beta_tcvae": lambda **o: tiny_vae_config(**{"loss.objective": "beta_tcvae", **o}),
+    "annealed_vae": lambda **o: tiny_vae_config(**{"loss.objective": "annealed_vae", **o}),
+    "sae_batchtopk": lambda **o: tiny_sae_config(**o),
+    "sae_topk": lambda **o: tiny_sae_config(**{"model.kind": "topk", **o}),
+    "sae_jumprelu": lambda **o: tiny_sae_config(**{"model.kind": "jumprelu", **o}),
+    "decalign": lambda **o: tiny_decalign_config(**o),
+}

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
@@ -26,18 +28,60 @@ def test_quick_start_command(tmp_path):
   for name in ("reconstructions.png", "traversals.png"):
     assert (workdir / "plots" / name).stat().st_size > 1000
   lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
-  assert [l["step"] for l in lines] == [2, 4]
+  assert [l["step"] for l in lines] == [2, 4, 4]   # two logged steps + the end-of-run evaluation
   assert {"loss", "recon", "kl"} <= set(lines[0])
   assert json.loads((workdir / "config.json").read_text())["train"]["num_steps"] == 4
+  # the cheap evaluator ran at the end and left its record and scalars
+  assert json.loads((workdir / "eval" / "step_4.json").read_text())["evals"]["reconstruction"]
+  assert "eval/reconstruction/reconstruction" in lines[-1]
+  # old key names still work (with a note); the slow evaluator can be switched into training
   again = run_train(workdir, "--config.train.num_steps=6", "--config.eval.run_at_end=true",
                     "--config.eval.num_train=100", "--config.eval.num_eval=50",
-                    "--config.eval.dci_importance=random_forest")
+                    "--config.evals.disentanglement.dci_importance=random_forest")
   assert again.returncode == 0, again.stderr[-3000:]
+  assert "deprecated" in again.stderr and "evals.disentanglement.run_in_training" in again.stderr
   assert "resumed" in again.stderr and "from step 4" in again.stderr
-  assert json.loads((workdir / "eval.json").read_text())["step"] == 6
+  record = json.loads((workdir / "eval" / "step_6.json").read_text())
+  assert record["step"] == 6 and 0.0 <= record["evals"]["disentanglement"]["mig"] <= 1.0
+  assert json.loads((workdir / "eval" / "latest.json").read_text())["step"] == 6
 
 
 def test_unknown_key_on_the_command_line(tmp_path):
   done = run_train(tmp_path / "run", "--config.train.num_stepz=3")
   assert done.returncode != 0
   assert "num_stepz" in done.stderr
+
+
+BAD_TRAIN_INPUTS = [
+    (["--config=configs"], "not a Python config file"),
+    (["--config=README.md"], "not a Python config file"),
+    (["--config=tests/conftest.py"], "defines no get_config()"),
+    (["--config=configs/beta_vae_dsprites.py:small"], "has no variants"),
+    (["--config=configs/nope.py"], "not found"),
+    (["--config=configs/beta_vae_dsprites.py", "--devices=abc"], "--devices=abc: expected an integer"),
+    (["--config=configs/beta_vae_dsprites.py", "--devices=0"], "--devices=0: must be >= 1"),
+    (["--config=configs/beta_vae_dsprites.py", "--config.train.checkpoint_every=0"], "checkpoint_every=0"),
+    (["--config=configs/beta_vae_dsprites.py", "--config.train.log_every=0"], "log_every=0"),
+    (["--config=configs/beta_vae_dsprites.py", "--config.train.batch_size=-8"], "batch_size=-8"),
+    (["--config=configs/beta_vae_dsprites.py", "--config.train.num_steps=0"], "num_steps=0"),
+    (["--config=configs/beta_vae_dsprites.py", "--config.train.keep_checkpoints=0"], "keep no checkpoint"),
+    (["--config=configs/beta_vae_dsprites.py", "--config.model.latent_dim=0"], "latent_dim=0"),
+    (["--config=configs/beta_vae_dsprites.py", "--config.optimizer.learning_rate=-1"], "learning_rate=-1.0 must be"),
+    (["--config=configs/beta_vae_dsprites.py", "--config.loss.objective=vae"], "loss.objective='vae'"),
+    (["--config=configs/beta_vae_dsprites.py", "--config.train.parallel=dp"], "shard_map' or 'pmap'"),
+    (["--config=configs/alignment_emergence.py"], "launch.alignment_study"),
+    (["--config=configs/decalign_synthetic.py", "--config.loss.task=classification"], "num_classes >= 2"),
+    (["--config=configs/sae_embeddings.py"], "data.path"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_TRAIN_INPUTS)
+def test_bad_train_inputs_get_one_line_and_status_2(tmp_path, capsys, monkeypatch, args, message):
+  from launch.train import main
+  monkeypatch.chdir(ROOT)
+  workdir = tmp_path / "run"
+  assert main([*args, f"--workdir={workdir}"]) == 2
+  err = capsys.readouterr().err
+  assert message in err, err
+  assert "Traceback" not in err
+  assert not (workdir / "config.json").exists()      # nothing written before the config is valid

@@ -1,34 +1,54 @@
-"""launch.evaluate on a tiny trained run: eval.json keys, plots, and clear errors."""
+"""launch.evaluate on tiny trained runs: the evaluation record, plots, and clear errors."""
 
 import json
 import os
 
 import pytest
 
+from jaxdisent.evals import read_record
 from jaxdisent.train import fit
+from jaxdisent.train.logging import read_metrics
 from launch.evaluate import evaluate_workdir, main as evaluate_main
 
-from conftest import tiny_vae_config
+from conftest import tiny_sae_config, tiny_vae_config
 
 KEYS = ["mig", "sap", "dci_disentanglement", "dci_completeness", "dci_informativeness",
         "factor_vae_score", "beta_vae_score", "modularity", "explicitness", "irs",
         "gaussian_total_correlation", "mutual_info_between_codes"]
+SMALL = [("evals.disentanglement.num_train", "200"), ("evals.disentanglement.num_eval", "100"),
+         ("evals.disentanglement.dci_importance", "random_forest")]
 
 
-def test_evaluate_writes_flat_scores_and_plots(tmp_path):
+def test_evaluate_writes_the_record_metrics_and_plots(tmp_path):
   workdir = str(tmp_path / "run")
   fit(tiny_vae_config(**{"train.num_steps": 2}), workdir, quiet=True)
-  results = evaluate_workdir(workdir, num_train=200, num_eval=100, dci_importance="random_forest")
-  with open(os.path.join(workdir, "eval.json")) as f:
-    saved = json.load(f)
-  assert saved["step"] == 2
+  results = evaluate_workdir(workdir, overrides=SMALL)
+  saved = read_record(workdir)
+  assert saved["step"] == 2 and set(saved["evals"]) == {"reconstruction", "disentanglement"}
+  scores = saved["evals"]["disentanglement"]
   for key in KEYS:
-    assert isinstance(saved[key], float), key
-    assert saved[key] == pytest.approx(results[key])
-  assert 0.0 <= saved["factor_vae_score"] <= 1.0 and 0.0 <= saved["mig"] <= 1.0
-  assert len(saved["captured_factor"]) == 10
+    assert isinstance(scores[key], float), key
+    assert scores[key] == pytest.approx(results["disentanglement"][key])
+  assert 0.0 <= scores["factor_vae_score"] <= 1.0 and 0.0 <= scores["mig"] <= 1.0
+  details = json.load(open(os.path.join(workdir, "eval", "step_2", "disentanglement",
+                                        "details.json")))
+  assert len(details["captured_factor"]) == 10
+  last = read_metrics(os.path.join(workdir, "metrics.jsonl"))[-1]
+  assert last["step"] == 2 and last["eval/disentanglement/mig"] == scores["mig"]
   for name in ("mutual_information.png", "traversals_labelled.png"):
     assert os.path.getsize(os.path.join(workdir, "plots", name)) > 1000
+
+
+def test_evaluate_an_sae_run_and_reject_what_it_does_not_declare(tmp_path, capsys):
+  workdir = str(tmp_path / "sae")
+  fit(tiny_sae_config(**{"train.num_steps": 2, "evals.dictionary.num_pairs": 64}), workdir,
+      quiet=True)
+  assert evaluate_main([f"--workdir={workdir}"]) == 0
+  assert "fvu" in read_record(workdir)["evals"]["dictionary"]
+  assert evaluate_main([f"--workdir={workdir}", "--only=disentanglement"]) == 2
+  assert "does not declare" in capsys.readouterr().err
+  assert evaluate_main([f"--workdir={workdir}", "--config.model.dict_size=3"]) == 2
+  assert "cannot change at evaluation" in capsys.readouterr().err
 
 
 def test_evaluate_errors(tmp_path, capsys):
@@ -39,11 +59,14 @@ def test_evaluate_errors(tmp_path, capsys):
   (workdir / "config.json").write_text(json.dumps(tiny_vae_config().to_dict()))
   assert evaluate_main([f"--workdir={workdir}"]) == 2
   assert "no checkpoints" in capsys.readouterr().err
-  other = json.loads((workdir / "config.json").read_text())
-  other["method"] = "sae"
-  (workdir / "config.json").write_text(json.dumps(other))
   (workdir / "checkpoints").mkdir()
   assert evaluate_main([f"--workdir={workdir}"]) == 2
   assert "no finished checkpoint" in capsys.readouterr().err
+  assert evaluate_main(["--workdir=x", "--num_train=abc"]) == 2
+  assert "--num_train=abc: expected an integer" in capsys.readouterr().err
   assert evaluate_main(["--workdir=x", "--dci_importance=lasso"]) == 2
   assert "gbt or random_forest" in capsys.readouterr().err
+  assert evaluate_main(["--workdir=x", "--step=abc"]) == 2
+  assert "--step=abc: expected an integer" in capsys.readouterr().err
+  assert evaluate_main(["--workdir=x", "--devices=0"]) == 2
+  assert "--devices=0: must be >= 1" in capsys.readouterr().err

@@ -19,7 +19,7 @@ def page(tmp_path_factory):
   workdir = str(root / "run")
   fit(sae_config(**{"train.num_steps": 20}), workdir, quiet=True)
   captions = root / "captions.txt"
-  captions.write_text("\n".join(f"caption <{i}> & more" for i in range(300)))
+  captions.write_text("\n".join(f"caption <{i}></script><b>x</b> & more" for i in range(300)))
   path = explore(workdir, num_pairs=300, log=lambda *a: None)
   return workdir, path, captions
 
@@ -48,8 +48,17 @@ def test_captions_are_embedded_and_escaped(page, tmp_path):
                        f"--out={out}"]) == 0
   data = explorer.read_page_data(out)
   sample = next(c for c in data["concepts"] if c["top_samples"])["top_samples"][0]
-  assert sample["caption"].startswith("caption <")
-  assert "caption <" not in open(out, encoding="utf-8").read().split("<script id=")[0]
+  assert sample["caption"].endswith("></script><b>x</b> & more")   # round-trips exactly
+  raw = open(out, encoding="utf-8").read()
+  template = open(str(page[1]), encoding="utf-8").read()
+  # a caption's '</script>' must not close the data element early: the page has exactly as many
+  # closing tags as a page without captions, and the captions appear only in escaped form
+  assert raw.count("</script>") == template.count("</script>") == 2
+  assert "<b>x</b>" not in raw and "<\\/script><b>x<\\/b>" in raw
+  before = open(out, encoding="utf-8").read()
+  for bad in ("0", "-5", "abc"):
+    assert explore_main([f"--workdir={workdir}", f"--num_pairs={bad}", f"--out={out}"]) == 2
+  assert open(out, encoding="utf-8").read() == before                 # the good page is untouched
   short = tmp_path / "short.txt"
   short.write_text("only one line")
   assert explore_main([f"--workdir={workdir}", f"--captions={short}"]) == 2

@@ -67,8 +67,14 @@ def test_embedding_file_errors(tmp_path):
   nan[7, 1] = np.nan
   np.save(tmp_path / "nan.npy", nan)
   np.savez(tmp_path / "two.npz", x=nan, y=nan)
-  with pytest.raises(TypeError, match="floating-point"):
-    EmbeddingSource(str(tmp_path / "int.npy"))
+  with pytest.raises(ValueError, match="floating-point"):
+    EmbeddingSource(str(tmp_path / "int.npy"))                      # int64
+  (tmp_path / "empty.npy").write_bytes(b"")
+  with pytest.raises(ValueError, match="empty"):
+    EmbeddingSource(str(tmp_path / "empty.npy"))
+  with pytest.raises(ValueError, match="text embedding row 7 of .*nan.npy"):
+    EmbeddingSource(str(tmp_path / "a.npy"), text_path=str(tmp_path / "nan.npy")).rows(
+        np.arange(10), "text")
   with pytest.raises(ValueError, match="2-D"):
     EmbeddingSource(str(tmp_path / "rank3.npy"))
   with pytest.raises(ValueError, match="same number of rows"):
@@ -94,9 +100,9 @@ def test_sae_embeddings_config_trains_on_a_user_file(tmp_path):
   config = load_config(os.path.join(ROOT, "configs", "sae_embeddings.py"), {
       "data.path": str(tmp_path / "img.npy"), "data.text_path": str(tmp_path / "txt.npy"),
       "model.dict_size": 32, "model.k": 2, "model.init_batch": 256, "train.batch_size": 64,
-      "train.num_steps": 3, "train.log_every": 1, "eval.num_pairs": 128})
+      "train.num_steps": 3, "train.log_every": 1, "evals.dictionary.num_pairs": 128})
   result = fit(config, str(tmp_path / "run"), quiet=True)
-  assert os.path.exists(tmp_path / "run" / "sae_eval.json") and result.step == 3
+  assert os.path.exists(tmp_path / "run" / "eval" / "step_3.json") and result.step == 3
   with pytest.raises(ValueError, match="data.path"):
     fit(load_config(os.path.join(ROOT, "configs", "sae_embeddings.py")), str(tmp_path / "x"), quiet=True)
 

@@ -1,6 +1,6 @@
 """Procedural dSprites: the exact dSprites factor grid, rendered inside jit instead of downloaded.
 
-Factor grid (identical to the released dataset, REFERENCES.md section 2):
+Factor grid (identical to the released dataset [matthey2017], docs/references.md):
 
 =========== ======= ======================================================
 factor       classes values

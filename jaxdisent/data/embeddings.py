@@ -24,10 +24,13 @@ def _open_array(path: str, key: str | None = None):
     raise FileNotFoundError(f"embedding file {path!r} not found")
   suffix = os.path.splitext(path)[1].lower()
   if suffix == ".npy":
+    if os.path.getsize(path) == 0:
+      raise ValueError(f"{path} is empty (0 bytes); re-export the embeddings")
     try:
       return np.load(path, mmap_mode="r")
-    except ValueError as error:
-      raise ValueError(f"{path} is not a readable .npy array ({error})") from error
+    except (ValueError, EOFError, OSError) as error:
+      raise ValueError(f"{path} is not a readable .npy array ({type(error).__name__}: {error}); "
+                       "re-export it with np.save") from error
   if suffix == ".npz":
     archive = np.load(path)
     return archive[_pick_key(path, list(archive.keys()), key)]
@@ -53,8 +56,8 @@ def _check_array(array, name: str):
   if array.ndim != 2:
     raise ValueError(f"{name} must be a 2-D (samples, dims) array; got shape {array.shape}")
   if array.dtype.kind not in FLOAT_KINDS:
-    raise TypeError(f"{name} must hold floating-point embeddings; got dtype {array.dtype} "
-                    "(convert with .astype(np.float32))")
+    raise ValueError(f"{name} must hold floating-point embeddings; got dtype {array.dtype} "
+                     "(convert with .astype(np.float32) and save again)")
   if array.shape[0] < 2:
     raise ValueError(f"{name} has {array.shape[0]} rows; need at least 2")
 
@@ -83,6 +86,7 @@ class EmbeddingSource:
         raise ValueError(f"paired embeddings need the same width: {self.image.shape[1]} vs "
                          f"{self.text.shape[1]}")
     self.path = path
+    self.text_path = text_path or path
 
   @property
   def dim(self) -> int:
@@ -99,8 +103,9 @@ class EmbeddingSource:
     out[order] = np.asarray(source[np.asarray(index)[order]], dtype=np.float32)
     bad = ~np.isfinite(out).all(axis=1)
     if bad.any():
+      where = self.path if modality == "image" else self.text_path
       raise ValueError(f"NaN/inf in {modality} embedding row {int(np.asarray(index)[bad][0])} of "
-                       f"{self.path}; clean the file or drop those rows")
+                       f"{where}; clean the file or drop those rows")
     return out
 
   def batch(self, seed: int, step: int, start: int, size: int):

@@ -1,6 +1,6 @@
 """Controlled synthetic bimodal data (redundancy, uniqueness, synergy, heterogeneity).
 
-Follows the alignment-emergence paper (Tjandrasuwita et al. 2025; REFERENCES.md section 8):
+Follows the alignment-emergence paper (Tjandrasuwita et al. 2025 [tjandrasuwita2025]; docs/references.md):
 
 * 8 shared bits s and 4 unique bits per modality u1, u2 (bits are +-1); modality m observes
   x_m = [s, u_m] (12-d).

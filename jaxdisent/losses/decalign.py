@@ -1,4 +1,4 @@
-"""DecAlign loss terms as pure, jittable functions (REFERENCES.md section 7).
+"""DecAlign loss terms as pure, jittable functions ([qian2026], DecAlign, ICLR 2026; docs/references.md).
 
 Each term works on its own so that ablations can switch it off:
 

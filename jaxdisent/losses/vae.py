@@ -6,6 +6,9 @@ latents, both averaged over the batch.
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Callable
+
 import math
 
 import jax
@@ -59,29 +62,55 @@ def anneal_capacity(step, c_max: float, iteration_threshold: int):
   return jnp.minimum(c_max, c_max * step.astype(jnp.float32) / float(max(iteration_threshold, 1)))
 
 
+@dataclasses.dataclass(frozen=True)
+class Objective:
+  """One member of the beta-VAE family: its loss from the batch means, and what it needs."""
+  name: str
+  needs_total_correlation: bool
+  loss: Callable  # (recon, kl, *, beta, tc, step, c_max, gamma, iteration_threshold) -> (loss, extra)
+  reference: str
+
+
+def _beta_vae(recon, kl, *, beta, **_):
+  return recon + beta * kl, {}
+
+
+def _beta_tcvae(recon, kl, *, beta, tc, **_):
+  return recon + kl + (beta - 1.0) * tc, {"tc": tc}
+
+
+def _annealed_vae(recon, kl, *, step, c_max, gamma, iteration_threshold, **_):
+  capacity = anneal_capacity(step, c_max, iteration_threshold)
+  return recon + gamma * jnp.abs(kl - capacity), {"capacity": capacity}
+
+
+# The one table of objectives (``loss.objective``); a new member is one record here.
+OBJECTIVES = {o.name: o for o in (
+    Objective("beta_vae", False, _beta_vae, "Higgins et al. 2017: recon + beta * KL"),
+    Objective("beta_tcvae", True, _beta_tcvae,
+              "Chen et al. 2018: recon + KL + (beta - 1) * TC, TC by minibatch-weighted sampling "
+              "(so beta=1 is the plain VAE, as in disentanglement_lib)"),
+    Objective("annealed_vae", False, _annealed_vae,
+              "Burgess et al. 2018: recon + gamma * |KL - C(step)|"),
+)}
+
+
+def get_objective(kind: str) -> Objective:
+  if kind not in OBJECTIVES:
+    raise ValueError(f"loss.objective={kind!r}: use one of {sorted(OBJECTIVES)}")
+  return OBJECTIVES[kind]
+
+
 def vae_objective(kind: str, recon_B, kl_BxD, *, beta=1.0, tc_B=None, step=None,
                   c_max=25.0, gamma=1000.0, iteration_threshold=100_000):
-  """Scalar objective and metrics of one of the beta-VAE family.
-
-  * ``beta_vae`` (Higgins et al. 2017): recon + beta * KL.
-  * ``beta_tcvae`` (Chen et al. 2018): recon + KL + (beta - 1) * TC, TC by minibatch-weighted
-    sampling (so beta=1 is the plain VAE, as in disentanglement_lib).
-  * ``annealed_vae`` (Burgess et al. 2018): recon + gamma * |KL - C(step)|.
-  """
+  """Scalar objective and metrics of one member of the beta-VAE family (see ``OBJECTIVES``)."""
+  objective = get_objective(kind)
   recon = jnp.mean(recon_B)
   kl = jnp.mean(jnp.sum(kl_BxD, axis=1))
   metrics = {"recon": recon, "kl": kl, "elbo": -(recon + kl)}
-  if kind == "beta_vae":
-    loss = recon + beta * kl
-  elif kind == "beta_tcvae":
-    tc = jnp.mean(tc_B)
-    loss = recon + kl + (beta - 1.0) * tc
-    metrics["tc"] = tc
-  elif kind == "annealed_vae":
-    capacity = anneal_capacity(step, c_max, iteration_threshold)
-    loss = recon + gamma * jnp.abs(kl - capacity)
-    metrics["capacity"] = capacity
-  else:
-    raise ValueError(f"unknown VAE objective {kind!r}; use beta_vae, beta_tcvae or annealed_vae")
+  tc = jnp.mean(tc_B) if objective.needs_total_correlation else None
+  loss, extra = objective.loss(recon, kl, beta=beta, tc=tc, step=step, c_max=c_max, gamma=gamma,
+                               iteration_threshold=iteration_threshold)
+  metrics.update(extra)
   metrics["kl_per_latent"] = jnp.mean(kl_BxD, axis=0)
   return loss, metrics

@@ -1,32 +1,39 @@
-"""Methods: one module per method wiring data + model + loss for the shared loop."""
+"""Methods: one module per method wiring data + model + loss for the shared loop.
+
+``config.method = "<name>"`` names the module ``jaxdisent.methods.<name>``, which exposes its
+Method subclass as ``METHOD``. A new method is a new module (and its config); nothing here changes.
+"""
+
+import importlib
+import pkgutil
 
 from jaxdisent.methods.base import Method
 
-
-def _beta_vae():
-  from jaxdisent.methods.beta_vae import BetaVAEMethod
-  return BetaVAEMethod
+# Modules in this package that are not trainable methods.
+_NOT_METHODS = {"base", "alignment_study"}
 
 
-def _sae():
-  from jaxdisent.methods.sae import SAEMethod
-  return SAEMethod
+def available() -> list[str]:
+  """Names usable as config.method."""
+  return sorted(m.name for m in pkgutil.iter_modules(__path__)
+                if m.name not in _NOT_METHODS and not m.name.startswith("_"))
 
 
-def _decalign():
-  from jaxdisent.methods.decalign import DecAlignMethod
-  return DecAlignMethod
-
-
-REGISTRY = {"beta_vae": _beta_vae, "sae": _sae, "decalign": _decalign}
-REGISTRY["gem"] = lambda: __import__("jaxdisent.methods.gem", fromlist=["GEMMethod"]).GEMMethod
+def method_class(name: str) -> type:
+  if name == "alignment_study":
+    raise ValueError("method 'alignment_study' is a study of many small models with its own runner: "
+                     "python -m launch.alignment_study --config=... --workdir=...")
+  if not isinstance(name, str) or name not in available():
+    raise ValueError(f"unknown method {name!r}; known: {available()}")
+  module = importlib.import_module(f"jaxdisent.methods.{name}")
+  cls = getattr(module, "METHOD", None)
+  if cls is None:
+    raise ValueError(f"jaxdisent.methods.{name} defines no METHOD (its Method subclass)")
+  return cls
 
 
 def make_method(config) -> Method:
-  name = config.method
-  if name not in REGISTRY:
-    raise ValueError(f"unknown method {name!r}; known: {sorted(REGISTRY)}")
-  return REGISTRY[name]()(config)
+  return method_class(config.method)(config)
 
 
-__all__ = ["Method", "REGISTRY", "make_method"]
+__all__ = ["Method", "available", "make_method", "method_class"]

@@ -6,7 +6,7 @@ training is ``vmap``-ed over it, and the group axis is sharded over all devices.
 trains one MLP per modality to predict the label from that modality alone; alignment is the
 maximum over layer pairs of unbiased linear CKA between the two encoders' L2-normalised hidden
 features on held-out samples, performance is the mean of the two test accuracies (as in the paper,
-REFERENCES.md section 8).
+[tjandrasuwita2025], docs/references.md).
 """
 
 from __future__ import annotations
@@ -111,6 +111,19 @@ def run_study(config, workdir: str | None = None, log=print, devices=None) -> di
   The (U, seed) group axis is sharded over `devices` (default: all).
   """
   grid, data_cfg, model_cfg, train_cfg = config.grid, config.data, config.model, config.train
+  for key in ("num_unique", "heterogeneity_depth", "encoder_depth"):
+    value = grid[key]
+    if isinstance(value, (int, float, str)) or not len(value):
+      raise ValueError(f"grid.{key}={value!r} must be a non-empty list, e.g. "
+                       f"--config.grid.{key}='({value},)' or '(0,4,8)'")
+  if int(grid.seeds) < 1:
+    raise ValueError(f"grid.seeds={grid.seeds} must be >= 1")
+  num_steps = int(train_cfg.get("num_steps", train_cfg.get("steps", 0)))
+  learning_rate = float(config.optimizer.learning_rate if "optimizer" in config
+                        else train_cfg.learning_rate)
+  if num_steps < 1 or int(train_cfg.batch_size) < 1 or learning_rate <= 0:
+    raise ValueError(f"train.num_steps={num_steps}, train.batch_size={train_cfg.batch_size} and "
+                     f"optimizer.learning_rate={learning_rate} must all be positive")
   num_unique = list(grid.num_unique)
   if data_cfg.synergy and max(num_unique) > 4:
     raise ValueError("with data.synergy=true grid.num_unique must be <= 4 (XORs of paired unique bits)")
@@ -143,8 +156,8 @@ def run_study(config, workdir: str | None = None, log=print, devices=None) -> di
       inputs = dict(stacked, keys1=keys, keys2=jax.vmap(lambda k: jax.random.key_data(
           jax.random.fold_in(jax.random.wrap_key_data(k), 1)))(keys))
       sharded, size = _shard_group(inputs, devices)
-      runner = _group_runner(int(e_depth), int(model_cfg.width), int(train_cfg.steps),
-                             int(train_cfg.batch_size), float(train_cfg.learning_rate), 4)
+      runner = _group_runner(int(e_depth), int(model_cfg.width), num_steps,
+                             int(train_cfg.batch_size), learning_rate, 4)
       out = runner(jax.vmap(jax.random.wrap_key_data)(sharded["keys1"]),
                    jax.vmap(jax.random.wrap_key_data)(sharded["keys2"]),
                    sharded["x1"], sharded["x2"], sharded["y"], sharded["x1_eval"],
@@ -187,12 +200,16 @@ def summarize(rows) -> dict:
     group = [r for r in rows if r["num_unique"] == u]
     a = np.array([r["alignment"] for r in group])
     p = np.array([r["performance"] for r in group])
-    corr[int(u)] = float(np.corrcoef(a, p)[0, 1]) if a.std() > 0 and p.std() > 0 else float("nan")
-  values = np.array(list(rhos.values())) if rhos else np.array([np.nan])
+    # undefined (None) when alignment or performance does not vary across the models at this U
+    corr[int(u)] = (float(np.corrcoef(a, p)[0, 1]) if len(a) > 1 and a.std() > 0 and p.std() > 0
+                    else None)
+  values = np.array(list(rhos.values()))
+  notes = [] if rhos else ["Spearman rho needs at least 3 uniqueness values per setting; "
+                           "grid.num_unique has fewer, so it is not reported"]
   return {"spearman_alignment_vs_uniqueness": rhos,
-          "spearman_range": [float(np.nanmin(values)), float(np.nanmax(values))],
-          "spearman_mean": float(np.nanmean(values)),
-          "alignment_performance_correlation_by_uniqueness": corr}
+          "spearman_range": [float(values.min()), float(values.max())] if rhos else None,
+          "spearman_mean": float(values.mean()) if rhos else None,
+          "alignment_performance_correlation_by_uniqueness": corr, "notes": notes}
 
 
 def write_outputs(rows, summary, workdir):

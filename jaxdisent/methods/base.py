@@ -17,6 +17,7 @@ class Method:
   """
 
   name = "method"
+  evaluators: tuple[str, ...] = ()  # names registered in jaxdisent.evals that fit this method
 
   def __init__(self, config):
     self.config = config

@@ -17,11 +17,17 @@ from jaxdisent.models.vae import VAE
 
 class BetaVAEMethod(Method):
   name = "beta_vae"
+  evaluators = ("reconstruction", "disentanglement")
 
   def __init__(self, config):
     super().__init__(config)
     self.data = make_ground_truth(config.data)
     model = config.model
+    if int(model.latent_dim) < 1:
+      raise ValueError(f"model.latent_dim={model.latent_dim} must be >= 1")
+    if model.get("last_kernel", 2) not in (2, 4):
+      raise ValueError(f"model.last_kernel={model.last_kernel}: use 2 (disentanglement_lib code) or 4")
+    self.objective = vae_losses.get_objective(config.loss.objective)
     self.model = VAE(latent_dim=model.latent_dim, output_shape=self.data.observation_shape,
                      last_kernel=model.get("last_kernel", 2))
     self.latent_dim = model.latent_dim
@@ -47,7 +53,7 @@ class BetaVAEMethod(Method):
     kl = vae_losses.gaussian_kl(mean, logvar)
     objective = self.config.loss
     tc = None
-    if objective.objective == "beta_tcvae":
+    if self.objective.needs_total_correlation:
       pool_mean, pool_logvar = mean, logvar
       if axis_name is not None:  # the estimator's pool is the whole global batch
         pool_mean = lax.all_gather(mean, axis_name, tiled=True)
@@ -55,7 +61,7 @@ class BetaVAEMethod(Method):
       tc = vae_losses.total_correlation(z, pool_mean, pool_logvar)
     loss, metrics = vae_losses.vae_objective(
         objective.objective, recon, kl, beta=objective.beta, tc_B=tc, step=step,
-        c_max=objective.c_max, gamma=objective.gamma,
+        c_max=objective.c_max, gamma=objective.capacity_weight,
         iteration_threshold=objective.iteration_threshold)
     return loss, (metrics, model_state)
 
@@ -158,3 +164,5 @@ class BetaVAEMethod(Method):
         lambda z: np.asarray(decode(state.params, jnp.asarray(z))), mean,
         os.path.join(plots, "traversals.png"), kl_per_latent=kl))
     log(f"[jaxdisent] plots: {', '.join(paths)}")
+
+METHOD = BetaVAEMethod

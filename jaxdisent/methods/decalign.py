@@ -1,4 +1,4 @@
-"""DecAlign (REFERENCES.md section 7) trained through the shared engine.
+"""DecAlign ([qian2026]: Qian et al., ICLR 2026; docs/references.md) trained through the shared engine.
 
 loss = task + w_dec L_dec + alpha L_hete + beta L_homo, every term switchable from the config
 (``loss.decoupling`` / ``loss.heterogeneity`` / ``loss.homogeneity``) for ablations. The
@@ -46,6 +46,7 @@ def make_sequence_data(config):
 
 class DecAlignMethod(Method):
   name = "decalign"
+  evaluators = ("sentiment",)
 
   def __init__(self, config):
     super().__init__(config)
@@ -53,6 +54,9 @@ class DecAlignMethod(Method):
     m, loss = config.model, config.loss
     if loss.task not in ("regression", "classification"):
       raise ValueError(f"loss.task must be regression or classification, got {loss.task!r}")
+    if loss.task == "classification" and int(m.get("num_classes", 0) or 0) < 2:
+      raise ValueError("loss.task='classification' needs model.num_classes >= 2 (e.g. "
+                       "--config.model.num_classes=6 for IEMOCAP)")
     outputs = 1 if loss.task == "regression" else int(m.num_classes)
     self.model = DecAlignNet(width=int(m.width), num_heads=int(m.num_heads),
                              conv_kernel=int(m.conv_kernel), num_outputs=outputs,
@@ -94,12 +98,12 @@ class DecAlignMethod(Method):
           out["unique"], num_prototypes=int(cfg.num_prototypes), em_steps=int(cfg.em_steps),
           var_floor=cfg.var_floor, epsilon=cfg.ot_epsilon, iterations=int(cfg.ot_iterations),
           sample_weight=cfg.sample_to_prototype_weight, axis_name=axis_name)
-      total = total + cfg.alpha * hete
+      total = total + cfg.heterogeneity_weight * hete
       metrics.update(heterogeneity=hete, **aux)
     if cfg.homogeneity:
       homo, aux = D.homogeneity_loss(out["homogeneity"], mmd_weight=cfg.mmd_weight,
                                      bandwidths=_floats(cfg.mmd_bandwidths), axis_name=axis_name)
-      total = total + cfg.beta * homo
+      total = total + cfg.homogeneity_weight * homo
       metrics.update(homogeneity=homo, **aux)
     return total, (metrics, model_state)
 
@@ -157,11 +161,4 @@ class DecAlignMethod(Method):
         "probe_unique_to_own_unique_per_modality": [float(v) for v in unique_own],
     }
 
-  def finalize(self, state, workdir, log=print):
-    results = self.evaluate(state, "test", int(self.config.eval.batch_size))
-    path = os.path.join(workdir, "decalign_eval.json")
-    with open(path, "w") as f:
-      json.dump(results, f, indent=2)
-    keys = [k for k in ("mae", "corr", "acc2", "f1", "acc7", "probe_unique_to_own_unique",
-                        "probe_common_to_common") if k in results]
-    log("[jaxdisent] " + "  ".join(f"{k}={results[k]:.4f}" for k in keys) + f" -> {path}")
+METHOD = DecAlignMethod

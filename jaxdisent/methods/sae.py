@@ -1,6 +1,6 @@
 """Sparse autoencoders on (vision-language) embeddings, trained through the shared engine.
 
-Training details (REFERENCES.md section 4): inputs scaled to unit mean squared norm (scale from
+Training details ([bussmann2024], [gao2024]; docs/references.md): inputs scaled to unit mean squared norm (scale from
 the first batches, undone on output), b_dec at the geometric median (or mean) of a first batch,
 W_enc = W_dec^T at init, unit-norm decoder rows (gradient component parallel to each row removed,
 rows renormalised after each step), AuxK on dead latents, warmup + gradient clipping, and for
@@ -52,6 +52,7 @@ def make_embedding_data(data_config):
 
 class SAEMethod(Method):
   name = "sae"
+  evaluators = ("dictionary",)
 
   def __init__(self, config):
     super().__init__(config)
@@ -205,10 +206,4 @@ class SAEMethod(Method):
                 "dead_fraction": D.dead_fraction(codes), "dense_fraction": D.dense_fraction(codes)})
     return out
 
-  def finalize(self, state, workdir, log=print):
-    results = self.evaluate(state, num_pairs=int(self.config.eval.num_pairs))
-    path = os.path.join(workdir, "sae_eval.json")
-    with open(path, "w") as f:
-      json.dump(results, f, indent=2)
-    keys = [k for k in ("fvu", "l0", "dead_fraction", "concept_recovery") if k in results]
-    log("[jaxdisent] " + "  ".join(f"{k}={results[k]:.4f}" for k in keys) + f" -> {path}")
+METHOD = SAEMethod

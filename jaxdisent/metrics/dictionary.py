@@ -1,6 +1,6 @@
 """Measures of sparse dictionaries on (paired) embeddings. Pure functions on arrays.
 
-Definitions (REFERENCES.md sections 4-6):
+Definitions ([bussmann2024], [papadimitriou2025], [yan2025] in docs/references.md):
 
 * ``fvu``: sum ||x - x_hat||^2 / sum ||x - mean x||^2; R^2 = 1 - FVU.
 * ``l0``: mean number of non-zero codes per sample; ``dead_fraction``: latents that never fire on

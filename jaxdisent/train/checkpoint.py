@@ -1,53 +1,209 @@
-"""Orbax checkpoints in WORKDIR/checkpoints, with clear errors for bad or incompatible ones."""
+"""Orbax checkpoints in WORKDIR/checkpoints, verified by checksums, with classified errors.
+
+Every saved step gets a manifest ``WORKDIR/checkpoints/manifests/<step>.json`` written *before*
+Orbax starts the (asynchronous) save: the path, shape, dtype and BLAKE2b digest of every array of
+the state. A restore checks the manifest against the current run's state (another config: a clear
+"different config" error, before touching any file) and the restored arrays against the digests
+(a flipped byte: "corrupt"), so a step is only ever called good after it was verified.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+
+MANIFESTS = "manifests"
 
 
 class CheckpointError(RuntimeError):
-  """A checkpoint could not be restored; the message says why and what to do."""
+  """A checkpoint could not be restored; the message says why and what to do.
+
+  ``kind`` is one of ``"config"`` (saved with another model/state structure), ``"corrupt"``
+  (unreadable or failing its checksum; ``step`` names it), ``"topology"`` (could not be placed on
+  this process's devices).
+  """
+
+  def __init__(self, message: str, kind: str = "corrupt", step: int | None = None):
+    super().__init__(message)
+    self.kind = kind
+    self.step = step
+
+
+def host_array(x) -> np.ndarray:
+  """One full host copy of a (replicated) array, also when other processes hold other shards."""
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    return np.asarray(x.addressable_data(0))
+  return np.asarray(x)
+
+
+def _leaf_name(path) -> str:
+  return jax.tree_util.keystr(path)
+
+
+def manifest_of(state) -> dict:
+  """{leaf path: {shape, dtype, blake2b}} of a plain state."""
+  out = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+    array = np.asarray(host_array(leaf))
+    # tobytes() is C-ordered whatever the layout (ascontiguousarray would make 0-d arrays 1-d)
+    digest = hashlib.blake2b(array.tobytes(), digest_size=16).hexdigest()
+    out[_leaf_name(path)] = {"shape": list(array.shape), "dtype": str(array.dtype),
+                             "blake2b": digest}
+  return out
+
+
+def structure_of(abstract_state) -> dict:
+  return {_leaf_name(path): {"shape": list(np.shape(leaf)), "dtype": str(np.dtype(leaf.dtype))}
+          for path, leaf in jax.tree_util.tree_flatten_with_path(abstract_state)[0]}
+
+
+def _structure_mismatch(saved: dict, expected: dict) -> list[str]:
+  problems = []
+  for name in sorted(set(saved) | set(expected)):
+    if name not in expected:
+      problems.append(f"{name} saved but not in this run's state")
+    elif name not in saved:
+      problems.append(f"{name} missing from the checkpoint")
+    elif (saved[name]["shape"], saved[name]["dtype"]) != (expected[name]["shape"],
+                                                           expected[name]["dtype"]):
+      problems.append(f"{name}: saved {tuple(saved[name]['shape'])} {saved[name]['dtype']}, "
+                      f"this run {tuple(expected[name]['shape'])} {expected[name]['dtype']}")
+  return problems
 
 
 class Checkpointer:
-  """Keeps the last ``max_to_keep`` steps; saves asynchronously (``wait`` before exit)."""
+  """Keeps the last ``max_to_keep`` steps (>= 1); saves asynchronously (``wait`` before exit)."""
 
-  def __init__(self, directory: str, max_to_keep: int = 3):
+  def __init__(self, directory: str, max_to_keep: int = 3, *, is_writer: bool | None = None):
+    if max_to_keep is not None and int(max_to_keep) < 1:
+      raise ValueError(f"train.keep_checkpoints={max_to_keep} would keep no checkpoint and lose "
+                       "the trained model; use 1 or more")
     self.directory = os.path.abspath(directory)
+    self.is_writer = jax.process_index() == 0 if is_writer is None else is_writer
     self._manager = ocp.CheckpointManager(
         self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+
+  @property
+  def manifest_dir(self) -> str:
+    return os.path.join(self.directory, MANIFESTS)
+
+  def manifest_path(self, step: int) -> str:
+    return os.path.join(self.manifest_dir, f"{int(step)}.json")
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
   def all_steps(self) -> list[int]:
-    return list(self._manager.all_steps())
+    return sorted(self._manager.all_steps())
 
   def save(self, step: int, state) -> None:
     if step in self._manager.all_steps():
       return
+    if self.is_writer:
+      os.makedirs(self.manifest_dir, exist_ok=True)
+      tmp = self.manifest_path(step) + ".tmp"
+      with open(tmp, "w") as f:
+        json.dump({"step": int(step), "arrays": manifest_of(state)}, f)
+      os.replace(tmp, self.manifest_path(step))
     self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
+    self._prune_manifests()
+
+  def _prune_manifests(self) -> None:
+    if not self.is_writer or not os.path.isdir(self.manifest_dir):
+      return
+    kept = set(self._manager.all_steps())
+    for name in os.listdir(self.manifest_dir):
+      stem = name.split(".")[0]
+      if stem.isdigit() and int(stem) not in kept and int(stem) < max(kept | {0}):
+        os.remove(os.path.join(self.manifest_dir, name))
 
   def wait(self) -> None:
     self._manager.wait_until_finished()
 
-  def restore(self, step: int, abstract_state):
-    """Restore `step` onto the shardings in `abstract_state` (resharding as needed)."""
+  def read_manifest(self, step: int) -> dict | None:
+    path = self.manifest_path(step)
+    if not os.path.exists(path):
+      return None
     try:
-      return self._manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
-    except (ValueError, KeyError, TypeError) as error:
+      with open(path) as f:
+        return json.load(f)["arrays"]
+    except (ValueError, KeyError) as error:
       raise CheckpointError(
-          f"checkpoint at step {step} in {self.directory} does not match this run's model/state "
-          f"({type(error).__name__}: {str(error)[:300]}). It was written by a different config; "
-          "use a new --workdir, or restore the original config") from error
-    except Exception as error:  # corrupted or partial files
+          f"the checksum manifest of step {step} ({path}) is unreadable ({error}); the step "
+          "cannot be verified", kind="corrupt", step=step) from error
+
+  def restore(self, step: int, abstract_state):
+    """Restore `step` onto the shardings in `abstract_state` and verify it against its manifest.
+
+    Raises CheckpointError with ``kind`` "config", "corrupt" or "topology".
+    """
+    manifest = self.read_manifest(step)
+    if manifest is not None:
+      problems = _structure_mismatch(
+          {k: {"shape": v["shape"], "dtype": v["dtype"]} for k, v in manifest.items()},
+          structure_of(abstract_state))
+      if problems:
+        raise CheckpointError(
+            f"checkpoint at step {step} in {self.directory} holds another model/state than this "
+            f"run's config ({'; '.join(problems[:3])}{' ...' if len(problems) > 3 else ''}). "
+            "It was written with a different config: use a new --workdir, or the original config",
+            kind="config", step=step)
+    try:
+      state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+    except Exception as error:  # pylint: disable=broad-except
+      text = f"{type(error).__name__}: {str(error)[:300]}"
+      if "opology" in str(error) or "evice" in str(error) and "mesh" in str(error):
+        raise CheckpointError(
+            f"checkpoint at step {step} could not be placed on this process's "
+            f"{jax.device_count()} device(s) ({text}). This is a bug in jaxdisent's restore "
+            "(restores should work on any device count): please report it",
+            kind="topology", step=step) from error
+      if manifest is None and isinstance(error, (ValueError, KeyError, TypeError)) and (
+          "shape" in str(error).lower() or "structure" in str(error).lower()):
+        raise CheckpointError(
+            f"checkpoint at step {step} in {self.directory} does not match this run's "
+            f"model/state ({text}). It was written by a different config; use a new --workdir, "
+            "or restore the original config", kind="config", step=step) from error
       raise CheckpointError(
-          f"checkpoint at step {step} in {self.directory} could not be read "
-          f"({type(error).__name__}: {str(error)[:300]}); it may be corrupted. Delete that step's "
-          "folder to fall back to an earlier checkpoint") from error
+          f"checkpoint at step {step} in {self.directory} is corrupt or incomplete and cannot be "
+          f"read ({text})", kind="corrupt", step=step) from error
+    if manifest is not None:
+      actual = manifest_of(state)
+      bad = [name for name, entry in manifest.items()
+             if actual.get(name, {}).get("blake2b") != entry["blake2b"]]
+      if bad:
+        raise CheckpointError(
+            f"checkpoint at step {step} in {self.directory} is corrupt: {len(bad)} array(s) "
+            f"differ from the checksums recorded when it was saved ({', '.join(bad[:3])})",
+            kind="corrupt", step=step)
+    return state
+
+  def verified(self, step: int) -> bool:
+    return os.path.exists(self.manifest_path(step))
+
+  def quarantine(self, step: int, destination: str) -> str:
+    """Move a bad step (and its manifest) out of the way, keeping the files for inspection."""
+    self.wait()
+    source = os.path.join(self.directory, str(int(step)))
+    os.makedirs(destination, exist_ok=True)
+    target = os.path.join(destination, str(int(step)))
+    suffix = 0
+    while os.path.exists(target):
+      suffix += 1
+      target = os.path.join(destination, f"{int(step)}.{suffix}")
+    if self.is_writer:
+      if os.path.exists(source):
+        shutil.move(source, target)
+      if os.path.exists(self.manifest_path(step)):
+        shutil.move(self.manifest_path(step), target + ".manifest.json")
+    self._manager.reload()
+    return target
 
   def close(self) -> None:
     self._manager.wait_until_finished()

@@ -16,13 +16,34 @@ def load_config(path: str, overrides: dict | None = None) -> ml_collections.Conf
   """Load ``get_config()`` from a config file and apply dotted overrides ({'train.num_steps': 5}).
 
   An unknown override key is an error that names the key and the keys that exist.
+  ``path`` may name a variant, big_vision style: ``configs/x.py:variant`` calls
+  ``get_config("variant")``.
   """
+  variant = None
+  if ":" in os.path.basename(path):
+    path, variant = path.rsplit(":", 1)
   if not os.path.exists(path):
     raise FileNotFoundError(f"config file {path!r} not found")
+  if os.path.isdir(path) or not path.endswith(".py"):
+    raise ValueError(f"--config={path!r} is not a Python config file; pass a .py file that "
+                     "defines get_config(), e.g. configs/beta_vae_dsprites.py")
   spec = importlib.util.spec_from_file_location("_jaxdisent_config", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  config = module.get_config()
+  if not callable(getattr(module, "get_config", None)):
+    raise ValueError(f"config file {path!r} defines no get_config() function returning an "
+                     "ml_collections.ConfigDict; see configs/ for examples")
+  if variant is None:
+    config = module.get_config()
+  else:
+    try:
+      config = module.get_config(variant)
+    except TypeError as error:
+      raise ValueError(f"{path} has no variants (its get_config() takes no argument); drop "
+                       f"':{variant}'") from error
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ValueError(f"get_config() in {path!r} returned {type(config).__name__}, not an "
+                     "ml_collections.ConfigDict")
   for key, value in (overrides or {}).items():
     set_dotted(config, key, value)
   return config
@@ -61,20 +82,27 @@ def config_to_dict(config) -> dict:
   return json.loads(config.to_json_best_effort()) if hasattr(config, "to_json_best_effort") else dict(config)
 
 
-def check_and_write_workdir_config(config, workdir: str) -> list[str]:
+def check_and_write_workdir_config(config, workdir: str, *, has_checkpoints: bool = True,
+                                   write: bool = True) -> list[str]:
   """Write WORKDIR/config.json, or compare with the one already there.
 
   Returns the names of changed keys that are allowed to change on resume (e.g. train.num_steps).
-  Raises ValueError naming the keys if the existing run has a different method or model.
+  Raises ValueError naming the keys if the existing run has checkpoints and a different method or
+  model. Without checkpoints there is nothing to protect: the new config replaces the old one (a
+  first run that crashed on a bad value must not block the corrected command).
   """
   path = os.path.join(workdir, "config.json")
   new = config_to_dict(config)
-  if os.path.exists(path):
+  changed = []
+  if os.path.exists(path) and has_checkpoints:
     with open(path) as f:
       try:
         old = json.load(f)
       except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); restore it or use a new workdir") from error
+        raise ValueError(
+            f"{path} is not valid JSON ({error}) but the workdir has checkpoints; restore the "
+            "file from the command you trained with (or delete it: the checkpoints' manifests "
+            "still refuse a different model), or use a new --workdir") from error
     old_flat, new_flat = flatten(old), flatten(new)
     changed = sorted(k for k in set(old_flat) | set(new_flat) if old_flat.get(k) != new_flat.get(k))
     fatal = [k for k in changed if k.split(".")[0] in INCOMPATIBLE_SECTIONS]
@@ -83,13 +111,13 @@ def check_and_write_workdir_config(config, workdir: str) -> list[str]:
       raise ValueError(
           f"workdir {workdir} holds a run with a different method/model ({details}). Its "
           "checkpoints cannot be resumed with this config: use a new --workdir, or the same config")
-    with open(path, "w") as f:
+  if write:
+    os.makedirs(workdir, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
       json.dump(new, f, indent=2, sort_keys=True)
-    return changed
-  os.makedirs(workdir, exist_ok=True)
-  with open(path, "w") as f:
-    json.dump(new, f, indent=2, sort_keys=True)
-  return []
+    os.replace(tmp, path)
+  return changed
 
 
 def read_workdir_config(workdir: str) -> ml_collections.ConfigDict:

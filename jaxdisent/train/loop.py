@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import tqdm
 
-from jaxdisent.train.checkpoint import Checkpointer
+from jaxdisent.train.checkpoint import CheckpointError, Checkpointer
 from jaxdisent.train.config import check_and_write_workdir_config
 from jaxdisent.train.logging import MetricsWriter
 from jaxdisent.train.parallel import DataParallel
@@ -59,19 +59,30 @@ class _SigtermFlag:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def fit(config, workdir: str, *, devices=None, step_callback=None, quiet: bool = False) -> FitResult:
-  """Train `config` in `workdir`, resuming from its latest checkpoint if there is one."""
+def fit(config, workdir: str, *, devices=None, step_callback=None, quiet: bool = False,
+        method=None) -> FitResult:
+  """Train `config` in `workdir`, resuming from its latest checkpoint if there is one.
+
+  ``method`` overrides the method built from ``config.method`` (e.g. a wrapped or subclassed one
+  built in your own code); it must train the same state as ``make_method(config)`` would.
+  """
   from jaxdisent.methods import make_method  # methods import the engine; avoid a cycle
 
   start_time = time.time()
+  validate_train_config(config)
   os.makedirs(workdir, exist_ok=True)
-  changed = check_and_write_workdir_config(config, workdir)
   log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
-  if changed:
-    log(f"[jaxdisent] resuming with changed settings: {', '.join(changed)}")
+  is_writer = jax.process_index() == 0
+  checkpoint_dir = os.path.join(workdir, "checkpoints")
 
   train = config.train
-  method = make_method(config)
+  # Build (and so validate) the method before config.json is written: a bad model.* value must
+  # not leave a workdir that refuses the corrected command.
+  method = make_method(config) if method is None else method
+  changed = check_and_write_workdir_config(config, workdir, has_checkpoints=_has_steps(checkpoint_dir),
+                                           write=is_writer)
+  if changed:
+    log(f"[jaxdisent] resuming with changed settings: {', '.join(changed)}")
   parallel = DataParallel(method, method.optimizer(), config.seed, train.get("parallel", "shard_map"),
                           devices=devices)
   parallel.check_batch_size(train.batch_size)
@@ -82,15 +93,13 @@ def fit(config, workdir: str, *, devices=None, step_callback=None, quiet: bool =
   params, model_state = method.init(jax.random.key(config.seed))
   state = TrainState.create(params, method.optimizer().init(params), model_state)
 
-  checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), train.get("keep_checkpoints", 3))
-  writer = MetricsWriter(os.path.join(workdir, "metrics.jsonl"))
-  resumed_from = checkpointer.latest_step()
+  checkpointer = Checkpointer(checkpoint_dir, train.get("keep_checkpoints", 3))
+  writer = MetricsWriter(os.path.join(workdir, "metrics.jsonl"), enabled=is_writer)
+  state, resumed_from = _restore_newest_good(checkpointer, parallel.abstract_state(state), state,
+                                             workdir, log)
   if resumed_from is not None:
-    state = checkpointer.restore(resumed_from, parallel.abstract_state(state))
-    log(f"[jaxdisent] resumed {workdir} from step {resumed_from}")
-    writer.truncate_after(resumed_from)
-  else:
-    writer.truncate_after(-1)
+    log(f"[jaxdisent] resumed {workdir} from step {resumed_from} (checksums verified)")
+  writer.truncate_after(-1 if resumed_from is None else resumed_from, log=log)
   step = int(jax.device_get(state.step))
   state = parallel.place_state(state)
 
@@ -99,18 +108,31 @@ def fit(config, workdir: str, *, devices=None, step_callback=None, quiet: bool =
   def check_finite(placed_state):
     bad = int(jax.device_get(parallel.host_state(placed_state).nonfinite_step))
     if bad >= 0:
-      where = (f"the last good checkpoint (step {last_good_checkpoint}) is kept in "
+      where = (f"the last good checkpoint (step {last_good_checkpoint}, verified) is kept in "
                f"{checkpointer.directory}" if last_good_checkpoint is not None else
                "no checkpoint had been saved yet")
+      lr = method.learning_rate() if hasattr(method, "learning_rate") else None
+      hint = ("Lower optimizer.learning_rate, check the data for NaN/inf, or set "
+              "optimizer.grad_clip_norm")
       raise NonFiniteLossError(
-          f"loss or gradient became NaN/inf at step {bad}; training stopped and {where}. "
-          "Lower the learning rate, check the data for NaNs, or enable gradient clipping")
+          f"loss or gradient became NaN/inf at step {bad} (learning rate {lr}); training "
+          f"stopped and {where}. {hint}")
 
   def save(at_step, placed_state):
     nonlocal last_good_checkpoint
     check_finite(placed_state)
     checkpointer.save(at_step, parallel.host_state(placed_state))
     last_good_checkpoint = at_step
+
+  eval_every = int(train.get("eval_every", 0) or 0)
+
+  def evaluate_now(at_step, placed_state):
+    from jaxdisent.evals import flat_scalars, run_evaluations  # pylint: disable=g-import-not-at-top
+    host = jax.device_get(parallel.host_state(placed_state))
+    results = run_evaluations(method, host, at_step, workdir, config, training=True, log=log,
+                              is_writer=is_writer)
+    if results:
+      writer.write(at_step, flat_scalars(results))
 
   preempted = False
   bar = tqdm.tqdm(total=num_steps, initial=step, disable=quiet, desc=method.name, unit="step",
@@ -129,6 +151,8 @@ def fit(config, workdir: str, *, devices=None, step_callback=None, quiet: bool =
           bar.set_postfix(loss=f"{float(host_metrics['loss']):.4g}", refresh=False)
         if step % train.checkpoint_every == 0 and step < num_steps:
           save(step, state)
+        if eval_every and step % eval_every == 0 and step < num_steps:
+          evaluate_now(step, state)
         if step_callback is not None:
           step_callback(step)
         if sigterm.raised and step < num_steps:
@@ -147,5 +171,56 @@ def fit(config, workdir: str, *, devices=None, step_callback=None, quiet: bool =
   final = jax.device_get(parallel.host_state(state))
   result = FitResult(final, step, preempted, resumed_from, time.time() - start_time, method)
   if not preempted:
-    method.finalize(final, workdir, log)
+    if train.get("eval_at_end", True):
+      evaluate_now(step, state)
+    if is_writer:
+      method.finalize(final, workdir, log)
   return result
+
+
+def _has_steps(directory: str) -> bool:
+  return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
+
+
+def _restore_newest_good(checkpointer, abstract_state, fresh_state, workdir, log):
+  """Restore the newest verified step; quarantine corrupt ones and fall back, saying so."""
+  while True:
+    step = checkpointer.latest_step()
+    if step is None:
+      return fresh_state, None
+    try:
+      return checkpointer.restore(step, abstract_state), step
+    except CheckpointError as error:
+      if error.kind != "corrupt":
+        raise
+      earlier = [s for s in checkpointer.all_steps() if s < step]
+      target = checkpointer.quarantine(step, os.path.join(workdir, "corrupt_checkpoints"))
+      fallback = f"falling back to step {max(earlier)}" if earlier else "no earlier checkpoint: starting from step 0"
+      log(f"[jaxdisent] WARNING: {error}. Moved it to {target}; {fallback}")
+
+
+def validate_train_config(config) -> None:
+  """Refuse train.* values that would crash later or silently lose work."""
+  train = config.get("train", None)
+  if train is None:
+    raise ValueError("the config has no 'train' section; start from a file in configs/")
+  def positive(key, minimum=1):
+    value = train.get(key, None)
+    if value is None:
+      return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+      raise ValueError(f"train.{key}={value!r} must be an integer >= {minimum}")
+  if train.get("keep_checkpoints", 1) is not None and train.get("keep_checkpoints", 1) < 1:
+    raise ValueError(f"train.keep_checkpoints={train.keep_checkpoints} would keep no checkpoint "
+                     "and lose the trained model; use 1 or more")
+  for key in ("num_steps", "batch_size", "log_every", "checkpoint_every", "keep_checkpoints"):
+    positive(key)
+  positive("eval_every", minimum=0)
+  if train.get("parallel", "shard_map") not in ("shard_map", "pmap"):
+    raise ValueError(f"train.parallel must be 'shard_map' or 'pmap', got {train.parallel!r}")
+  optimizer = config.get("optimizer", None)
+  if optimizer is not None:
+    lr = optimizer.get("learning_rate", None)
+    if lr is not None and (not np.isfinite(lr) or lr < 0):
+      raise ValueError(f"optimizer.learning_rate={lr} must be a finite number >= 0 (0 means the "
+                       "method's default where it has one)")

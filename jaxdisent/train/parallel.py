@@ -109,7 +109,10 @@ class DataParallel:
 
   def abstract_state(self, state):
     """ShapeDtypeStructs (with the target sharding) of a plain state, for Orbax restore."""
-    sharding = self.replicated if self.mode == "shard_map" else None
+    # Always name a sharding on *this* process's devices: without one Orbax restores onto the
+    # sharding recorded at save time, which fails on another device count ("Topology mismatch").
+    sharding = (self.replicated if self.mode == "shard_map"
+                else jax.sharding.SingleDeviceSharding(self.devices[0]))
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding),
                         state)
 

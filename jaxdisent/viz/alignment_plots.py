@@ -29,7 +29,7 @@ def alignment_vs_uniqueness(rows, path: str) -> str:
 
 
 def correlation_vs_uniqueness(correlation_by_u: dict, path: str) -> str:
-  us = sorted(int(u) for u in correlation_by_u)
+  us = sorted(int(u) for u in correlation_by_u if correlation_by_u[u] is not None)
   fig, ax = plt.subplots(figsize=(5.5, 3.8))
   ax.plot(us, [correlation_by_u[u] for u in us], marker="o")
   ax.axhline(0, color="grey", lw=0.8)

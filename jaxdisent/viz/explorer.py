@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 
 import numpy as np
 
@@ -133,9 +134,14 @@ render();
 
 def write_page(table: dict, path: str, title: str = "jaxdisent concept explorer") -> str:
   # '</' inside the JSON would end the script element early
+  if not table.get("concepts"):
+    raise ValueError(f"no concepts to show (every latent is dead on the rows given); {path} was "
+                     "left as it was")
   data = json.dumps(table).replace("</", "<\\/")
-  with open(path, "w", encoding="utf-8") as f:
+  tmp = path + ".tmp"  # a crash mid-write must not destroy an existing page
+  with open(tmp, "w", encoding="utf-8") as f:
     f.write(_PAGE.format(title=html.escape(title), data=data))
+  os.replace(tmp, path)
   return path
 
 

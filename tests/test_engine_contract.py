@@ -1,0 +1,145 @@
+"""The engine contract, run for every registered method (a new method gets these for free).
+
+What is guaranteed, and so what each test asserts:
+
+* Resume, preemption and pmap vs shard_map on the same devices run the *same* computation on the
+  same shapes: bitwise equal.
+* 1 device vs 4 devices reduce the batch in a different order, so float32 results differ by
+  rounding, and Adam divides by sqrt(v) + eps: a gradient entry that is zero up to rounding turns
+  into a +-lr step, i.e. no bound on float32 parameters holds. We therefore run that comparison in
+  float64 (``jax.enable_x64``; params, data and optimiser state cast by :class:`Float64`). Derived
+  bound: a float64 reduction of n <= 2^20 terms has relative error <= n * 1.1e-16 ~ 1e-10 of the
+  sum of absolute terms; Adam's update changes by at most lr / eps_adam times a gradient change, so
+  after T steps |p_1 - p_4| <= T * (lr / eps_adam) * 1e-10 * scale (``_tolerance``; 1.5e-5 for
+  the VAE's 3 steps at lr 5e-4), while a sharding bug (a missing pmean, a wrong slice, a per-shard
+  statistic) moves parameters by ~lr per step (Adam's step size) and the losses by far more than
+  float64 rounding (checked at rtol 1e-8).
+* Restoring onto another device count copies the saved arrays: bitwise equal to what was saved.
+"""
+
+import os
+import signal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxdisent.methods import make_method
+from jaxdisent.train import fit
+from jaxdisent.train.logging import read_metrics
+
+from conftest import TINY_CONFIGS
+
+ALL = sorted(TINY_CONFIGS)          # every registered method / variant
+# One config per method for the slower tests (variants of one method share their engine path).
+NAMES = [name for name in ALL if name in ("beta_vae", "beta_tcvae", "sae_batchtopk", "decalign")
+         or not name.startswith(("beta_", "annealed_", "sae_"))]
+
+
+def _float64(tree):
+  return jax.tree.map(
+      lambda x: np.asarray(x, np.float64) if np.asarray(x).dtype == np.float32 else x, tree)
+
+
+class Float64:
+  """A method whose parameters, state and data are float64 (only valid under jax.enable_x64)."""
+
+  def __init__(self, method):
+    self._method = method
+    model = getattr(method, "model", None)
+    if model is not None and hasattr(model, "dtype"):  # modules that fix their compute dtype
+      method.model = model.clone(dtype=np.float64)
+
+  def __getattr__(self, name):
+    return getattr(self._method, name)
+
+  def init(self, rng):
+    return _float64(self._method.init(rng))
+
+  def local_batch(self, seed, step, start, size):
+    return _float64(self._method.local_batch(seed, step, start, size))
+
+
+def leaves(tree):
+  return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+def assert_bitwise(a, b):
+  for x, y in zip(leaves(a), leaves(b), strict=True):
+    np.testing.assert_array_equal(x, y)
+
+
+def _tolerance(config, steps):
+  lr = float(config.optimizer.learning_rate) or 1e-3
+  eps = float(config.optimizer.get("eps", 1e-8))
+  return steps * (lr / eps) * 1e-10
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_one_vs_four_devices_float64(tmp_path, name):
+  config = TINY_CONFIGS[name](**{"train.num_steps": 3, "train.checkpoint_every": 100})
+  with jax.enable_x64(True):
+    one = fit(config, str(tmp_path / "one"), devices=jax.devices()[:1], quiet=True,
+              method=Float64(make_method(config)))
+    four = fit(config, str(tmp_path / "four"), devices=jax.devices()[:4], quiet=True,
+               method=Float64(make_method(config)))
+  assert jax.tree.leaves(one.state.params)[0].dtype == np.float64
+  tol = _tolerance(config, 3)
+  for x, y in zip(leaves(one.state.params), leaves(four.state.params), strict=True):
+    scale = max(float(np.max(np.abs(x))), 1.0)
+    np.testing.assert_allclose(x, y, rtol=0, atol=tol * scale)
+  l1 = [m["loss"] for m in read_metrics(str(tmp_path / "one" / "metrics.jsonl")) if "loss" in m]
+  l4 = [m["loss"] for m in read_metrics(str(tmp_path / "four" / "metrics.jsonl")) if "loss" in m]
+  assert len(l1) == 3 and np.all(np.isfinite(l1))
+  np.testing.assert_allclose(l1, l4, rtol=1e-8)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pmap_and_shard_map_are_bitwise_equal(tmp_path, name):
+  config = TINY_CONFIGS[name](**{"train.num_steps": 2, "train.checkpoint_every": 100})
+  sharded = fit(config, str(tmp_path / "s"), quiet=True)
+  config.train.parallel = "pmap"
+  pmapped = fit(config, str(tmp_path / "p"), quiet=True)
+  assert_bitwise(sharded.state.params, pmapped.state.params)
+  assert_bitwise(sharded.state.opt_state, pmapped.state.opt_state)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_resume_and_preemption_are_bitwise_exact(tmp_path, name):
+  config = TINY_CONFIGS[name]()
+  straight = fit(config, str(tmp_path / "straight"), quiet=True)
+  # killed right after the step-2 checkpoint, then SIGTERM at step 3, then finished
+  fit(TINY_CONFIGS[name](**{"train.num_steps": 2}), str(tmp_path / "resumed"), quiet=True)
+  pre = fit(config, str(tmp_path / "resumed"), quiet=True,
+            step_callback=lambda s: s == 3 and os.kill(os.getpid(), signal.SIGTERM))
+  assert pre.preempted and pre.step == 3 and pre.resumed_from == 2
+  resumed = fit(config, str(tmp_path / "resumed"), quiet=True)
+  assert resumed.resumed_from == 3 and resumed.step == 4
+  assert_bitwise(straight.state, resumed.state)
+  untimed = lambda m: {k: v for k, v in m.items() if not k.endswith("/seconds")}
+  a = [untimed(m) for m in read_metrics(str(tmp_path / "straight" / "metrics.jsonl"))]
+  b = [untimed(m) for m in read_metrics(str(tmp_path / "resumed" / "metrics.jsonl"))]
+  assert [m["step"] for m in a] == [m["step"] for m in b]
+  assert a == b  # every logged value, the end-of-run evaluation included (its timing aside)
+
+
+LAYOUTS = [("shard_map", 4, "shard_map", 1), ("shard_map", 2, "shard_map", 1),
+           ("shard_map", 1, "shard_map", 4), ("pmap", 4, "shard_map", 2), ("shard_map", 2, "pmap", 4)]
+
+
+@pytest.mark.parametrize("name,layout", [("beta_vae", layout) for layout in LAYOUTS] +
+                         [(name, LAYOUTS[1]) for name in NAMES if name != "beta_vae"])
+def test_restore_on_another_device_count_is_exact(tmp_path, name, layout):
+  from jaxdisent.train.restore import restore_latest
+  mode_a, n_a, mode_b, n_b = layout
+  config = TINY_CONFIGS[name](**{"train.num_steps": 2, "train.parallel": mode_a})
+  saved = fit(config, str(tmp_path / "run"), devices=jax.devices()[:n_a], quiet=True)
+  _, _, restored, step = restore_latest(str(tmp_path / "run"), devices=jax.devices()[:n_b])
+  assert step == 2
+  assert_bitwise(saved.state, restored)
+  config.train.parallel = mode_b
+  config.train.num_steps = 3
+  more = fit(config, str(tmp_path / "run"), devices=jax.devices()[:n_b], quiet=True)
+  assert more.resumed_from == 2 and more.step == 3
+  assert np.all(np.isfinite(leaves(more.state.params)[0]))
