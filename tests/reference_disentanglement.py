@@ -74,3 +74,38 @@ def factor_vae_score(sample_factors, represent, num_factors, random_state, batch
   other = np.arange(train.shape[1])
   ev = votes(num_eval)
   return ev[classifier, other].sum() / ev.sum()
+
+
+def histogram_discretize_dl(target_DxN, num_bins=20):
+  """disentanglement_lib's ``utils._histogram_discretize`` verbatim in spirit: (D, N) in, classes
+  1..num_bins out, edges from ``np.histogram`` on each row in the row's own dtype."""
+  out = np.zeros_like(target_DxN, dtype=np.int64)
+  for i in range(target_DxN.shape[0]):
+    out[i, :] = np.digitize(target_DxN[i, :], np.histogram(target_DxN[i, :], num_bins)[1][:-1])
+  return out
+
+
+def mig_dl(codes, factors, num_bins=20):
+  """disentanglement_lib ``mig._compute_mig`` on (N, D) codes / (N, K) integer factors."""
+  discretized = histogram_discretize_dl(codes.T, num_bins)
+  m = np.array([[mutual_info_score(factors[:, k], discretized[j]) for k in range(factors.shape[1])]
+                for j in range(discretized.shape[0])])
+  entropy = np.array([mutual_info_score(f, f) for f in factors.T])
+  sorted_m = np.sort(m, axis=0)[::-1]
+  return np.mean((sorted_m[0] - sorted_m[1]) / entropy)
+
+
+def modularity_dl(codes, factors, num_bins=20):
+  """disentanglement_lib ``modularity_explicitness.modularity`` on the discretised MI matrix."""
+  discretized = histogram_discretize_dl(codes.T, num_bins)
+  mi = np.array([[mutual_info_score(factors[:, k], discretized[j]) for k in range(factors.shape[1])]
+                 for j in range(discretized.shape[0])])
+  squared = np.square(mi)
+  max_sq = np.max(squared, axis=1)
+  numerator = np.sum(squared, axis=1) - max_sq
+  denominator = max_sq * (squared.shape[1] - 1.)
+  with np.errstate(divide="ignore", invalid="ignore"):
+    delta = numerator / denominator
+  score = 1. - delta
+  score[max_sq == 0.] = 0.
+  return np.mean(score)

@@ -105,3 +105,35 @@ def test_unbiased_cka_beyond_int32_sample_counts():
   value = float(A.unbiased_cka(a, b))
   assert np.isfinite(value) and abs(value - float(A.cka(a, b))) < 0.01
   assert abs(value - 0.5) < 0.02   # E[CKA] for b = a + equal-variance isotropic noise
+
+
+def test_bad_inputs_and_undefined_values_are_clear_errors():
+  x = features(200)
+  y = related(x, 0.5)
+  for dim in (-1, 0, 17, 2.0):
+    with pytest.raises(ValueError, match="cca_dim"):
+      A.svcca(x, y, cca_dim=dim)
+  with pytest.raises(ValueError, match="k must be"):
+    A.mutual_knn(x, y, k=0)
+  with pytest.raises(ValueError, match="k >= 2|k must be"):
+    A.cknna(x, y, k=1)
+  with pytest.raises(ValueError, match="at least 2 sample"):
+    A.mutual_knn(x[:0], y[:0])
+  constant = np.ones_like(x)
+  for fn in (A.cka, A.unbiased_cka, A.svcca):
+    with pytest.raises(ValueError, match="constant"):
+      fn(constant, y)
+  with pytest.raises(ValueError, match="sigma must be"):
+    A.cka(x, y, kernel="rbf", sigma=0.0)
+
+
+def test_unbiased_rbf_cka_with_a_tiny_sigma_is_an_error_not_nan():
+  # sigma = 0.01: exp(-d^2 / (2 sigma^2 median)) underflows to 0 off the diagonal, the unbiased
+  # estimator zeroes the diagonal, and the reference returns NaN/inf; we say why.
+  x = features(200)
+  y = related(x, 0.5)
+  with pytest.raises(ValueError, match="larger sigma"):
+    A.unbiased_cka(x, y, kernel="rbf", sigma=0.01)
+  assert np.isnan(float(A.unbiased_cka_core(x, y, kernel="rbf", sigma=0.01)))   # core: NaN
+  value = A.unbiased_cka(x, y, kernel="rbf", sigma=0.5)    # a usable small bandwidth stays finite
+  assert np.isfinite(value) and 0 < value <= 1

@@ -258,3 +258,127 @@ def test_factor_vae_score_agrees_with_reference_loop():
                     for s in range(4)])
   assert 0.3 < theirs < 0.95  # a partially entangled representation: not a trivial answer
   assert abs(ours - theirs) < 0.04, (ours, theirs)
+
+
+# ---- defects found against the reference implementations ----------------------------------------
+
+from reference_disentanglement import histogram_discretize_dl, mig_dl, modularity_dl  # noqa: E402
+
+
+def test_mutual_info_of_a_constant_is_exactly_zero_and_modularity_ignores_it():
+  # n = 400, 7 codes, one exactly constant: the float32 MI used to come out ~1.2e-7 and
+  # modularity then scored that code from rounding noise (0.869 vs the reference's 0.762).
+  rng = np.random.default_rng(0)
+  factors = make_factors(400, sizes=(3, 6, 10, 8))
+  codes = np.concatenate([perfect_codes(factors, noise=0.3)[:, :6],
+                          np.full((400, 1), 0.37, np.float32)], axis=1)
+  mi = M.mutual_info_matrix(codes, factors)
+  assert np.all(mi[6] == 0.0)
+  np.testing.assert_allclose(M.modularity(codes, factors), modularity_dl(codes, factors), rtol=1e-6)
+  assert M.discrete_mutual_info(np.zeros((50, 1), int), rng.integers(0, 4, (50, 1)))[0, 0] == 0.0
+  # under jit, without x64, too
+  const = jnp.zeros((64, 1), jnp.int32)
+  other = jnp.asarray(rng.integers(0, 5, (64, 2)), jnp.int32)
+  assert np.all(np.asarray(jax.jit(M.discrete_mutual_info_core, static_argnums=(2, 3))(
+      const, other, 1, 5)) == 0.0)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.float32, np.float64])
+def test_integer_valued_codes_bin_exactly_as_np_histogram(dtype):
+  # values 0..26 lie exactly on 20-bin edges (e.g. 13 = 10 * 26 / 20): float32 edge arithmetic
+  # put them in another bin than np.histogram (MIG off by 0.01, MI entries by up to 0.13)
+  rng = np.random.default_rng(1)
+  factors = np.stack([rng.integers(0, 27, 2000), rng.integers(0, 5, 2000)], axis=1)
+  codes = np.stack([factors[:, 0], rng.integers(0, 27, 2000), factors[:, 1] * 3 + 1,
+                    rng.integers(0, 26, 2000), rng.integers(-7, 14, 2000)], axis=1).astype(dtype)
+  np.testing.assert_array_equal(np.asarray(M.histogram_discretize(codes)) + 1,
+                                histogram_discretize_dl(codes.T).T)
+  np.testing.assert_allclose(M.mig(codes, factors), mig_dl(codes, factors), rtol=1e-9, atol=1e-12)
+  np.testing.assert_allclose(M.mutual_info_matrix(codes, factors), ref_mi_matrix(
+      histogram_discretize_dl(codes.T).T, factors), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("x64", [False, True])
+def test_integer_binning_matches_np_histogram_under_jit_with_and_without_x64(x64):
+  """The jitted core, without x64 (integer arithmetic reproducing float64 edge rounding) and with
+  x64 (float64 edges), against np.histogram on factors with 27/37/43/53 classes, shifted and
+  negative ranges, constant columns and several bin counts. Same shapes, few compilations."""
+  rng = np.random.default_rng(2)
+  columns = []
+  # 21, 26, 31, 41 classes: values on an edge that float32 edge arithmetic misplaced at 20 bins
+  for classes in (27, 37, 43, 53, 21, 26, 31, 41, 2, 3, 7, 99, 256):
+    for offset in (0, -classes // 2, 1000, -(2 ** 20)):
+      columns.append(np.concatenate([np.arange(classes), rng.integers(0, classes, 256 - classes)])
+                     + offset)
+  columns.append(np.full(256, 5))
+  columns.append(np.full(256, -(2 ** 23)))
+  columns.append(rng.integers(-(2 ** 23), 2 ** 23, 256))
+  x = np.stack(columns, axis=1)
+  for num_bins in (20, 1, 7, 10, 64, 100):
+    want = histogram_discretize_dl(x.T, num_bins).T - 1
+    with jax.enable_x64(x64):
+      got = np.asarray(jax.jit(M.histogram_discretize, static_argnums=1)(
+          x.astype(np.int64 if x64 else np.int32), num_bins))
+    np.testing.assert_array_equal(got, want, err_msg=f"num_bins={num_bins}")
+
+
+def test_irs_factor_discretisation_matches_np_histogram_for_27_to_53_classes():
+  rng = np.random.default_rng(3)
+  factors = np.stack([rng.integers(0, s, 3000) for s in (27, 37, 43, 53)], axis=1)
+  codes = (factors / factors.max(axis=0) + 0.05 * rng.normal(size=factors.shape)).astype(np.float32)
+  np.testing.assert_array_equal(np.asarray(M.histogram_discretize(factors)) + 1,
+                                histogram_discretize_dl(factors.T).T)
+  np.testing.assert_allclose(M.irs(codes, factors)["irs"],
+                             ref_irs(codes.astype(np.float64), factors), rtol=1e-9)
+
+
+def test_float32_codes_bin_exactly_as_np_histogram():
+  rng = np.random.default_rng(4)
+  scale = np.array([1, 0.1, 0.37, 1e-3, 7.3, 1e4], np.float32)
+  codes = (rng.integers(-30, 30, (500, 6)) * scale).astype(np.float32)
+  codes[:, 5] += rng.normal(size=500).astype(np.float32)
+  for num_bins in (20, 3, 64):
+    np.testing.assert_array_equal(np.asarray(M.histogram_discretize(codes, num_bins)) + 1,
+                                  histogram_discretize_dl(codes.T, num_bins).T)
+
+
+# ---- bad input: a ValueError naming the problem --------------------------------------------------
+
+def test_bad_inputs_are_clear_errors():
+  factors = make_factors(300)
+  codes = perfect_codes(factors)
+  for bins in (0, -3, 2.5, True):
+    with pytest.raises(ValueError, match="num_bins must be an integer"):
+      M.mig(codes, factors, num_bins=bins)
+  with pytest.raises(ValueError, match="num_bins"):
+    M.modularity(codes, factors, num_bins=0)
+  nan_codes = codes.copy()
+  nan_codes[3, 1] = np.nan
+  for fn in (M.mig, M.modularity, M.irs, M.mutual_info_matrix):
+    with pytest.raises(ValueError, match="NaN"):
+      fn(nan_codes, factors)
+  with pytest.raises(ValueError, match="NaN"):
+    M.gaussian_total_correlation(nan_codes)
+  with pytest.raises(ValueError, match="at least 1 sample"):
+    M.mig(codes[:0], factors[:0])
+  with pytest.raises(ValueError, match="at least 1 sample"):
+    M.irs(codes[:0], factors[:0])
+  with pytest.raises(ValueError, match="every factor is constant"):
+    M.mig(codes, np.zeros_like(factors))
+  with pytest.raises(ValueError, match="constant"):
+    M.gaussian_total_correlation(np.concatenate([codes, np.ones((300, 1))], axis=1))
+  with pytest.raises(ValueError, match="same number of samples"):
+    M.irs(codes, factors[:10])
+  with pytest.raises(TypeError, match="integer class labels"):
+    M.mig(codes, factors.astype(np.float32))
+  with pytest.raises(ValueError, match="diff_quantile"):
+    M.irs(codes, factors, diff_quantile=99)
+
+
+def test_defined_values_on_constant_inputs():
+  factors = make_factors(300)
+  constant = np.full((300, 4), 2.0, np.float32)
+  assert M.mig(constant, factors) == 0.0                  # no code carries information
+  assert M.modularity(constant, factors) == 0.0           # reference: 0 for codes without MI
+  assert M.irs(constant, factors) == {"irs": 0.0, "irs_num_active_dims": 0}   # as the reference
+  assert M.mutual_info_between_codes(constant) == 0.0

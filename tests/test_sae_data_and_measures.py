@@ -170,3 +170,20 @@ def test_monosemanticity():
   result = D.monosemanticity(codes, inputs, top_n=20)
   assert result["score"][0] > 0.5 > abs(result["score"][1])
   assert result["win_rate"] >= 0.5
+
+
+def test_measures_refuse_bad_input():
+  rng = np.random.default_rng(4)
+  img, txt = rng.random((500, 8)), rng.random((400, 8))
+  with pytest.raises(ValueError, match="paired"):
+    D.modality_dominance(img, txt)
+  with pytest.raises(ValueError, match="paired"):
+    D.modality_score(img, txt)
+  with pytest.raises(ValueError, match="constant"):
+    D.fvu(np.ones((10, 3)), rng.random((10, 3)))
+  with pytest.raises(ValueError, match="NaN"):
+    D.l0(np.full((4, 3), np.nan))
+  with pytest.raises(ValueError, match="at least 1 sample"):
+    D.energy(np.zeros((0, 3)))
+  with pytest.raises(ValueError, match="cutoffs"):
+    D.modality_dominance(img[:400], txt, cutoffs=(0.5, -0.5))

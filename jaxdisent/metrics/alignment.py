@@ -8,6 +8,12 @@ instead of scikit-learn's iterative CCA.
 Nothing here materialises an n x n matrix: neighbourhoods and kernel sums are computed in row
 blocks of ``block_size`` rows, so n = 100,000 samples of 768-d features fit in a few GiB.
 Features are used as given; the papers L2-normalise them first (``l2_normalize``).
+
+``*_core`` functions are pure JAX (jit / vmap / grad; ``k``, ``cca_dim``, ``kernel``,
+``unbiased`` and ``block_size`` static); the plain names are validating host wrappers returning a
+Python float (see ``jaxdisent.metrics``). Undefined values (constant features, an RBF bandwidth so
+small that every off-diagonal kernel entry underflows) are NaN in the cores and a ValueError in
+the wrappers.
 """
 
 from __future__ import annotations
@@ -19,6 +25,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdisent.metrics import _host
+from jaxdisent.metrics._numerics import divide
+
 _HIGHEST = jax.lax.Precision.HIGHEST
 
 
@@ -27,16 +36,20 @@ def l2_normalize(feats_NxD, eps: float = 1e-12):
   return feats / jnp.maximum(jnp.linalg.norm(feats, axis=1, keepdims=True), eps)
 
 
-def _pair(feats_a, feats_b):
-  a = jnp.asarray(feats_a, jnp.float32)
-  b = jnp.asarray(feats_b, jnp.float32)
-  if a.ndim != 2 or b.ndim != 2:
-    raise ValueError(f"features must be (N, D) arrays; got {a.shape} and {b.shape}")
+def _pair(feats_a, feats_b, min_rows: int = 2):
+  """Host validation: two float32 (N, D) arrays of the same N, without NaN/inf."""
+  a = _host.as_host_array(feats_a, "feats_a", min_rows=min_rows)
+  b = _host.as_host_array(feats_b, "feats_b", min_rows=min_rows)
   if a.shape[0] != b.shape[0]:
     raise ValueError(f"both feature sets must describe the same N samples; got {a.shape[0]} and "
                      f"{b.shape[0]} rows")
-  if not (bool(jnp.isfinite(a).all()) and bool(jnp.isfinite(b).all())):
-    raise ValueError("features contain NaN or inf")
+  return a.astype(np.float32, copy=False), b.astype(np.float32, copy=False)
+
+
+def _core_pair(feats_a, feats_b):
+  a, b = jnp.asarray(feats_a, jnp.float32), jnp.asarray(feats_b, jnp.float32)
+  if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
+    raise ValueError(f"features must be (N, D) arrays with the same N; got {a.shape} and {b.shape}")
   return a, b
 
 
@@ -72,12 +85,29 @@ def _overlap(knn_a, knn_b):
   return jnp.sum(knn_a[:, :, None] == knn_b[:, None, :], axis=(1, 2))
 
 
+@functools.partial(jax.jit, static_argnames=("k", "block_size"))
+def mutual_knn_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
+  """Mutual k-NN alignment as a pure JAX function (see ``mutual_knn``)."""
+  a, b = _core_pair(feats_a, feats_b)
+  _check_k(k, a.shape[0])
+  overlap = _overlap(knn_indices(a, k, block_size), knn_indices(b, k, block_size))
+  return divide(jnp.sum(overlap), overlap.shape[0] * k)
+
+
 def mutual_knn(feats_a, feats_b, k: int = 10, block_size: int = 1024) -> float:
   """Mutual k-NN alignment: mean over samples of |N_A(i) intersect N_B(i)| / k, self excluded."""
   a, b = _pair(feats_a, feats_b)
   _check_k(k, a.shape[0])
-  overlap = _overlap(knn_indices(a, k, block_size), knn_indices(b, k, block_size))
-  return float(jnp.mean(overlap) / k)
+  _check_block(block_size)
+  return _host.to_float(mutual_knn_core(a, b, k, block_size))
+
+
+@functools.partial(jax.jit, static_argnames=("k", "block_size"))
+def cycle_knn_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
+  """Cycle k-NN as a pure JAX function (see ``cycle_knn``)."""
+  a, b = _core_pair(feats_a, feats_b)
+  _check_k(k, a.shape[0])
+  return _cycle(knn_indices(a, k, block_size), knn_indices(b, k, block_size))
 
 
 def cycle_knn(feats_a, feats_b, k: int = 10, block_size: int = 1024) -> float:
@@ -87,9 +117,8 @@ def cycle_knn(feats_a, feats_b, k: int = 10, block_size: int = 1024) -> float:
   """
   a, b = _pair(feats_a, feats_b)
   _check_k(k, a.shape[0])
-  knn_a = knn_indices(a, k, block_size)
-  knn_b = knn_indices(b, k, block_size)
-  return float(_cycle(knn_a, knn_b))
+  _check_block(block_size)
+  return _host.to_float(cycle_knn_core(a, b, k, block_size))
 
 
 @jax.jit
@@ -97,12 +126,17 @@ def _cycle(knn_a, knn_b):
   n = knn_a.shape[0]
   back = knn_a[knn_b]                                    # N x k x k
   hit = jnp.any(back == jnp.arange(n)[:, None, None], axis=(1, 2))
-  return jnp.mean(hit)
+  return divide(jnp.sum(hit), n)
 
 
 def _check_k(k, n):
-  if not 1 <= k < n:
-    raise ValueError(f"k must be in [1, N-1] = [1, {n - 1}]; got {k}")
+  if n < 2:
+    raise ValueError(f"k-NN metrics need at least 2 samples; got {n}")
+  _host.check_int(k, "k", 1, n - 1, f"k must be in [1, N-1] = [1, {n - 1}]")
+
+
+def _check_block(block_size):
+  _host.check_int(block_size, "block_size", 1)
 
 
 # ---- HSIC / CKA ----------------------------------------------------------------------------------
@@ -183,14 +217,51 @@ def _rbf_sums(x, y, gamma_x, gamma_y, unbiased: bool, block_size: int):
 
 
 def _median_sq_distance(feats, max_points: int = 2048, seed: int = 0):
-  """Median squared pairwise distance (on a random subset of at most max_points rows)."""
+  """Median squared pairwise distance (on a random subset of at most max_points rows). The subset
+  depends only on the static N, so it is drawn at trace time: same rows eagerly and under jit."""
   n = feats.shape[0]
   if n > max_points:
     feats = feats[np.random.default_rng(seed).choice(n, max_points, replace=False)]
   sq = jnp.sum(feats * feats, axis=1)
   d2 = sq[:, None] + sq[None, :] - 2 * jnp.dot(feats, feats.T, precision=_HIGHEST)
   upper = d2[np.triu_indices(feats.shape[0], 1)]
-  return float(jnp.median(jnp.maximum(upper, 0.0)))
+  return jnp.median(jnp.maximum(upper, 0.0))
+
+
+@functools.partial(jax.jit, static_argnames=("kernel", "unbiased", "block_size"))
+def cka_terms(feats_a, feats_b, kernel: str = "linear", unbiased: bool = False, sigma=1.0,
+              block_size: int = 1024):
+  """(HSIC(K, L), HSIC(K, K), HSIC(L, L)) of ``cka`` as JAX scalars (pure; jit / vmap / grad)."""
+  a, b = _core_pair(feats_a, feats_b)
+  n = a.shape[0]
+  if unbiased and n < 4:
+    raise ValueError(f"unbiased HSIC needs at least 4 samples; got {n}")
+  if kernel == "linear":
+    hsic = [_hsic_from_sums(*_linear_sums(x, y, unbiased), n, unbiased)
+            for x, y in ((a, b), (a, a), (b, b))]
+    return tuple(hsic)
+  if kernel != "rbf":
+    raise ValueError(f"kernel must be 'linear' or 'rbf', got {kernel!r}")
+  gamma_a = 1.0 / (2.0 * sigma ** 2 * jnp.maximum(_median_sq_distance(a), 1e-12))
+  gamma_b = 1.0 / (2.0 * sigma ** 2 * jnp.maximum(_median_sq_distance(b), 1e-12))
+  kl, kk, ll, k_rows, l_rows = _rbf_sums(a, b, gamma_a, gamma_b, unbiased, block_size)
+  k_total, l_total = k_rows.sum(), l_rows.sum()
+  hxy = _hsic_from_sums(kl, k_rows, l_rows, k_total, l_total, n, unbiased)
+  hxx = _hsic_from_sums(kk, k_rows, k_rows, k_total, k_total, n, unbiased)
+  hyy = _hsic_from_sums(ll, l_rows, l_rows, l_total, l_total, n, unbiased)
+  return hxy, hxx, hyy
+
+
+def cka_core(feats_a, feats_b, kernel: str = "linear", unbiased: bool = False, sigma=1.0,
+             block_size: int = 1024):
+  """CKA as a pure JAX function (see ``cka``); NaN where CKA is undefined."""
+  hxy, hxx, hyy = cka_terms(feats_a, feats_b, kernel, unbiased, sigma, block_size)
+  return hxy / jnp.sqrt(hxx * hyy)
+
+
+def unbiased_cka_core(feats_a, feats_b, kernel: str = "linear", sigma=1.0, block_size: int = 1024):
+  """Unbiased CKA as a pure JAX function (see ``unbiased_cka``)."""
+  return cka_core(feats_a, feats_b, kernel, True, sigma, block_size)
 
 
 def cka(feats_a, feats_b, kernel: str = "linear", unbiased: bool = False, sigma: float = 1.0,
@@ -203,28 +274,54 @@ def cka(feats_a, feats_b, kernel: str = "linear", unbiased: bool = False, sigma:
   blocks, O(n^2 d) time and O(block_size n) memory.
   ``unbiased=True`` uses Song et al.'s unbiased HSIC (diagonals zeroed), O(n^2) instead of the
   reference's O(n^3).
+  CKA is undefined when HSIC(K, K) or HSIC(L, L) is not positive: constant features, or (RBF) a
+  ``sigma`` so small that every off-diagonal kernel entry underflows to 0 (the unbiased estimator
+  zeroes the diagonal, leaving nothing); the reference returns NaN/inf there, this raises.
   """
-  a, b = _pair(feats_a, feats_b)
-  n = a.shape[0]
-  if unbiased and n < 4:
-    raise ValueError("unbiased HSIC needs at least 4 samples")
-  if kernel == "linear":
-    return float(_linear_cka(a, b, unbiased))
-  if kernel != "rbf":
+  if kernel not in ("linear", "rbf"):
     raise ValueError(f"kernel must be 'linear' or 'rbf', got {kernel!r}")
-  gamma_a = 1.0 / (2.0 * sigma ** 2 * max(_median_sq_distance(a), 1e-12))
-  gamma_b = 1.0 / (2.0 * sigma ** 2 * max(_median_sq_distance(b), 1e-12))
-  kl, kk, ll, k_rows, l_rows = _rbf_sums(a, b, gamma_a, gamma_b, unbiased, block_size)
-  k_total, l_total = k_rows.sum(), l_rows.sum()
-  hxy = _hsic_from_sums(kl, k_rows, l_rows, k_total, l_total, n, unbiased)
-  hxx = _hsic_from_sums(kk, k_rows, k_rows, k_total, k_total, n, unbiased)
-  hyy = _hsic_from_sums(ll, l_rows, l_rows, l_total, l_total, n, unbiased)
-  return float(hxy / jnp.sqrt(hxx * hyy))
+  a, b = _pair(feats_a, feats_b)
+  _check_block(block_size)
+  if unbiased and a.shape[0] < 4:
+    raise ValueError(f"unbiased HSIC needs at least 4 samples; got {a.shape[0]}")
+  if kernel == "rbf" and not (np.isfinite(sigma) and sigma > 0):
+    raise ValueError(f"sigma must be a positive finite bandwidth multiplier; got {sigma}")
+  for name, x in (("feats_a", a), ("feats_b", b)):
+    if np.all(x == x[:1]):
+      raise ValueError(f"{name} is constant (every row identical): CKA is undefined; check that "
+                       f"the features were extracted correctly")
+  terms = cka_terms(a, b, kernel, unbiased, float(sigma), block_size)
+  hxy, hxx, hyy = (float(v) for v in terms)
+  for name, value in (("HSIC(K, K) of feats_a", hxx), ("HSIC(L, L) of feats_b", hyy)):
+    if not value > 0:
+      hint = (f"with kernel='rbf' and sigma={sigma} the off-diagonal kernel entries underflow to "
+              f"0; use a larger sigma (1.0 is Kornblith's rule)" if kernel == "rbf" else
+              "the features carry (almost) no variance")
+      raise ValueError(f"CKA is undefined: {name} = {value:.3g} is not positive; {hint}"
+                       + ("; the unbiased estimate can also go negative with very few samples"
+                          if unbiased else ""))
+  return _host.to_float(terms[0] / jnp.sqrt(terms[1] * terms[2]))
 
 
 def unbiased_cka(feats_a, feats_b, kernel: str = "linear", **kwargs) -> float:
   """CKA with the unbiased HSIC estimator (the emergence paper's alignment measure)."""
   return cka(feats_a, feats_b, kernel=kernel, unbiased=True, **kwargs)
+
+
+@functools.partial(jax.jit, static_argnames=("k", "block_size"))
+def cknna_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
+  """CKNNA (unbiased) as a pure JAX function (see ``cknna``)."""
+  a, b = _core_pair(feats_a, feats_b)
+  n = a.shape[0]
+  if k < 2:
+    raise ValueError(f"CKNNA needs k >= 2; got {k}")
+  _check_k(k, n)
+  knn_a = knn_indices(a, k, block_size)
+  knn_b = knn_indices(b, k, block_size)
+  ab = _masked_hsic(a, b, knn_a, knn_b, n)
+  aa = _masked_hsic(a, a, knn_a, knn_a, n)
+  bb = _masked_hsic(b, b, knn_b, knn_b, n)
+  return ab / (jnp.sqrt(aa * bb) + 1e-6)
 
 
 # ---- CKNNA ---------------------------------------------------------------------------------------
@@ -240,18 +337,14 @@ def cknna(feats_a, feats_b, k: int = 10, unbiased: bool = True, block_size: int 
   row, O(n k^2) after the neighbour search.
   """
   a, b = _pair(feats_a, feats_b)
-  n = a.shape[0]
-  if k < 2:
-    raise ValueError("CKNNA needs k >= 2")
-  _check_k(k, n)
-  knn_a = knn_indices(a, k, block_size)
-  knn_b = knn_indices(b, k, block_size)
   if not unbiased:
     raise NotImplementedError("only the unbiased CKNNA (the reference default) is implemented")
-  ab = _masked_hsic(a, b, knn_a, knn_b, n)
-  aa = _masked_hsic(a, a, knn_a, knn_a, n)
-  bb = _masked_hsic(b, b, knn_b, knn_b, n)
-  return float(ab / (jnp.sqrt(aa * bb) + 1e-6))
+  _host.check_int(k, "k", 2, None, "CKNNA needs k >= 2")
+  _check_k(k, a.shape[0])
+  _check_block(block_size)
+  if a.shape[0] < 4:
+    raise ValueError(f"CKNNA's unbiased HSIC needs at least 4 samples; got {a.shape[0]}")
+  return _host.to_float(cknna_core(a, b, k, block_size))
 
 
 def _neighbour_dots(x_NxD, j_NxK, block_size: int = 4096):
@@ -298,16 +391,28 @@ def svcca(feats_a, feats_b, cca_dim: int = 10) -> float:
 
   As the platonic code, features are centred and scaled per dimension and reduced to their top
   ``cca_dim`` left singular vectors; we then take the *exact* canonical correlations (singular
-  values of Q_A' Q_B) where the reference fits scikit-learn's iterative CCA.
+  values of Q_A' Q_B) where the reference fits scikit-learn's iterative CCA. Most of the
+  difference to the reference's numbers comes from its randomised ``torch.svd_lowrank``: with an
+  exact SVD in the reference the two agree to ~1e-5.
   """
   a, b = _pair(feats_a, feats_b)
-  if cca_dim > min(a.shape[1], b.shape[1], a.shape[0]):
-    raise ValueError(f"cca_dim={cca_dim} exceeds the feature dimensions {a.shape[1]}, {b.shape[1]}")
-  return float(_svcca(a, b, cca_dim))
+  limit = min(a.shape[1], b.shape[1], a.shape[0] - 1)
+  _host.check_int(cca_dim, "cca_dim", 1, max(limit, 1),
+                  f"cca_dim counts SVD directions: at least 1 and at most min(D_a, D_b, N - 1) = "
+                  f"{limit}")
+  if limit < 1:
+    raise ValueError(f"SVCCA needs at least 2 samples; got {a.shape[0]}")
+  for name, x in (("feats_a", a), ("feats_b", b)):
+    if np.all(x == x[:1]):
+      raise ValueError(f"{name} is constant (every row identical): SVCCA is undefined")
+  return _host.to_float(svcca_core(a, b, cca_dim))
 
 
 @functools.partial(jax.jit, static_argnames="cca_dim")
-def _svcca(a, b, cca_dim: int):
+def svcca_core(feats_a, feats_b, cca_dim: int = 10):
+  """SVCCA as a pure JAX function (see ``svcca``)."""
+  a, b = _core_pair(feats_a, feats_b)
+  _host.check_int(cca_dim, "cca_dim", 1, min(a.shape[1], b.shape[1], a.shape[0]))
   def top_directions(x):
     x = x - x.mean(axis=0)
     x = x / (x.std(axis=0) + 1e-8)

@@ -19,28 +19,178 @@ Definitions ([bussmann2024], [papadimitriou2025], [yan2025] in docs/references.m
 * ``monosemanticity``: for each feature, the mean pairwise cosine of the input embeddings of its
   top-``top_n`` (20) activating samples, minus the same for random samples; the win rate is the
   fraction of live features whose top set is more coherent than the random baseline.
+
+``*_core`` functions are pure JAX (jit / vmap; ``top_n`` static); the plain names are validating
+host wrappers (float for one number, dict for several, NumPy arrays for per-feature values) that
+run the cores in float64 as the NumPy code they replace did. ``fvu`` is the training loss's
+``losses.sae.fraction_of_variance_unexplained`` (one FVU for training logs and evaluation).
+``stability`` stays host-only: Hungarian matching is a combinatorial assignment (its cosine matrix
+is ``atom_cosines_core``). Paired measures (modality score, bridge scores, MDS) need image and
+text codes of the same shape, row i of each describing pair i.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import functools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from jaxdisent.losses.sae import fraction_of_variance_unexplained
+from jaxdisent.metrics import _host
 
-def _np(x, name, ndim=2):
-  x = np.asarray(x, dtype=np.float64)
-  if x.ndim != ndim:
-    raise ValueError(f"{name} must have {ndim} dimensions; got shape {x.shape}")
-  return x
+_HIGHEST = jax.lax.Precision.HIGHEST
+MDS_CLASSES = ("image-dominant", "text-dominant", "cross-modal", "dead")
+
+
+# ---- JAX cores -----------------------------------------------------------------------------------
+
+@jax.jit
+def fvu_core(x_NxD, x_hat_NxD):
+  """FVU = sum ||x - x_hat||^2 / sum ||x - mean x||^2 (the SAE training loss's function)."""
+  return fraction_of_variance_unexplained(x_NxD, x_hat_NxD)
+
+
+@jax.jit
+def r2_core(x_NxD, x_hat_NxD):
+  return 1.0 - fvu_core(x_NxD, x_hat_NxD)
+
+
+@jax.jit
+def firing_rates_core(codes_NxM):
+  return jnp.mean(codes_NxM != 0, axis=0, dtype=jnp.result_type(float))
+
+
+@jax.jit
+def l0_core(codes_NxM):
+  return jnp.mean(jnp.sum(codes_NxM != 0, axis=1), dtype=jnp.result_type(float))
+
+
+@jax.jit
+def dead_fraction_core(codes_NxM):
+  return jnp.mean(firing_rates_core(codes_NxM) == 0, dtype=jnp.result_type(float))
+
+
+@jax.jit
+def dense_fraction_core(codes_NxM, dense_threshold=0.1):
+  return jnp.mean(firing_rates_core(codes_NxM) > dense_threshold, dtype=jnp.result_type(float))
+
+
+def _unit_rows(a):
+  a = jnp.asarray(a, jnp.result_type(float))
+  return a / jnp.maximum(jnp.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+
+
+@jax.jit
+def atom_cosines_core(atoms_a_MxD, atoms_b_KxD):
+  """(M, K) cosines between the rows of two dictionaries."""
+  return jnp.dot(_unit_rows(atoms_a_MxD), _unit_rows(atoms_b_KxD).T, precision=_HIGHEST)
+
+
+@jax.jit
+def concept_recovery_core(true_atoms_CxD, learned_atoms_MxD):
+  """Max cosine of each planted atom with the learned atoms (see ``concept_recovery``)."""
+  cos = atom_cosines_core(true_atoms_CxD, learned_atoms_MxD)
+  best = cos.max(axis=1)
+  return {"mean_max_cosine": best.mean(), "per_concept": best, "best_atom": cos.argmax(axis=1),
+          "recovered_fraction_0.9": jnp.mean(best > 0.9, dtype=best.dtype)}
+
+
+@jax.jit
+def energy_core(codes_NxM):
+  return jnp.mean(jnp.asarray(codes_NxM, jnp.result_type(float)), axis=0)
+
+
+@jax.jit
+def modality_score_core(image_codes_NxM, text_codes_NxM):
+  """E_img[z] / (E_img[z] + E_txt[z]); NaN for features that never fire."""
+  e_img, e_txt = energy_core(image_codes_NxM), energy_core(text_codes_NxM)
+  total = e_img + e_txt
+  return jnp.where(total > 0, e_img / jnp.where(total > 0, total, 1.0), jnp.nan)
+
+
+@jax.jit
+def bridge_scores_core(image_codes_NxM, text_codes_NxM, atoms_MxD):
+  """E_pairs[z_img z_txt^T] * (D D^T) in float32: large for (i, j) co-firing across a pair with
+  aligned atoms."""
+  zi = jnp.asarray(image_codes_NxM, jnp.float32)
+  zt = jnp.asarray(text_codes_NxM, jnp.float32)
+  atoms = jnp.asarray(atoms_MxD, jnp.float32)
+  co = jnp.dot(zi.T, zt, precision=_HIGHEST) / zi.shape[0]
+  return co * jnp.dot(atoms, atoms.T, precision=_HIGHEST)
+
+
+@functools.partial(jax.jit, static_argnames="std_cutoffs")
+def modality_dominance_core(image_codes_NxM, text_codes_NxM, cutoffs=(-0.6, 0.6),
+                            std_cutoffs: bool = False):
+  """MDS per feature, class index per feature (into ``MDS_CLASSES``), the cut-offs used and the
+  class counts. ``std_cutoffs=True`` uses mean -+ std of the live features' MDS (``cutoffs`` is
+  then ignored)."""
+  e_img, e_txt = energy_core(image_codes_NxM), energy_core(text_codes_NxM)
+  total = e_img + e_txt
+  live = total > 0
+  mds = jnp.where(live, (e_img - e_txt) / jnp.where(live, total, 1.0), jnp.nan)
+  if std_cutoffs:
+    mean, std = jnp.nanmean(mds), jnp.nanstd(mds)
+    low, high = mean - std, mean + std
+  else:
+    low, high = jnp.asarray(cutoffs[0], mds.dtype), jnp.asarray(cutoffs[1], mds.dtype)
+  label = jnp.where(~live, 3, jnp.where(mds > high, 0, jnp.where(mds < low, 1, 2)))
+  counts = jnp.sum(label[:, None] == jnp.arange(4)[None, :], axis=0)
+  return {"mds": mds, "label": label, "cutoffs": jnp.stack([low, high]), "counts": counts}
+
+
+@functools.partial(jax.jit, static_argnames="top_n")
+def monosemanticity_core(codes_NxM, inputs_NxD, random_rows_RxT, top_n: int = 20):
+  """Monosemanticity (see ``monosemanticity``); ``random_rows_RxT`` are the R random sets of
+  ``top_n`` rows whose mean coherence is the baseline. Top rows are ``lax.top_k`` order (lowest
+  row first among equal activations)."""
+  inputs = _unit_rows(inputs_NxD)
+
+  def coherence(rows):
+    e = inputs[rows]
+    sims = jnp.dot(e, e.T, precision=_HIGHEST)
+    m = rows.shape[0]
+    return (sims.sum() - jnp.trace(sims)) / (m * (m - 1))
+
+  baseline = jnp.mean(jax.vmap(coherence)(random_rows_RxT))
+  top = jax.lax.top_k(jnp.asarray(codes_NxM).T, top_n)[1]                  # M x top_n
+  live = jnp.sum(codes_NxM > 0, axis=0) >= top_n
+  scores = jnp.where(live, jax.vmap(coherence)(top) - baseline, jnp.nan)
+  any_live = jnp.any(live)
+  return {"score": scores,
+          "mean_score": jnp.where(any_live, jnp.nanmean(scores), jnp.nan),
+          "win_rate": jnp.where(any_live, jnp.sum(live & (scores > 0)) / jnp.maximum(live.sum(), 1),
+                                jnp.nan),
+          "baseline_coherence": baseline, "top_samples": top}
+
+
+# ---- host wrappers -------------------------------------------------------------------------------
+
+def _codes(x, name="codes_NxM"):
+  return _host.as_host_array(x, name)
+
+
+def _paired(image_codes_NxM, text_codes_NxM):
+  img = _codes(image_codes_NxM, "image_codes_NxM")
+  txt = _codes(text_codes_NxM, "text_codes_NxM")
+  if img.shape != txt.shape:
+    raise ValueError(f"image and text codes must be paired (same shape, row i = pair i); got "
+                     f"{img.shape} and {txt.shape}")
+  return img, txt
 
 
 def fvu(x_NxD, x_hat_NxD) -> float:
-  x, x_hat = _np(x_NxD, "x"), _np(x_hat_NxD, "x_hat")
+  x, x_hat = _codes(x_NxD, "x"), _codes(x_hat_NxD, "x_hat")
   if x.shape != x_hat.shape:
     raise ValueError(f"x and x_hat shapes differ: {x.shape} vs {x_hat.shape}")
-  return float(np.sum((x - x_hat) ** 2) / max(np.sum((x - x.mean(0)) ** 2), 1e-30))
+  if np.all(x == x[:1]):
+    raise ValueError("x is constant (every row identical): its variance is 0, so FVU / R^2 are "
+                     "undefined; evaluate on more than one distinct input")
+  with _host.float64():
+    return _host.to_float(fvu_core(np.asarray(x, np.float64), np.asarray(x_hat, np.float64)))
 
 
 def r2(x_NxD, x_hat_NxD) -> float:
@@ -48,38 +198,47 @@ def r2(x_NxD, x_hat_NxD) -> float:
 
 
 def l0(codes_NxM) -> float:
-  return float(np.mean(np.sum(np.asarray(codes_NxM) != 0, axis=1)))
+  with _host.float64():
+    return _host.to_float(l0_core(_codes(codes_NxM)))
 
 
 def firing_rates(codes_NxM) -> np.ndarray:
-  return np.mean(np.asarray(codes_NxM) != 0, axis=0)
+  with _host.float64():
+    return np.asarray(firing_rates_core(_codes(codes_NxM)))
 
 
 def dead_fraction(codes_NxM) -> float:
-  return float(np.mean(firing_rates(codes_NxM) == 0))
+  with _host.float64():
+    return _host.to_float(dead_fraction_core(_codes(codes_NxM)))
 
 
 def dense_fraction(codes_NxM, dense_threshold: float = 0.1) -> float:
-  return float(np.mean(firing_rates(codes_NxM) > dense_threshold))
-
-
-def _unit_rows(a):
-  a = np.asarray(a, dtype=np.float64)
-  return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+  if not 0.0 <= dense_threshold <= 1.0:
+    raise ValueError(f"dense_threshold is a firing rate in [0, 1]; got {dense_threshold}")
+  with _host.float64():
+    return _host.to_float(dense_fraction_core(_codes(codes_NxM), float(dense_threshold)))
 
 
 def concept_recovery(true_atoms_CxD, learned_atoms_MxD) -> dict:
   """Mean (and per-concept) max cosine between each planted atom and the learned atoms."""
-  cos = _unit_rows(true_atoms_CxD) @ _unit_rows(learned_atoms_MxD).T
-  best = cos.max(axis=1)
-  return {"mean_max_cosine": float(best.mean()), "per_concept": best,
-          "best_atom": cos.argmax(axis=1), "recovered_fraction_0.9": float(np.mean(best > 0.9))}
+  true = _codes(true_atoms_CxD, "true_atoms_CxD")
+  learned = _codes(learned_atoms_MxD, "learned_atoms_MxD")
+  if true.shape[1] != learned.shape[1]:
+    raise ValueError(f"atoms must live in the same space; got widths {true.shape[1]} and "
+                     f"{learned.shape[1]}")
+  with _host.float64():
+    return _host.to_host(concept_recovery_core(true, learned))
 
 
 def stability(atoms_a_MxD, atoms_b_MxD) -> dict:
   """Hungarian matching on |cosine| of two dictionaries; mean matched cosine and per-atom values
-  (indexed by dictionary a's atoms)."""
-  cos = np.abs(_unit_rows(atoms_a_MxD) @ _unit_rows(atoms_b_MxD).T)
+  (indexed by dictionary a's atoms). Host-only (combinatorial assignment)."""
+  a = _codes(atoms_a_MxD, "atoms_a_MxD")
+  b = _codes(atoms_b_MxD, "atoms_b_MxD")
+  if a.shape[1] != b.shape[1]:
+    raise ValueError(f"atoms must live in the same space; got widths {a.shape[1]} and {b.shape[1]}")
+  with _host.float64():
+    cos = np.abs(np.asarray(atom_cosines_core(a, b)))
   rows, cols = linear_sum_assignment(-cos)
   matched = np.zeros(cos.shape[0])
   matched[rows] = cos[rows, cols]
@@ -88,71 +247,59 @@ def stability(atoms_a_MxD, atoms_b_MxD) -> dict:
 
 
 def energy(codes_NxM) -> np.ndarray:
-  return np.asarray(codes_NxM, dtype=np.float64).mean(axis=0)
+  with _host.float64():
+    return np.asarray(energy_core(_codes(codes_NxM)))
 
 
 def modality_score(image_codes_NxM, text_codes_NxM) -> np.ndarray:
   """E_img[z] / (E_img[z] + E_txt[z]); NaN for features that never fire."""
-  e_img, e_txt = energy(image_codes_NxM), energy(text_codes_NxM)
-  total = e_img + e_txt
-  with np.errstate(invalid="ignore", divide="ignore"):
-    return np.where(total > 0, e_img / total, np.nan)
+  img, txt = _paired(image_codes_NxM, text_codes_NxM)
+  with _host.float64():
+    return np.asarray(modality_score_core(img, txt))
 
 
 def bridge_scores(image_codes_NxM, text_codes_NxM, atoms_MxD) -> np.ndarray:
   """E_pairs[z_img z_txt^T] * (D D^T): large for (i, j) co-firing across a pair with aligned atoms."""
-  zi = jnp.asarray(image_codes_NxM, jnp.float32)
-  zt = jnp.asarray(text_codes_NxM, jnp.float32)
-  if zi.shape != zt.shape:
-    raise ValueError(f"paired codes must have the same shape; got {zi.shape} and {zt.shape}")
-  atoms = jnp.asarray(atoms_MxD, jnp.float32)
-  co = jnp.dot(zi.T, zt, precision=jax.lax.Precision.HIGHEST) / zi.shape[0]
-  return np.array(co * jnp.dot(atoms, atoms.T, precision=jax.lax.Precision.HIGHEST))
+  img, txt = _paired(image_codes_NxM, text_codes_NxM)
+  atoms = _codes(atoms_MxD, "atoms_MxD")
+  if atoms.shape[0] != img.shape[1]:
+    raise ValueError(f"atoms_MxD needs one row per latent ({img.shape[1]}); got {atoms.shape[0]}")
+  return np.array(bridge_scores_core(img, txt, atoms))
 
 
 def modality_dominance(image_codes_NxM, text_codes_NxM, cutoffs=(-0.6, 0.6)) -> dict:
-  e_img, e_txt = energy(image_codes_NxM), energy(text_codes_NxM)
-  total = e_img + e_txt
-  live = total > 0
-  with np.errstate(invalid="ignore", divide="ignore"):
-    mds = np.where(live, (e_img - e_txt) / total, np.nan)
+  """MDS_i = (E_img z_i - E_txt z_i) / (E_img z_i + E_txt z_i) and its classes (module doc).
+
+  Returns {"mds": array, "label": array of class names, "cutoffs": (low, high), "counts":
+  {class name: int}}."""
+  img, txt = _paired(image_codes_NxM, text_codes_NxM)
   if isinstance(cutoffs, str):
     if cutoffs != "std":
       raise ValueError("cutoffs must be 'std' or a (low, high) pair")
-    mean, std = float(np.nanmean(mds)), float(np.nanstd(mds))
-    low, high = mean - std, mean + std
+    std, pair = True, (0.0, 0.0)
   else:
-    low, high = (float(c) for c in cutoffs)
-  label = np.full(mds.shape, "dead", dtype=object)
-  label[live] = "cross-modal"
-  label[live & (mds > high)] = "image-dominant"
-  label[live & (mds < low)] = "text-dominant"
-  return {"mds": mds, "label": label, "cutoffs": (low, high),
-          "counts": {k: int(np.sum(label == k)) for k in
-                     ("image-dominant", "text-dominant", "cross-modal", "dead")}}
+    pair = tuple(float(c) for c in cutoffs)
+    if len(pair) != 2 or not -1.0 <= pair[0] <= pair[1] <= 1.0:
+      raise ValueError(f"cutoffs must be 'std' or (low, high) with -1 <= low <= high <= 1; got "
+                       f"{cutoffs}")
+    std = False
+  with _host.float64():
+    out = _host.to_host(modality_dominance_core(img, txt, pair, std_cutoffs=std))
+  label = np.array(MDS_CLASSES, dtype=object)[out["label"]]
+  return {"mds": out["mds"], "label": label, "cutoffs": tuple(float(c) for c in out["cutoffs"]),
+          "counts": {name: int(c) for name, c in zip(MDS_CLASSES, out["counts"])}}
 
 
 def monosemanticity(codes_NxM, inputs_NxD, top_n: int = 20, seed: int = 0) -> dict:
   """Coherence of each feature's top-activating inputs vs random inputs (see module doc)."""
-  codes = np.asarray(codes_NxM)
-  inputs = _unit_rows(inputs_NxD)
+  codes = _codes(codes_NxM)
+  inputs = _codes(inputs_NxD, "inputs_NxD")
+  _host.same_rows(codes, inputs, "codes_NxM", "inputs_NxD")
   n = codes.shape[0]
+  _host.check_int(top_n, "top_n", 2)
   if n < top_n:
     raise ValueError(f"need at least top_n={top_n} samples, got {n}")
-
-  def coherence(rows):
-    e = inputs[rows]
-    sims = e @ e.T
-    m = len(rows)
-    return (sims.sum() - np.trace(sims)) / (m * (m - 1))
-
   rng = np.random.default_rng(seed)
-  baseline = float(np.mean([coherence(rng.choice(n, top_n, replace=False)) for _ in range(20)]))
-  top = np.argsort(-codes, axis=0)[:top_n].T          # M x top_n
-  live = (codes > 0).sum(axis=0) >= top_n
-  scores = np.full(codes.shape[1], np.nan)
-  for i in np.nonzero(live)[0]:
-    scores[i] = coherence(top[i]) - baseline
-  return {"score": scores, "mean_score": float(np.nanmean(scores)) if live.any() else float("nan"),
-          "win_rate": float(np.mean(scores[live] > 0)) if live.any() else float("nan"),
-          "baseline_coherence": baseline, "top_samples": top}
+  random_rows = np.stack([rng.choice(n, top_n, replace=False) for _ in range(20)])
+  with _host.float64():
+    return _host.to_host(monosemanticity_core(codes, inputs, random_rows, top_n))

@@ -9,14 +9,18 @@ changed by argument.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import scipy.stats
 from sklearn.exceptions import ConvergenceWarning
 
-from jaxdisent.metrics.information import (discrete_entropy, discrete_mutual_info,
-                                           histogram_discretize)
+from jaxdisent.metrics import _host
+from jaxdisent.metrics.information import (check_num_bins, dense_labels, discrete_entropy_core,
+                                           discrete_mutual_info_core, histogram_discretize)
 
 
 def _check(codes, factors=None):
@@ -38,10 +42,141 @@ def _check(codes, factors=None):
   return codes, factors
 
 
+def _codes(codes_NxD, min_rows: int = 1):
+  return _host.as_host_array(codes_NxD, "codes", min_rows=min_rows)
+
+
+def _codes_and_factors(codes_NxD, factors_NxK):
+  codes = _codes(codes_NxD)
+  factors, classes = dense_labels(factors_NxK, "factors")
+  _host.same_rows(codes, factors, "codes", "factors")
+  return codes, factors, classes
+
+
+# ---- JAX cores -----------------------------------------------------------------------------------
+
+@functools.partial(jax.jit, static_argnames=("num_bins", "num_factor_classes"))
+def mutual_info_matrix_core(codes_NxD, factors_NxK, num_bins: int = 20, *,
+                            num_factor_classes: int):
+  """(D, K) discrete MI (nats) between histogram-discretised codes and factor labels in
+  [0, num_factor_classes). Pure JAX (jit / vmap)."""
+  discrete = histogram_discretize(codes_NxD, num_bins)
+  return discrete_mutual_info_core(discrete, jnp.asarray(factors_NxK), num_bins, num_factor_classes)
+
+
+@functools.partial(jax.jit, static_argnames=("num_bins", "num_factor_classes"))
+def mig_core(codes_NxD, factors_NxK, num_bins: int = 20, *, num_factor_classes: int):
+  """MIG as a pure JAX function (see ``mig``); NaN when every factor is constant."""
+  if codes_NxD.shape[1] < 2:
+    raise ValueError(f"MIG needs at least 2 code dimensions; got {codes_NxD.shape[1]}")
+  mi = mutual_info_matrix_core(codes_NxD, factors_NxK, num_bins,
+                               num_factor_classes=num_factor_classes)
+  entropy = discrete_entropy_core(jnp.asarray(factors_NxK), num_factor_classes)
+  top2 = -jnp.sort(-mi, axis=0)[:2]
+  keep = entropy > 0
+  gap = (top2[0] - top2[1]) / jnp.where(keep, entropy, 1.0)
+  return jnp.sum(jnp.where(keep, gap, 0.0)) / jnp.sum(keep)
+
+
+@jax.jit
+def modularity_from_mi_core(mi_DxK):
+  """Modularity from a (D, K) MI matrix (see ``modularity``). Pure JAX."""
+  if mi_DxK.shape[1] < 2:
+    raise ValueError(f"modularity needs at least 2 factors; got {mi_DxK.shape[1]}")
+  squared = jnp.square(mi_DxK)
+  best = squared.max(axis=1)
+  delta = (squared.sum(axis=1) - best) / (jnp.where(best > 0, best, 1.0) * (squared.shape[1] - 1.0))
+  return jnp.mean(jnp.where(best > 0, 1.0 - delta, 0.0))
+
+
+@functools.partial(jax.jit, static_argnames=("num_bins", "num_factor_classes"))
+def modularity_core(codes_NxD, factors_NxK, num_bins: int = 20, *, num_factor_classes: int):
+  """Modularity as a pure JAX function (see ``modularity``)."""
+  return modularity_from_mi_core(mutual_info_matrix_core(
+      codes_NxD, factors_NxK, num_bins, num_factor_classes=num_factor_classes))
+
+
+def _lerp(a, b, t):
+  # numpy.percentile's linear interpolation, including its t >= 0.5 branch
+  diff = b - a
+  return jnp.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
+
+
+@functools.partial(jax.jit, static_argnames=("num_bins",))
+def irs_core(codes_NxD, factors_NxK, diff_quantile=0.99, num_bins: int = 20):
+  """IRS as a pure JAX function (see ``irs``): {"irs", "irs_num_active_dims"} as 0-d arrays.
+
+  Each factor column is discretised (``histogram_discretize``; integer factors bin as NumPy's
+  float64 edges do), and per (factor, value) group the quantile of |z - E[z | group]| is taken
+  from one lexicographic sort (group, deviation) per factor instead of a Python loop over values.
+  """
+  codes = jnp.asarray(codes_NxD, jnp.result_type(float))
+  factors = histogram_discretize(jnp.asarray(factors_NxK), num_bins)     # N x K in [0, bins)
+  n, num_codes = codes.shape
+  active = codes.max(axis=0) > codes.min(axis=0)
+  max_dev = jnp.where(active, jnp.max(jnp.abs(codes - codes.mean(axis=0)), axis=0), 0.0)
+  q = jnp.asarray(diff_quantile, codes.dtype)
+
+  def per_factor(labels_N):
+    one_hot = jax.nn.one_hot(labels_N, num_bins, dtype=codes.dtype)      # N x bins
+    counts = one_hot.sum(axis=0)
+    means = jnp.dot(one_hot.T, codes, precision=jax.lax.Precision.HIGHEST) / jnp.maximum(
+        counts, 1.0)[:, None]
+    dev = jnp.abs(codes - means[labels_N])                               # N x D
+    keys = jnp.broadcast_to(labels_N[:, None], dev.shape)
+    _, sorted_dev = jax.lax.sort((keys, dev), dimension=0, num_keys=2)
+    starts = jnp.cumsum(counts) - counts
+    virtual = q * (counts - 1.0)
+    low = jnp.floor(virtual)
+    frac = virtual - low
+    low_i = (starts + low).astype(jnp.int32)
+    high_i = (starts + jnp.minimum(low + 1.0, jnp.maximum(counts - 1.0, 0.0))).astype(jnp.int32)
+    low_i, high_i = jnp.clip(low_i, 0, n - 1), jnp.clip(high_i, 0, n - 1)
+    quantiles = _lerp(sorted_dev[low_i], sorted_dev[high_i], frac[:, None])   # bins x D
+    present = counts > 0
+    return jnp.sum(jnp.where(present[:, None], quantiles, 0.0), axis=0) / jnp.sum(present)
+
+  cum = jax.vmap(per_factor, in_axes=1, out_axes=1)(factors)              # D x K
+  irs_matrix = 1.0 - cum / jnp.where(active, max_dev, 1.0)[:, None]
+  per_code = jnp.where(active, irs_matrix.max(axis=1), 0.0)
+  num_active = jnp.sum(active)
+  total_dev = jnp.sum(max_dev)
+  score = jnp.where(total_dev > 0, jnp.sum(per_code * max_dev) / jnp.where(total_dev > 0, total_dev, 1.0),
+                    jnp.sum(per_code) / jnp.maximum(num_active, 1))
+  score = jnp.where(num_active > 0, score, 0.0)
+  return {"irs": score, "irs_num_active_dims": num_active}
+
+
+@jax.jit
+def gaussian_total_correlation_core(codes_NxD):
+  """Gaussian TC (see ``gaussian_total_correlation``); +inf for a singular covariance."""
+  codes = jnp.asarray(codes_NxD, jnp.result_type(float))
+  centred = codes - codes.mean(axis=0)
+  cov = jnp.dot(centred.T, centred, precision=jax.lax.Precision.HIGHEST) / (codes.shape[0] - 1)
+  sign, logdet = jnp.linalg.slogdet(cov)
+  value = 0.5 * (jnp.sum(jnp.log(jnp.diag(cov))) - logdet)
+  return jnp.where(sign > 0, value, jnp.inf)
+
+
+@functools.partial(jax.jit, static_argnames="num_bins")
+def mutual_info_between_codes_core(codes_NxD, num_bins: int = 20):
+  """Mean off-diagonal code-by-code discrete MI (see ``mutual_info_between_codes``)."""
+  d = codes_NxD.shape[1]
+  if d < 2:
+    raise ValueError(f"mutual_info_between_codes needs at least 2 code dimensions; got {d}")
+  discrete = histogram_discretize(codes_NxD, num_bins)
+  mi = discrete_mutual_info_core(discrete, discrete, num_bins, num_bins)
+  return (mi.sum() - jnp.trace(mi)) / (d * d - d)
+
+
+# ---- host wrappers -------------------------------------------------------------------------------
+
 def mutual_info_matrix(codes_NxD, factors_NxK, num_bins: int = 20) -> np.ndarray:
   """(D, K) discrete MI (nats) between histogram-discretised codes and factors."""
-  codes, factors = _check(codes_NxD, factors_NxK)
-  return np.asarray(discrete_mutual_info(histogram_discretize(codes, num_bins), factors))
+  check_num_bins(num_bins)
+  codes, factors, classes = _codes_and_factors(codes_NxD, factors_NxK)
+  with _host.float64():
+    return np.asarray(mutual_info_matrix_core(codes, factors, num_bins, num_factor_classes=classes))
 
 
 def mig(codes_NxD, factors_NxK, num_bins: int = 20) -> float:
@@ -49,38 +184,98 @@ def mig(codes_NxD, factors_NxK, num_bins: int = 20) -> float:
 
   Codes are discretised into ``num_bins`` equal-width bins; for each factor k the gap between the
   largest and second-largest MI(code_j; factor_k) is divided by H(factor_k); MIG is the mean over
-  factors. Factors with zero entropy are skipped.
+  factors. Deviation: factors with zero entropy are skipped (the reference divides by 0); if every
+  factor is constant MIG is undefined and this raises.
   """
-  codes, factors = _check(codes_NxD, factors_NxK)
+  check_num_bins(num_bins)
+  codes, factors, classes = _codes_and_factors(codes_NxD, factors_NxK)
   if codes.shape[1] < 2:
-    raise ValueError("MIG needs at least 2 code dimensions")
-  mi = mutual_info_matrix(codes, factors, num_bins)
-  entropy = np.asarray(discrete_entropy(factors))
-  top2 = -np.sort(-mi, axis=0)[:2]
-  keep = entropy > 0
-  return float(np.mean((top2[0] - top2[1])[keep] / entropy[keep]))
+    raise ValueError(f"MIG needs at least 2 code dimensions; got {codes.shape[1]}")
+  if all(np.unique(f).size < 2 for f in factors.T):
+    raise ValueError("every factor is constant on these samples (zero entropy): MIG is undefined; "
+                     "sample factors that vary")
+  with _host.float64():
+    return _host.to_float(mig_core(codes, factors, num_bins, num_factor_classes=classes))
 
 
 def modularity(codes_NxD, factors_NxK, num_bins: int = 20) -> float:
   """Modularity (Ridgeway & Mozer 2018), as disentanglement_lib ``modularity_explicitness.py``.
 
   Per code j with MI row m_j: 1 - (sum_k m_jk^2 - max_k m_jk^2) / (max_k m_jk^2 (K - 1)), and 0
-  for a code with no information; the score is the mean over codes.
+  for a code with no information (a constant code has exactly zero MI, so it scores 0); the score
+  is the mean over codes.
   """
-  mi = mutual_info_matrix(codes_NxD, factors_NxK, num_bins)
-  return float(modularity_from_mi(mi))
+  check_num_bins(num_bins)
+  codes, factors, classes = _codes_and_factors(codes_NxD, factors_NxK)
+  if factors.shape[1] < 2:
+    raise ValueError(f"modularity needs at least 2 factors; got {factors.shape[1]}")
+  with _host.float64():
+    return _host.to_float(modularity_core(codes, factors, num_bins, num_factor_classes=classes))
 
 
 def modularity_from_mi(mi_DxK) -> float:
-  squared = np.square(np.asarray(mi_DxK, dtype=np.float64))
-  best = squared.max(axis=1)
-  if squared.shape[1] < 2:
-    raise ValueError("modularity needs at least 2 factors")
-  with np.errstate(divide="ignore", invalid="ignore"):
-    delta = (squared.sum(axis=1) - best) / (best * (squared.shape[1] - 1.0))
-  score = 1.0 - delta
-  score[best == 0] = 0.0
-  return float(np.mean(score))
+  """Modularity from a precomputed (D, K) MI matrix (host wrapper of ``modularity_from_mi_core``)."""
+  mi = _host.as_host_array(mi_DxK, "mi_DxK")
+  if mi.shape[1] < 2:
+    raise ValueError(f"modularity needs at least 2 factors; got {mi.shape[1]}")
+  with _host.float64():
+    return _host.to_float(modularity_from_mi_core(np.asarray(mi, np.float64)))
+
+
+def irs(codes_NxD, factors_NxK, *, diff_quantile: float = 0.99, num_bins: int = 20) -> dict:
+  """Interventional Robustness Score (Suter et al. 2019), as disentanglement_lib ``irs.py``.
+
+  Factors are histogram-discretised (20 bins, as ``np.histogram`` bins integers) and constant
+  codes dropped. For factor i and each of its values, the ``diff_quantile`` quantile of
+  |z - E[z | g_i]| is averaged over values; divided by each code's max |z - E z| this gives a
+  deviation, IRS_ji = 1 - deviation; each code's score is its max over factors and IRS is their
+  average weighted by the codes' max deviation. With every code constant IRS is 0 (as the
+  reference). Deviation: "constant" means max == min (the reference's std > 0 can call a constant
+  float column active through rounding, with a ~1e-17 weight).
+  Returns {"irs": float, "irs_num_active_dims": int}.
+  """
+  check_num_bins(num_bins)
+  codes = _codes(codes_NxD)
+  factors = _host.as_host_array(factors_NxK, "factors", allow_1d_as_column=True)
+  _host.same_rows(codes, factors, "codes", "factors")
+  if not np.issubdtype(factors.dtype, np.integer):
+    raise TypeError(f"factors must be integer class labels, got {factors.dtype}")
+  if not 0.0 <= float(diff_quantile) <= 1.0:
+    raise ValueError(f"diff_quantile must be in [0, 1]; got {diff_quantile}")
+  with _host.float64():
+    return _host.to_host(irs_core(np.asarray(codes, np.float64), factors, float(diff_quantile),
+                                  num_bins))
+
+
+def gaussian_total_correlation(codes_NxD) -> float:
+  """TC of a Gaussian with the codes' covariance: 0.5 (sum_j log S_jj - log det S) (nats).
+
+  As disentanglement_lib ``unsupervised_metrics.py`` (``gaussian_total_correlation``). A singular
+  covariance (linearly dependent codes) gives +inf; a constant code (zero variance, where the
+  reference returns NaN) is refused.
+  """
+  codes = _codes(codes_NxD, min_rows=2)
+  constant = np.nonzero(codes.max(axis=0) == codes.min(axis=0))[0]
+  if constant.size:
+    raise ValueError(f"code dimension(s) {constant.tolist()} are constant: the Gaussian total "
+                     f"correlation is undefined (log of a zero variance); drop constant dimensions")
+  with _host.float64():
+    return _host.to_float(gaussian_total_correlation_core(np.asarray(codes, np.float64)))
+
+
+def mutual_info_between_codes(codes_NxD, num_bins: int = 20) -> float:
+  """Mean discrete MI (nats) over pairs of distinct code dimensions after 20-bin discretisation.
+
+  As disentanglement_lib ``unsupervised_metrics.py`` (``mutual_info_score``): the mean of the
+  off-diagonal entries of the code-by-code MI matrix.
+  """
+  check_num_bins(num_bins)
+  codes = _codes(codes_NxD)
+  if codes.shape[1] < 2:
+    raise ValueError(f"mutual_info_between_codes needs at least 2 code dimensions; got "
+                     f"{codes.shape[1]}")
+  with _host.float64():
+    return _host.to_float(mutual_info_between_codes_core(codes, num_bins))
 
 
 def sap(codes_train, factors_train, codes_test, factors_test, *, C: float = 0.01) -> float:
@@ -197,34 +392,6 @@ def _macro_auc(labels, probabilities, classes) -> float:
   return float(np.mean(scores)) if scores else float("nan")
 
 
-def gaussian_total_correlation(codes_NxD) -> float:
-  """TC of a Gaussian with the codes' covariance: 0.5 (sum_j log S_jj - log det S) (nats).
-
-  As disentanglement_lib ``unsupervised_metrics.py`` (``gaussian_total_correlation``).
-  """
-  codes = _check(codes_NxD)
-  cov = np.cov(codes, rowvar=False)
-  sign, logdet = np.linalg.slogdet(cov)
-  if sign <= 0:
-    return float("inf")
-  return float(0.5 * (np.sum(np.log(np.diag(cov))) - logdet))
-
-
-def mutual_info_between_codes(codes_NxD, num_bins: int = 20) -> float:
-  """Mean discrete MI (nats) over pairs of distinct code dimensions after 20-bin discretisation.
-
-  As disentanglement_lib ``unsupervised_metrics.py`` (``mutual_info_score``): the mean of the
-  off-diagonal entries of the code-by-code MI matrix.
-  """
-  codes = _check(codes_NxD)
-  discrete = histogram_discretize(codes, num_bins)
-  mi = np.asarray(discrete_mutual_info(discrete, discrete))
-  d = mi.shape[0]
-  if d < 2:
-    raise ValueError("needs at least 2 code dimensions")
-  return float((mi.sum() - np.trace(mi)) / (d * d - d))
-
-
 def array_metrics(codes_train, factors_train, codes_test, factors_test, *, num_bins: int = 20,
                   dci_importance: str = "gbt") -> dict:
   """All array-based scores in one flat dict (keys as written to eval.json)."""
@@ -241,5 +408,8 @@ def array_metrics(codes_train, factors_train, codes_test, factors_test, *, num_b
 
 
 __all__ = ["array_metrics", "dci", "dci_from_importance", "explicitness",
-           "gaussian_total_correlation", "mig", "modularity", "modularity_from_mi",
-           "mutual_info_between_codes", "mutual_info_matrix", "sap", "sap_from_scores"]
+           "gaussian_total_correlation", "gaussian_total_correlation_core", "irs", "irs_core",
+           "mig", "mig_core", "modularity", "modularity_core", "modularity_from_mi",
+           "modularity_from_mi_core", "mutual_info_between_codes",
+           "mutual_info_between_codes_core", "mutual_info_matrix", "mutual_info_matrix_core", "sap",
+           "sap_from_scores"]

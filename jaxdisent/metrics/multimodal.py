@@ -9,48 +9,97 @@ Regression metrics follow the MMSA toolkit's MOSI / MOSEI evaluation, which publ
 * ``acc2_has0`` / ``f1_has0``: the same with pred >= 0 vs label >= 0 over all examples;
 * ``acc7``: predictions and labels clipped to [-3, 3] and rounded (numpy round-half-to-even)
   to the 7 classes -3..3; accuracy.
+
+``sentiment_regression_metrics_core`` and ``linear_probe_r2_core`` are pure JAX (jit / vmap);
+the plain names validate and run them in float64, as the NumPy code they replace did, returning
+a dict of floats / a float. Undefined entries (corr with a constant pred or label, acc2/f1 with
+no non-zero label) are NaN, as before.
 """
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from jaxdisent.metrics import _host
 
-def _weighted_binary_f1(truth, pred) -> float:
-  truth, pred = np.asarray(truth, bool), np.asarray(pred, bool)
-  total = 0.0
+
+def _weighted_binary_f1(truth, pred):
+  """sklearn's f1_score(average='weighted') for two classes on bool arrays ``truth``/``pred``."""
+  return _masked_weighted_f1(truth, pred, jnp.ones(truth.shape, bool))
+
+
+def _masked_weighted_f1(truth, pred, mask):
+  """The same over the entries where ``mask`` is true (NaN when there are none)."""
+  total = jnp.zeros((), jnp.result_type(float))
   for cls in (False, True):
-    support = np.sum(truth == cls)
-    if support == 0:
-      continue
-    tp = np.sum((pred == cls) & (truth == cls))
-    predicted = np.sum(pred == cls)
-    precision = tp / predicted if predicted else 0.0
-    recall = tp / support
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    total += support * f1
-  return float(total / truth.size) if truth.size else float("nan")
+    is_truth = mask & (truth == cls)
+    is_pred = mask & (pred == cls)
+    support = jnp.sum(is_truth)
+    tp = jnp.sum(is_truth & is_pred)
+    predicted = jnp.sum(is_pred)
+    precision = jnp.where(predicted > 0, tp / jnp.maximum(predicted, 1), 0.0)
+    recall = tp / jnp.maximum(support, 1)
+    f1 = jnp.where(precision + recall > 0,
+                   2 * precision * recall / jnp.where(precision + recall > 0, precision + recall, 1.0),
+                   0.0)
+    total = total + jnp.where(support > 0, support * f1, 0.0)
+  size = jnp.sum(mask)
+  return jnp.where(size > 0, total / jnp.maximum(size, 1), jnp.nan)
+
+
+@jax.jit
+def sentiment_regression_metrics_core(pred, label):
+  """MMSA regression metrics as 0-d arrays (see ``sentiment_regression_metrics``)."""
+  dtype = jnp.result_type(float)
+  pred = jnp.asarray(pred, dtype).reshape(-1)
+  label = jnp.asarray(label, dtype).reshape(-1)
+  out = {"mae": jnp.mean(jnp.abs(pred - label))}
+  pc, lc = pred - pred.mean(), label - label.mean()
+  p_std, l_std = pred.std(), label.std()
+  corr = jnp.sum(pc * lc) / jnp.sqrt(jnp.sum(pc * pc) * jnp.sum(lc * lc))
+  out["corr"] = jnp.where((p_std > 0) & (l_std > 0), corr, jnp.nan)
+  nonzero = label != 0
+  truth_nz, pred_nz = label > 0, pred > 0
+  hits = jnp.sum(nonzero & (truth_nz == pred_nz))
+  out["acc2"] = jnp.where(nonzero.any(), hits / jnp.maximum(nonzero.sum(), 1), jnp.nan)
+  out["f1"] = _masked_weighted_f1(truth_nz, pred_nz, nonzero)
+  out["acc2_has0"] = jnp.mean((label >= 0) == (pred >= 0), dtype=dtype)
+  out["f1_has0"] = _weighted_binary_f1(label >= 0, pred >= 0)
+  out["acc7"] = jnp.mean(jnp.round(jnp.clip(pred, -3, 3)) == jnp.round(jnp.clip(label, -3, 3)),
+                         dtype=dtype)
+  return out
 
 
 def sentiment_regression_metrics(pred, label) -> dict:
   """MMSA regression metrics for predictions and labels in (roughly) [-3, 3]."""
-  pred = np.asarray(pred, np.float64).reshape(-1)
-  label = np.asarray(label, np.float64).reshape(-1)
+  pred = _host.as_host_array(pred, "pred", ndim=(1, 2)).reshape(-1)
+  label = _host.as_host_array(label, "label", ndim=(1, 2)).reshape(-1)
   if pred.shape != label.shape:
     raise ValueError(f"pred {pred.shape} and label {label.shape} differ in size")
-  if not np.all(np.isfinite(pred)):
-    raise ValueError("predictions contain NaN/inf")
-  out = {"mae": float(np.mean(np.abs(pred - label)))}
-  out["corr"] = (float(np.corrcoef(pred, label)[0, 1])
-                 if pred.std() > 0 and label.std() > 0 else float("nan"))
-  nonzero = label != 0
-  truth_nz, pred_nz = label[nonzero] > 0, pred[nonzero] > 0
-  out["acc2"] = float(np.mean(truth_nz == pred_nz)) if nonzero.any() else float("nan")
-  out["f1"] = _weighted_binary_f1(truth_nz, pred_nz)
-  out["acc2_has0"] = float(np.mean((label >= 0) == (pred >= 0)))
-  out["f1_has0"] = _weighted_binary_f1(label >= 0, pred >= 0)
-  out["acc7"] = float(np.mean(np.round(np.clip(pred, -3, 3)) == np.round(np.clip(label, -3, 3))))
-  return out
+  with _host.float64():
+    return _host.to_host(sentiment_regression_metrics_core(np.asarray(pred, np.float64),
+                                                           np.asarray(label, np.float64)))
+
+
+@jax.jit
+def linear_probe_r2_core(train_x, train_y, test_x, test_y, ridge=1e-3):
+  """Held-out R^2 of a ridge probe as a pure JAX function (see ``linear_probe_r2``)."""
+  dtype = jnp.result_type(float)
+  train_x, test_x = jnp.asarray(train_x, dtype), jnp.asarray(test_x, dtype)
+  train_y = jnp.asarray(train_y, dtype).reshape(train_x.shape[0], -1)
+  test_y = jnp.asarray(test_y, dtype).reshape(test_x.shape[0], -1)
+  mu, sd = train_x.mean(0), train_x.std(0) + 1e-8
+  a = jnp.concatenate([(train_x - mu) / sd, jnp.ones((train_x.shape[0], 1), dtype)], 1)
+  b = jnp.concatenate([(test_x - mu) / sd, jnp.ones((test_x.shape[0], 1), dtype)], 1)
+  reg = ridge * train_x.shape[0] * jnp.eye(a.shape[1], dtype=dtype)
+  reg = reg.at[-1, -1].set(0.0)
+  hi = jax.lax.Precision.HIGHEST
+  coef = jnp.linalg.solve(jnp.dot(a.T, a, precision=hi) + reg, jnp.dot(a.T, train_y, precision=hi))
+  residual = test_y - jnp.dot(b, coef, precision=hi)
+  sst = jnp.sum(jnp.square(test_y - test_y.mean(0)), 0)
+  return jnp.mean(1.0 - jnp.sum(jnp.square(residual), 0) / jnp.maximum(sst, 1e-12))
 
 
 def linear_probe_r2(train_x, train_y, test_x, test_y, ridge: float = 1e-3) -> float:
@@ -59,15 +108,16 @@ def linear_probe_r2(train_x, train_y, test_x, test_y, ridge: float = 1e-3) -> fl
   Features are standardised with the training statistics; the ridge penalty is `ridge` times the
   number of training rows. R^2 = 1 - SSE / SST per column on the test rows.
   """
-  train_x, test_x = np.asarray(train_x, np.float64), np.asarray(test_x, np.float64)
-  train_y = np.asarray(train_y, np.float64).reshape(len(train_x), -1)
-  test_y = np.asarray(test_y, np.float64).reshape(len(test_x), -1)
-  mu, sd = train_x.mean(0), train_x.std(0) + 1e-8
-  a = np.concatenate([(train_x - mu) / sd, np.ones((len(train_x), 1))], 1)
-  b = np.concatenate([(test_x - mu) / sd, np.ones((len(test_x), 1))], 1)
-  reg = ridge * len(train_x) * np.eye(a.shape[1])
-  reg[-1, -1] = 0.0
-  coef = np.linalg.solve(a.T @ a + reg, a.T @ train_y)
-  residual = test_y - b @ coef
-  sst = np.sum(np.square(test_y - test_y.mean(0)), 0)
-  return float(np.mean(1.0 - np.sum(np.square(residual), 0) / np.maximum(sst, 1e-12)))
+  train_x = _host.as_host_array(train_x, "train_x", ndim=(1, 2), allow_1d_as_column=True)
+  test_x = _host.as_host_array(test_x, "test_x", ndim=(1, 2), allow_1d_as_column=True)
+  train_y = _host.as_host_array(train_y, "train_y", ndim=(1, 2), allow_1d_as_column=True)
+  test_y = _host.as_host_array(test_y, "test_y", ndim=(1, 2), allow_1d_as_column=True)
+  _host.same_rows(train_x, train_y, "train_x", "train_y")
+  _host.same_rows(test_x, test_y, "test_x", "test_y")
+  if train_x.shape[1] != test_x.shape[1] or train_y.shape[1] != test_y.shape[1]:
+    raise ValueError(f"train and test widths differ: x {train_x.shape[1]} vs {test_x.shape[1]}, "
+                     f"y {train_y.shape[1]} vs {test_y.shape[1]}")
+  if not ridge >= 0:
+    raise ValueError(f"ridge must be >= 0; got {ridge}")
+  with _host.float64():
+    return _host.to_float(linear_probe_r2_core(train_x, train_y, test_x, test_y, float(ridge)))

@@ -171,7 +171,9 @@ def fit(config, workdir: str, *, devices=None, step_callback=None, quiet: bool =
   final = jax.device_get(parallel.host_state(state))
   result = FitResult(final, step, preempted, resumed_from, time.time() - start_time, method)
   if not preempted:
-    if train.get("eval_at_end", True):
+    from jaxdisent.evals import read_record  # pylint: disable=g-import-not-at-top
+    already = resumed_from == step and read_record(workdir, step) is not None  # a finished run
+    if train.get("eval_at_end", True) and not already:
       evaluate_now(step, state)
     if is_writer:
       method.finalize(final, workdir, log)

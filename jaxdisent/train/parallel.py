@@ -119,7 +119,9 @@ class DataParallel:
   def host_state(self, state):
     """The plain state (one copy) from a placed one."""
     if self.mode == "pmap":
-      return jax.tree.map(lambda x: x[0], state)
+      # the first device's copy, without dispatching a gather (x[0] would be one more program
+      # queued behind the donated step)
+      return jax.tree.map(lambda x: x.addressable_shards[0].data.reshape(x.shape[1:]), state)
     return state
 
   def place_batch(self, local_batch):
@@ -135,5 +137,5 @@ class DataParallel:
   def step(self, state, batch):
     state, metrics = self._step(state, batch)
     if self.mode == "pmap":
-      metrics = jax.tree.map(lambda x: x[0], metrics)
+      metrics = jax.tree.map(lambda x: x.addressable_shards[0].data.reshape(x.shape[1:]), metrics)
     return state, metrics

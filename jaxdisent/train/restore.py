@@ -35,7 +35,8 @@ def restore_latest(workdir: str, step: int | None = None, devices=None, config=N
     elif step not in available:
       raise FileNotFoundError(f"no checkpoint for step {step} in {directory}; have {available}")
     method = make_method(config)
-    abstract = jax.eval_shape(lambda: _template(method, config.seed))
+    # (a concrete init, not jax.eval_shape: some methods' init inspects data, e.g. the SAE's b_dec)
+    abstract = _template(method, config.seed)
     sharding = jax.sharding.SingleDeviceSharding(device)
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
                             abstract)
