@@ -34,6 +34,14 @@ def get_config():
   config.model.b_dec_init = "geometric_median"  # or mean / zeros
   config.model.init_batch = 2048
   config.model.jumprelu_init_threshold = 0.05  # inputs have unit mean squared norm
+  # auto: decode and backward on the kept entries for batchtopk/topk (dense for relu/jumprelu);
+  # dense: codes as a B x M matrix everywhere (the reference formulation, same numbers)
+  config.model.formulation = "auto"
+  config.model.init_from = ""           # an SAELens / sparsify SAE directory to start from
+  config.model.row_cap = 0              # dense BatchTopK: candidates per row; 0 -> 4k
+  config.model.sparse_capacity = 0.0    # kept-entry list per device, x k * B_local; 0 -> 1 on one
+                                        # device, 1.5 on several (overflow -> a dense step)
+  config.model.sparse_chunk = 1024      # kept entries per step of the sparse loops
 
   config.loss = ml_collections.ConfigDict()
   config.loss.auxk_alpha = 1 / 32

@@ -61,6 +61,16 @@ def tiny_decalign_config(path="decalign_synthetic.py", **overrides):
   return load_config(os.path.join(ROOT, "configs", path), base)
 
 
+def tiny_gem_config(**overrides):
+  """The correlated-dSprites GEM config shrunk for tests."""
+  from jaxdisent.train.config import load_config
+  base = {"train.batch_size": 8, "train.num_steps": 4, "train.log_every": 1,
+          "train.checkpoint_every": 2, "oracle.num_images": 500, "data.pool_size": 2000,
+          "evals.graph_recovery.num_images": 32}
+  base.update(overrides)
+  return load_config(os.path.join(ROOT, "configs", "gem_dsprites.py"), base)
+
+
 # Every method the engine trains, as a tiny config: the engine contract suite runs over all of them.
 TINY_CONFIGS = {
     "beta_vae": lambda **o: tiny_vae_config(**o),
@@ -70,4 +80,5 @@ TINY_CONFIGS = {
     "sae_topk": lambda **o: tiny_sae_config(**{"model.kind": "topk", **o}),
     "sae_jumprelu": lambda **o: tiny_sae_config(**{"model.kind": "jumprelu", **o}),
     "decalign": lambda **o: tiny_decalign_config(**o),
+    "gem": lambda **o: tiny_gem_config(**o),
 }

@@ -4,6 +4,11 @@ Reductions follow dictionary_learning: reconstruction error is the squared L2 no
 (summed over dimensions), averaged over the batch. Anything that needs the whole global batch
 (BatchTopK's selection, AuxK's residual variance, the dead-latent counters) takes ``axis_name``
 and uses collectives, so 1 device and N devices give the same numbers.
+
+BatchTopK comes in two exact forms: :func:`batchtopk` (dense codes, for the dense formulation)
+and :func:`batchtopk_list` (the kept entries as a list, for the sparse formulation of
+:mod:`jaxdisent.losses.sparse_codes`; no per-row top-k). Order statistics of non-negative
+values use :func:`kth_largest_nonnegative`, a counting search on float bit patterns (no sort).
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from jaxdisent.losses import sparse_codes
 
 
 def topk(pre_BxM, k: int):
@@ -24,15 +31,56 @@ def global_batch_size(local: int, axis_name) -> int:
   return local * (lax.axis_size(axis_name) if axis_name is not None else 1)
 
 
+def kth_largest_nonnegative(values_N, k: int, axis_name=None):
+  """The k-th largest of `values_N` (gathered over `axis_name`), exactly, for values >= 0.
+
+  A bitwise search instead of a sort: non-negative float32s order as their int32 bit patterns,
+  so the answer is the largest bit pattern t with count(values >= t) >= k, built one bit at a
+  time from the top (31 counting passes, each psum'd over the data axis; no all-gather). Values
+  <= 0 count as +0. When fewer than k values exist in all, returns 0 (every value is kept).
+  """
+  bits = lax.bitcast_convert_type(jnp.maximum(values_N.astype(jnp.float32), 0.0), jnp.int32)
+
+  def count_at_least(t):
+    n = jnp.sum(bits >= t, dtype=jnp.int32)
+    return lax.psum(n, axis_name) if axis_name is not None else n
+
+  def body(i, found):
+    trial = found | (jnp.int32(1) << (30 - i))
+    return jnp.where(count_at_least(trial) >= k, trial, found)
+
+  found = lax.fori_loop(0, 31, body, jnp.int32(0))
+  return lax.bitcast_convert_type(found, jnp.float32)
+
+
 def _global_kth_flat(pre_BxM, total: int, axis_name=None):
-  """The `total`-th largest entry of the global batch by a flat top-k over every entry: exact
-  but slow on CPU (XLA sorts the whole B x M array)."""
+  """The `total`-th largest entry of the global batch over every entry (pre-activations are
+  >= 0 after the ReLU): exact, 31 counting passes over B x M."""
+  return kth_largest_nonnegative(pre_BxM.reshape(-1), total, axis_name)
+
+
+def row_candidates(pre_BxM, k: int, axis_name=None, row_cap: int | None = None):
+  """Every row's top `row_cap` entries (values and latent indices, descending) and the
+  (k * B_global)-th largest of those candidates over the global batch.
+
+  Returns (values_BxC, index_BxC, kth, saturated). The threshold is exact unless `saturated`: some
+  row has all `row_cap` candidates >= kth, so it may hold more of the batch's top entries than it
+  offered (then the caller must use the exact flat selection). Same flag on every device.
+  """
   batch, width = pre_BxM.shape
-  local = min(total, batch * width)
-  candidates = lax.top_k(pre_BxM.reshape(-1), local)[0]
+  total = k * global_batch_size(batch, axis_name)
+  cap = min(width, max(row_cap or 4 * k, k))   # B * cap candidates must cover k * B
+  # The barrier keeps XLA:CPU from fusing this top-k with what follows into a sort of the whole
+  # B x M array (measured, when a second top-k followed: 6.4 s instead of 0.36 s at B=4096,
+  # M=12288). One barrier per array: a
+  # barrier on the (values, indices) tuple aborts XLA:CPU's compiler under shard_map.
+  row_top, row_index = lax.top_k(pre_BxM, cap)                                  # B x cap
+  row_top, row_index = lax.optimization_barrier(row_top), lax.optimization_barrier(row_index)
+  kth = kth_largest_nonnegative(row_top.reshape(-1), total, axis_name)
+  saturated = jnp.any(row_top[:, -1] >= kth) if cap < width else jnp.bool_(False)
   if axis_name is not None:
-    candidates = lax.all_gather(candidates, axis_name, tiled=True)
-  return lax.top_k(candidates, total)[0][-1] if candidates.shape[0] >= total else candidates.min()
+    saturated = lax.pmax(saturated.astype(jnp.int32), axis_name) > 0
+  return row_top, row_index, kth, saturated
 
 
 def batchtopk_threshold(pre_BxM, k: int, axis_name=None, row_cap: int | None = None):
@@ -46,20 +94,60 @@ def batchtopk_threshold(pre_BxM, k: int, axis_name=None, row_cap: int | None = N
   """
   batch, width = pre_BxM.shape
   total = k * global_batch_size(batch, axis_name)
-  cap = min(width, max(row_cap or 4 * k, k))   # B * cap candidates must cover k * B
+  cap = min(width, max(row_cap or 4 * k, k))
   if cap >= width:
     return _global_kth_flat(pre_BxM, total, axis_name)
-  # The barrier keeps XLA:CPU from rewriting the two top-k's into one sort of the whole B x M
-  # array (measured: 6.4 s instead of 0.36 s at B=4096, M=12288).
-  row_top = lax.optimization_barrier(lax.top_k(pre_BxM, cap)[0])             # B x cap
-  candidates = row_top.reshape(-1)
-  if axis_name is not None:
-    candidates = lax.all_gather(candidates, axis_name, tiled=True)
-  kth = lax.top_k(candidates, total)[0][-1]
-  saturated = jnp.any(row_top[:, -1] >= kth)
-  if axis_name is not None:
-    saturated = lax.pmax(saturated.astype(jnp.int32), axis_name) > 0
+  _, _, kth, saturated = row_candidates(pre_BxM, k, axis_name, row_cap)
   return lax.cond(saturated, lambda: _global_kth_flat(pre_BxM, total, axis_name), lambda: kth)
+
+
+def batchtopk_list(pre_BxM, k: int, capacity: int, axis_name=None, block: int = 16):
+  """BatchTopK's kept entries as a list, exactly, without a per-row top-k.
+
+  Split every row into blocks of `block` latents. t0 = the (k * B_global)-th largest block
+  maximum is a lower bound of the threshold t (at least k * B_global entries are >= t0), and
+  every entry >= t lies in a block whose maximum is >= t0 -- of which there are k * B_global,
+  ties aside. Those blocks' entries are the candidates; t is their (k * B_global)-th largest
+  (both by :func:`kth_largest_nonnegative`), and the entries >= t (and > 0) are packed into a
+  list of `capacity`. One pass over the B x M pre-activations (the block maxima), the rest on
+  ~k * B * block values.
+
+  Returns (Codes, kth, overflow): overflow (same on every device) when the selected blocks or
+  the kept entries exceed their capacity on some device (ties at t0 or t, or, on several
+  devices, an uneven split); the caller must then use the dense formulation.
+  """
+  batch, width = pre_BxM.shape
+  total = k * global_batch_size(batch, axis_name)
+  pad = (-width) % block
+  pre = jnp.pad(pre_BxM, ((0, 0), (0, pad))) if pad else pre_BxM
+  blocks = pre.reshape(batch * (width + pad) // block, block)                  # (B M / block) x block
+  block_max = jnp.max(blocks, axis=1)
+  t0 = kth_largest_nonnegative(block_max, total, axis_name)
+  chosen = (block_max >= t0) & (block_max > 0)
+  block_codes, block_overflow = sparse_codes.compact(
+      block_max[:, None], jnp.arange(block_max.shape[0], dtype=jnp.int32)[:, None], chosen[:, None],
+      capacity)
+  # candidates: every entry of the chosen blocks (padding blocks carry index 0 and value 0 ->
+  # masked out below)
+  real = block_codes.values > 0
+  values = jnp.where(real[:, None], blocks[block_codes.cols], 0.0)           # capacity x block
+  flat = block_codes.cols[:, None] * block + jnp.arange(block, dtype=jnp.int32)[None, :]
+  row = flat // (width + pad)
+  col = flat % (width + pad)
+  kth = kth_largest_nonnegative(values.reshape(-1), total, axis_name)
+  keep = (values >= kth) & (values > 0)
+  # rows x cols of the candidates -> the list of kept entries
+  keep_flat = keep.reshape(-1)
+  position = jnp.cumsum(keep_flat.astype(jnp.int32)) - 1
+  count = jnp.sum(keep_flat, dtype=jnp.int32)
+  dest = jnp.where(keep_flat, position, capacity)
+  put = lambda src, dtype: jnp.zeros((capacity,), dtype).at[dest].set(src, mode="drop")
+  codes = sparse_codes.Codes(put(jnp.where(keep_flat, values.reshape(-1), 0.0), pre_BxM.dtype),
+                             put(row.reshape(-1), jnp.int32), put(col.reshape(-1), jnp.int32))
+  overflow = block_overflow | (count > capacity)
+  if axis_name is not None:
+    overflow = lax.pmax(overflow.astype(jnp.int32), axis_name) > 0
+  return codes, kth, overflow
 
 
 def batchtopk(pre_BxM, k: int, axis_name=None, row_cap: int | None = None):
@@ -128,31 +216,56 @@ def squared_error(x_BxD, x_hat_BxD):
   return jnp.sum(jnp.square(x_BxD - x_hat_BxD), axis=-1)
 
 
+def _auxk_normalised(residual_BxD, recon_BxD, axis_name=None):
+  """mean ||residual - recon||^2 / mean ||residual - mean(residual)||^2 over the global batch
+  (OpenAI's normalisation, as dictionary_learning)."""
+  mean = jnp.mean(residual_BxD, axis=0)
+  if axis_name is not None:
+    mean = lax.pmean(mean, axis_name)
+  variance = jnp.mean(jnp.sum(jnp.square(residual_BxD - mean), axis=-1))
+  if axis_name is not None:
+    variance = lax.pmean(variance, axis_name)
+  return jnp.mean(squared_error(residual_BxD, recon_BxD)) / jnp.maximum(variance, 1e-12)
+
+
+def _dead_top(pre_BxM, dead_M, k_aux: int):
+  masked = jnp.where(dead_M[None, :], pre_BxM, -jnp.inf)
+  values, index = lax.top_k(masked, min(k_aux, pre_BxM.shape[1]))
+  return jnp.where(jnp.isfinite(values), values, 0.0), index
+
+
 def auxk_loss(pre_BxM, residual_BxD, dead_M, W_dec_MxD, k_aux: int, axis_name=None):
   """AuxK (Gao et al. 2024): the top k_aux *dead* latents reconstruct the (detached) residual,
-  normalised by the residual's variance over the global batch. Zero when nothing is dead."""
+  normalised by the residual's variance over the global batch. Zero when nothing is dead.
+  Dense formulation: the dead top-k are scattered into a B x M matrix and decoded by a matmul."""
   residual = lax.stop_gradient(residual_BxD)
 
   def loss_with_dead():
-    masked = jnp.where(dead_M[None, :], pre_BxM, -jnp.inf)
-    k = min(k_aux, pre_BxM.shape[1])
-    values, index = lax.top_k(masked, k)
-    values = jnp.where(jnp.isfinite(values), values, 0.0)
-    # scatter into a dense B x M code matrix and decode with one matmul: gathering W_dec rows
-    # (B x k_aux x D) would be gigabytes at SAE sizes
+    values, index = _dead_top(pre_BxM, dead_M, k_aux)
     rows = jnp.arange(pre_BxM.shape[0])[:, None]
     dense = jnp.zeros_like(pre_BxM).at[rows, index].set(values)
-    recon = dense @ W_dec_MxD
-    mean = jnp.mean(residual, axis=0)
-    if axis_name is not None:
-      mean = lax.pmean(mean, axis_name)
-    variance = jnp.mean(jnp.sum(jnp.square(residual - mean), axis=-1))
-    if axis_name is not None:
-      variance = lax.pmean(variance, axis_name)
-    return jnp.mean(squared_error(residual, recon)) / jnp.maximum(variance, 1e-12)
+    return _auxk_normalised(residual, dense @ W_dec_MxD, axis_name)
 
   # `dead_M` is the same on every device, so every device takes the same branch; skipping the
   # top-k and the extra decode while nothing is dead (early training) saves ~1/4 of a step.
+  return lax.cond(jnp.any(dead_M), loss_with_dead, lambda: jnp.zeros((), pre_BxM.dtype))
+
+
+def auxk_loss_sparse(pre_BxM, x_BxD, b_dec_D, W_enc_DxM, b_enc_M, residual_BxD, dead_M,
+                     W_dec_MxD, k_aux: int, axis_name=None, chunk: int = sparse_codes.DEFAULT_CHUNK):
+  """:func:`auxk_loss` with the dead top-k kept as a B x k_aux list: `pre_BxM` is the detached
+  dense pre-activation relu((x - b_dec) W_enc + b_enc); gradients reach b_dec, W_enc, b_enc and
+  W_dec through the sparse VJPs of :mod:`jaxdisent.losses.sparse_codes`."""
+  residual = lax.stop_gradient(residual_BxD)
+
+  def loss_with_dead():
+    values, index = _dead_top(lax.stop_gradient(pre_BxM), dead_M, k_aux)
+    codes = sparse_codes.from_rows(values, index)
+    codes = codes._replace(values=sparse_codes.encoder_values(codes, x_BxD, b_dec_D, W_enc_DxM,
+                                                              b_enc_M, chunk))
+    recon = sparse_codes.decode(codes, W_dec_MxD, pre_BxM.shape[0], chunk)
+    return _auxk_normalised(residual, recon, axis_name)
+
   return lax.cond(jnp.any(dead_M), loss_with_dead, lambda: jnp.zeros((), pre_BxM.dtype))
 
 

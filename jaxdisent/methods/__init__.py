@@ -10,7 +10,7 @@ import pkgutil
 from jaxdisent.methods.base import Method
 
 # Modules in this package that are not trainable methods.
-_NOT_METHODS = {"base", "alignment_study"}
+_NOT_METHODS = {"base", "alignment_study", "sae_kinds"}
 
 
 def available() -> list[str]:

@@ -82,6 +82,9 @@ class BetaVAEMethod(Method):
     """All disentanglement metrics on the encoder mean; writes plots to WORKDIR/plots.
 
     Sizes default to disentanglement_lib's (10k train / 5k eval points for every metric).
+    Each metric shows a progress bar on stderr when it is a terminal (or JAXDISENT_PROGRESS=1):
+    encoding (rendered and encoded in one jit, large batches) and the scikit-learn fits, which run
+    in parallel processes (metrics.parallel_fit).
     """
     from jaxdisent import metrics  # pylint: disable=g-import-not-at-top
     from jaxdisent.viz import disentanglement_plots, vae_plots  # pylint: disable=g-import-not-at-top
@@ -100,8 +103,9 @@ class BetaVAEMethod(Method):
       return out
 
     codes_train, factors_train = timed("sample codes", lambda: metrics.sample_codes_and_factors(
-        self.data, represent, num_train, keys[0]))
-    codes_test, factors_test = metrics.sample_codes_and_factors(self.data, represent, num_eval, keys[1])
+        self.data, represent, num_train, keys[0], desc="codes (train)"))
+    codes_test, factors_test = metrics.sample_codes_and_factors(self.data, represent, num_eval,
+                                                                keys[1], desc="codes (eval)")
     results["mig"] = timed("mig", lambda: metrics.mig(codes_train, factors_train, num_bins))
     results["modularity"] = metrics.modularity(codes_train, factors_train, num_bins)
     results.update(timed("explicitness", lambda: metrics.explicitness(

@@ -19,6 +19,8 @@ import numpy as np
 from jax import lax
 
 from jaxdisent.losses import sae as sae_losses
+from jaxdisent.losses import sparse_codes
+from jaxdisent.methods import sae_kinds
 from jaxdisent.methods.base import Method
 from jaxdisent.models.sae import SparseAutoencoder
 
@@ -50,7 +52,31 @@ def make_embedding_data(data_config):
   raise ValueError(f"data.source must be 'synthetic' or 'file', got {data_config.source!r}")
 
 
+FORMULATIONS = ("auto", "sparse", "dense")
+
+
 class SAEMethod(Method):
+  """Training step formulations (``model.formulation``):
+
+  * ``sparse`` (``auto`` picks it for kinds that have one: batchtopk, topk): the only dense
+    product is the encoder forward x W_enc; decode, the decoder gradient, the gradient reaching
+    W_enc / b_enc / b_dec and AuxK's decode run on the kept entries (see
+    :mod:`jaxdisent.losses.sparse_codes`). Same loss and gradients as ``dense`` to float32
+    rounding; steps whose kept entries overflow BatchTopK's list (ties, an uneven split over
+    devices) run ``dense``.
+  * ``dense``: codes as a B x M matrix and autodiff (the reference formulation; relu, jumprelu).
+
+  Timing follows dictionary_learning's BatchTopKTrainer (and OpenAI's reference): the threshold
+  EMA updates when step > threshold_start_step, and AuxK's dead set is read from the counters
+  *after* the current batch has updated them.
+
+  Logged metrics use the evaluation measures' definitions (jaxdisent.metrics.dictionary):
+  ``fvu`` = sum ||x - x_hat||^2 / sum ||x - mean_batch x||^2 over the global batch, ``l0`` = mean
+  non-zero codes per sample, ``dead_fraction`` = fraction of latents that fire on no sample of
+  the global batch. ``auxk_dead_fraction`` is the AuxK counter's notion (no firing for
+  ``loss.dead_tokens`` tokens).
+  """
+
   name = "sae"
   evaluators = ("dictionary",)
 
@@ -60,8 +86,16 @@ class SAEMethod(Method):
     m = config.model
     self.dim = int(self.data.dim)
     self.kind = m.kind
+    self.spec = sae_kinds.get(m.kind)
     self.k = int(m.k)
-    self.model = SparseAutoencoder(self.dim, int(m.dict_size), m.kind,
+    formulation = m.get("formulation", "auto")
+    if formulation not in FORMULATIONS:
+      raise ValueError(f"model.formulation must be one of {FORMULATIONS}, got {formulation!r}")
+    if formulation == "sparse" and self.spec.sparse_codes is None:
+      raise ValueError(f"SAE kind {m.kind!r} has no sparse formulation (its active set is not "
+                       "bounded); use model.formulation=dense or auto")
+    self.sparse = formulation != "dense" and self.spec.sparse_codes is not None
+    self.model = SparseAutoencoder(self.dim, int(m.dict_size), self.spec.jumprelu_params,
                                    jumprelu_init_threshold=m.jumprelu_init_threshold)
 
   # ---- engine hooks ------------------------------------------------------------------------------
@@ -75,6 +109,8 @@ class SAEMethod(Method):
     return self.data.batch(seed, step, start, size)
 
   def init(self, rng):
+    if self.config.model.get("init_from", ""):
+      return self._init_from_file(self.config.model.init_from)
     params = self.model.init(rng, jnp.zeros((1, self.dim)))["params"]
     first = jnp.asarray(self.data.batch(self.config.seed, 0, 0, self.config.model.init_batch)["x"])
     scale = jnp.sqrt(jnp.mean(jnp.sum(jnp.square(first), axis=1)))
@@ -91,55 +127,141 @@ class SAEMethod(Method):
                    "tokens_since_fired": jnp.zeros((self.config.model.dict_size,), jnp.int32)}
     return params, model_state
 
+  def _init_from_file(self, path):
+    """Start from an SAE saved by SAELens or sparsify (or exported by launch.export_sae)."""
+    from jaxdisent.io import sae_formats  # pylint: disable=g-import-not-at-top
+    sae = sae_formats.load(path)
+    m = self.config.model
+    wrong = []
+    if sae.kind != self.kind:
+      wrong.append(f"kind {sae.kind!r} (set --config.model.kind={sae.kind})")
+    if sae.d_in != self.dim:
+      wrong.append(f"d_in {sae.d_in} but the embeddings have {self.dim} dimensions")
+    if sae.d_sae != int(m.dict_size):
+      wrong.append(f"{sae.d_sae} latents (set --config.model.dict_size={sae.d_sae})")
+    if sae.kind in ("topk", "batchtopk") and sae.k and sae.k != self.k:
+      wrong.append(f"k={sae.k} (set --config.model.k={sae.k})")
+    if wrong:
+      raise ValueError(f"the SAE in {path} does not fit this config: " + "; ".join(wrong))
+    params = {name: jnp.asarray(value) for name, value in sae.params.items()}
+    model_state = {"input_scale": jnp.float32(sae.input_scale),
+                   "threshold": jnp.float32(sae.threshold),
+                   "tokens_since_fired": jnp.zeros((int(m.dict_size),), jnp.int32)}
+    return params, model_state
+
+  def portable(self, params, model_state):
+    """This SAE as a :class:`jaxdisent.io.sae_formats.PortableSAE` (for export)."""
+    from jaxdisent.io import sae_formats  # pylint: disable=g-import-not-at-top
+    return sae_formats.PortableSAE(
+        self.kind, self.k if self.kind in ("topk", "batchtopk") else 0,
+        {name: np.asarray(value) for name, value in params.items()},
+        float(model_state["input_scale"]), float(model_state["threshold"]))
+
+  def _context(self, axis_name):
+    m = self.config.model
+    return sae_kinds.Context(
+        k=self.k, loss=self.config.loss, axis_name=axis_name,
+        row_cap=int(m.get("row_cap", 0)) or None,
+        capacity_factor=float(m.get("sparse_capacity", 0.0)),
+        chunk=int(m.get("sparse_chunk", sparse_codes.DEFAULT_CHUNK)))
+
+  def _dense_terms(self, params, x, ctx, dead_from):
+    """Loss terms with codes as a dense B x M matrix (autodiff throughout)."""
+    pre = self.model.apply({"params": params}, x, method=SparseAutoencoder.pre_acts)
+    codes, stats = self.spec.dense_codes(pre, params, ctx)
+    x_hat = self.model.apply({"params": params}, codes, method=SparseAutoencoder.decode)
+    loss = jnp.mean(sae_losses.squared_error(x, x_hat))
+    metrics = {}
+    if self.spec.penalty is not None:
+      term, penalty_metrics = self.spec.penalty(pre, codes, params, ctx)
+      loss, metrics = loss + term, dict(penalty_metrics)
+    fired = jnp.any(codes > 0, axis=0)
+    l0 = jnp.mean(jnp.sum(codes > 0, axis=1))
+    dead = dead_from(fired)
+    aux = None
+    if self._uses_auxk():
+      aux = sae_losses.auxk_loss(pre, x - x_hat, dead, params["W_dec"], self._k_aux(),
+                                 ctx.axis_name)
+    return loss, x_hat, fired, l0, stats, aux, metrics
+
+  def _sparse_terms(self, params, x, pre, codes, ctx, dead_from):
+    """The same terms from the kept entries only (`pre` is the detached dense forward)."""
+    values = sparse_codes.encoder_values(codes, x, params["b_dec"], params["W_enc"],
+                                         params["b_enc"], ctx.chunk)
+    x_hat = sparse_codes.decode(codes._replace(values=values), params["W_dec"], x.shape[0],
+                                ctx.chunk) + params["b_dec"]
+    loss = jnp.mean(sae_losses.squared_error(x, x_hat))
+    fired = sparse_codes.fired(codes, pre.shape[1])
+    l0 = jnp.sum(codes.values > 0) / x.shape[0]
+    dead = dead_from(fired)
+    aux = None
+    if self._uses_auxk():
+      aux = sae_losses.auxk_loss_sparse(pre, x, params["b_dec"], params["W_enc"], params["b_enc"],
+                                        x - x_hat, dead, params["W_dec"], self._k_aux(),
+                                        ctx.axis_name, ctx.chunk)
+    return loss, x_hat, fired, l0, aux, {}
+
+  def _uses_auxk(self):
+    return self.spec.auxk and self.config.loss.auxk_alpha > 0
+
+  def _k_aux(self):
+    return int(self.config.loss.k_aux or self.dim // 2)
+
   def loss(self, params, model_state, batch, rng, step, axis_name=None):
     del rng
     cfg = self.config.loss
+    ctx = self._context(axis_name)
     x = batch["x"] / model_state["input_scale"]
-    pre = self.model.apply({"params": params}, x, method=SparseAutoencoder.pre_acts)
-    metrics = {}
-    new_state = dict(model_state)
-    if self.kind == "batchtopk":
-      codes, kth = sae_losses.batchtopk(pre, self.k, axis_name)
-      started = step >= cfg.threshold_start_step
-      ema = jnp.where(model_state["threshold"] < 0, kth,
-                      cfg.threshold_beta * model_state["threshold"] + (1 - cfg.threshold_beta) * kth)
-      new_state["threshold"] = jnp.where(started & (kth > 0), ema, model_state["threshold"])
-      metrics["threshold"] = new_state["threshold"]
-    elif self.kind == "topk":
-      codes = sae_losses.topk(pre, self.k)
-    elif self.kind == "relu":
-      codes = pre
-    else:
-      threshold = jnp.exp(params["log_threshold"])
-      codes = sae_losses.jumprelu(pre, threshold, cfg.jumprelu_bandwidth)
-    x_hat = self.model.apply({"params": params}, codes, method=SparseAutoencoder.decode)
-    mse = jnp.mean(sae_losses.squared_error(x, x_hat))
-    loss = mse
-    if self.kind == "relu":
-      sparsity = jnp.mean(jnp.sum(jnp.abs(codes) * jnp.linalg.norm(params["W_dec"], axis=1), 1))
-      loss = loss + cfg.l1_coeff * sparsity
-    if self.kind == "jumprelu":
-      l0_penalty = jnp.mean(jnp.sum(sae_losses.step_function(
-          pre, jnp.exp(params["log_threshold"]), cfg.jumprelu_bandwidth), axis=1))
-      loss = loss + cfg.jumprelu_l0_coeff * l0_penalty
-    # dead-latent bookkeeping over the global batch
-    fired = jnp.any(codes > 0, axis=0)
-    if axis_name is not None:
-      fired = lax.pmax(fired.astype(jnp.int32), axis_name) > 0
     batch_tokens = sae_losses.global_batch_size(x.shape[0], axis_name)
+
+    def global_fired(fired):
+      if axis_name is not None:
+        fired = lax.pmax(fired.astype(jnp.int32), axis_name) > 0
+      return fired
+
+    def dead_from(fired):
+      # the counters after this batch, as dictionary_learning / OpenAI decide AuxK's dead set
+      since = jnp.where(global_fired(fired), 0, model_state["tokens_since_fired"] + batch_tokens)
+      return since >= cfg.dead_tokens
+
+    def dense_branch(params):
+      loss, x_hat, fired, l0, stats, aux, metrics = self._dense_terms(params, x, ctx, dead_from)
+      return loss, (x_hat, fired, l0, stats, aux, metrics)
+
+    if self.sparse:
+      pre = lax.stop_gradient(
+          self.model.apply({"params": params}, x, method=SparseAutoencoder.pre_acts))
+      codes, sparse_stats, use_dense = self.spec.sparse_codes(pre, ctx)
+
+      def sparse_branch(params):
+        loss, x_hat, fired, l0, aux, metrics = self._sparse_terms(params, x, pre, codes, ctx,
+                                                                  dead_from)
+        return loss, (x_hat, fired, l0, sparse_stats, aux, metrics)
+
+      loss, (x_hat, fired, l0, stats, aux, metrics) = lax.cond(
+          use_dense, dense_branch, sparse_branch, params)
+    else:
+      loss, (x_hat, fired, l0, stats, aux, metrics) = dense_branch(params)
+
+    fired = global_fired(fired)
     since = jnp.where(fired, 0, model_state["tokens_since_fired"] + batch_tokens)
-    new_state["tokens_since_fired"] = since
-    dead = model_state["tokens_since_fired"] >= cfg.dead_tokens
-    if cfg.auxk_alpha > 0 and self.kind in ("batchtopk", "topk"):
-      k_aux = cfg.k_aux or self.dim // 2
-      aux = sae_losses.auxk_loss(pre, x - x_hat, dead, params["W_dec"], k_aux, axis_name)
+    new_state = dict(model_state, tokens_since_fired=since)
+    if aux is not None:
       loss = loss + cfg.auxk_alpha * aux
       metrics["auxk_loss"] = aux
+    if self.spec.learns_threshold:
+      kth = stats["kth"]
+      ema = jnp.where(model_state["threshold"] < 0, kth,
+                      cfg.threshold_beta * model_state["threshold"] + (1 - cfg.threshold_beta) * kth)
+      started = step > cfg.threshold_start_step
+      new_state["threshold"] = jnp.where(started & (kth > 0), ema, model_state["threshold"])
+      metrics["threshold"] = new_state["threshold"]
     metrics.update({
-        "mse": mse,
+        "mse": jnp.mean(sae_losses.squared_error(x, x_hat)),
         "fvu": sae_losses.fraction_of_variance_unexplained(x, x_hat, axis_name),
-        "l0": jnp.mean(jnp.sum(codes > 0, axis=1)),
-        "dead_fraction": jnp.mean(dead),
+        "l0": l0,
+        "dead_fraction": 1.0 - jnp.mean(fired),
+        "auxk_dead_fraction": jnp.mean(since >= cfg.dead_tokens),
     })
     return loss, (metrics, new_state)
 
@@ -163,15 +285,7 @@ class SAEMethod(Method):
     """Codes at inference: BatchTopK uses the learned global threshold (TopK until one exists)."""
     x = jnp.asarray(x_NxD, jnp.float32) / model_state["input_scale"]
     pre = self.model.apply({"params": params}, x, method=SparseAutoencoder.pre_acts)
-    if self.kind == "batchtopk":
-      threshold = model_state["threshold"]
-      return jnp.where(threshold > 0, sae_losses.threshold_codes(pre, threshold),
-                       sae_losses.topk(pre, self.k))
-    if self.kind == "topk":
-      return sae_losses.topk(pre, self.k)
-    if self.kind == "relu":
-      return pre
-    return pre * (pre > jnp.exp(params["log_threshold"]))
+    return self.spec.inference_codes(pre, params, model_state, self.k)
 
   def reconstruct(self, params, model_state, x_NxD):
     codes = self.encode(params, model_state, x_NxD)

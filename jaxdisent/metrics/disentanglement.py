@@ -18,8 +18,9 @@ import numpy as np
 import scipy.stats
 from sklearn.exceptions import ConvergenceWarning
 
-from jaxdisent.metrics import _host
-from jaxdisent.metrics.information import (check_num_bins, dense_labels, discrete_entropy_core,
+from jaxdisent.metrics import _host, parallel_fit
+from jaxdisent.metrics.information import (check_num_bins, dense_labels, discrete_entropy,
+                                           discrete_entropy_core, discrete_mutual_info,
                                            discrete_mutual_info_core, histogram_discretize)
 
 
@@ -278,24 +279,25 @@ def mutual_info_between_codes(codes_NxD, num_bins: int = 20) -> float:
     return _host.to_float(mutual_info_between_codes_core(codes, num_bins))
 
 
-def sap(codes_train, factors_train, codes_test, factors_test, *, C: float = 0.01) -> float:
+def sap(codes_train, factors_train, codes_test, factors_test, *, C: float = 0.01,
+        n_jobs: int | None = None) -> float:
   """Separated Attribute Predictability (Kumar et al. 2018), as disentanglement_lib ``sap_score.py``.
 
   For each (code j, factor k) a linear SVM (``LinearSVC(C=0.01, class_weight='balanced')``) is
   trained on code j alone and its test accuracy is the score S_jk; SAP is the mean over factors
-  of the gap between the two highest S_jk.
+  of the gap between the two highest S_jk. The D*K fits run in ``n_jobs`` processes
+  (metrics.parallel_fit; same models, same values).
   """
-  from sklearn.svm import LinearSVC  # pylint: disable=g-import-not-at-top
   codes_train, factors_train = _check(codes_train, factors_train)
   codes_test, factors_test = _check(codes_test, factors_test)
   scores = np.zeros((codes_train.shape[1], factors_train.shape[1]))
-  for j in range(codes_train.shape[1]):
-    for k in range(factors_train.shape[1]):
-      if np.unique(factors_train[:, k]).size < 2:
-        continue
-      clf = LinearSVC(C=C, class_weight="balanced")
-      clf.fit(codes_train[:, j:j + 1], factors_train[:, k])
-      scores[j, k] = np.mean(clf.predict(codes_test[:, j:j + 1]) == factors_test[:, k])
+  cells = [(j, k) for j in range(codes_train.shape[1]) for k in range(factors_train.shape[1])
+           if np.unique(factors_train[:, k]).size >= 2]
+  accuracies = parallel_fit.run_tasks(parallel_fit.sap_cell, [
+      (codes_train[:, j], factors_train[:, k], codes_test[:, j], factors_test[:, k], C)
+      for j, k in cells], desc="sap", n_jobs=n_jobs)
+  for (j, k), accuracy in zip(cells, accuracies):
+    scores[j, k] = accuracy
   return float(sap_from_scores(scores))
 
 
@@ -322,7 +324,7 @@ def dci_from_importance(importance_DxK):
 
 
 def dci(codes_train, factors_train, codes_test, factors_test, *, importance: str = "gbt",
-        seed: int = 0) -> dict:
+        seed: int = 0, n_jobs: int | None = None) -> dict:
   """DCI disentanglement, completeness and informativeness, as disentanglement_lib ``dci.py``.
 
   ``importance='gbt'`` (reference): one ``GradientBoostingClassifier()`` per factor on all codes;
@@ -330,26 +332,22 @@ def dci(codes_train, factors_train, codes_test, factors_test, *, importance: str
   ``importance='random_forest'`` is a faster alternative (``RandomForestClassifier(100 trees,
   max_features=None, n_jobs=-1)``, impurity importances; with the default sqrt feature sampling
   trees are forced onto irrelevant codes, which spreads importance and deflates disentanglement).
-  Its numbers are not comparable with published ones.
+  Its numbers are not comparable with published ones. The per-factor fits run in ``n_jobs``
+  processes (metrics.parallel_fit; same models, same values).
   """
-  from sklearn import ensemble  # pylint: disable=g-import-not-at-top
   codes_train, factors_train = _check(codes_train, factors_train)
   codes_test, factors_test = _check(codes_test, factors_test)
+  if importance not in ("gbt", "random_forest"):
+    raise ValueError(f"importance must be 'gbt' or 'random_forest', got {importance!r}")
   num_factors = factors_train.shape[1]
   matrix = np.zeros((codes_train.shape[1], num_factors))
-  train_acc, test_acc = [], []
-  for k in range(num_factors):
-    if importance == "gbt":
-      model = ensemble.GradientBoostingClassifier(random_state=seed)
-    elif importance == "random_forest":
-      model = ensemble.RandomForestClassifier(n_estimators=100, max_features=None, n_jobs=-1,
-                                              random_state=seed)
-    else:
-      raise ValueError(f"importance must be 'gbt' or 'random_forest', got {importance!r}")
-    model.fit(codes_train, factors_train[:, k])
-    matrix[:, k] = np.abs(model.feature_importances_)
-    train_acc.append(np.mean(model.predict(codes_train) == factors_train[:, k]))
-    test_acc.append(np.mean(model.predict(codes_test) == factors_test[:, k]))
+  fits = parallel_fit.run_tasks(parallel_fit.dci_factor, [
+      (codes_train, factors_train[:, k], codes_test, factors_test[:, k], importance, seed)
+      for k in range(num_factors)], desc="dci", n_jobs=n_jobs,
+      cost=lambda task: np.unique(task[1]).size)  # boosting fits one tree per class per stage
+  for k, (column, _, _) in enumerate(fits):
+    matrix[:, k] = column
+  train_acc, test_acc = [fit[1] for fit in fits], [fit[2] for fit in fits]
   disentanglement, completeness = dci_from_importance(matrix)
   return {"dci_disentanglement": disentanglement, "dci_completeness": completeness,
           "dci_informativeness": float(np.mean(test_acc)),
@@ -357,7 +355,8 @@ def dci(codes_train, factors_train, codes_test, factors_test, *, importance: str
           "dci_importance": matrix}
 
 
-def explicitness(codes_train, factors_train, codes_test, factors_test) -> dict:
+def explicitness(codes_train, factors_train, codes_test, factors_test, *,
+                 n_jobs: int | None = None) -> dict:
   """Explicitness (Ridgeway & Mozer 2018), as disentanglement_lib ``modularity_explicitness.py``.
 
   Codes are standardised with the training mean/std; per factor a ``LogisticRegression()``
@@ -366,19 +365,16 @@ def explicitness(codes_train, factors_train, codes_test, factors_test) -> dict:
   samples) have no AUC and are left out of the macro mean instead of making it NaN; with every
   class present this is exactly the reference's value.
   """
-  from sklearn import linear_model  # pylint: disable=g-import-not-at-top
   codes_train, factors_train = _check(codes_train, factors_train)
   codes_test, factors_test = _check(codes_test, factors_test)
   mean, std = codes_train.mean(axis=0), codes_train.std(axis=0)
   std = np.where(std > 0, std, 1.0)
   x_train, x_test = (codes_train - mean) / std, (codes_test - mean) / std
-  train, test = [], []
-  for k in range(factors_train.shape[1]):
-    with warnings.catch_warnings():
-      warnings.simplefilter("ignore", ConvergenceWarning)
-      clf = linear_model.LogisticRegression().fit(x_train, factors_train[:, k])
-    train.append(_macro_auc(factors_train[:, k], clf.predict_proba(x_train), clf.classes_))
-    test.append(_macro_auc(factors_test[:, k], clf.predict_proba(x_test), clf.classes_))
+  aucs = parallel_fit.run_tasks(parallel_fit.explicitness_factor, [
+      (x_train, factors_train[:, k], x_test, factors_test[:, k], _macro_auc)
+      for k in range(factors_train.shape[1])], desc="explicitness", n_jobs=n_jobs,
+      cost=lambda task: np.unique(task[1]).size)
+  train, test = [auc[0] for auc in aucs], [auc[1] for auc in aucs]
   return {"explicitness": float(np.mean(test)), "explicitness_train": float(np.mean(train))}
 
 

@@ -13,8 +13,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-KINDS = ("batchtopk", "topk", "relu", "jumprelu")
-
 
 def _unit_rows(key, shape, dtype=jnp.float32):
   w = jax.random.normal(key, shape, dtype)
@@ -22,22 +20,21 @@ def _unit_rows(key, shape, dtype=jnp.float32):
 
 
 class SparseAutoencoder(nn.Module):
-  """Parameters: W_enc (d, M), b_enc (M), W_dec (M, d) with unit rows, b_dec (d), and for
-  JumpReLU log_threshold (M). W_enc starts as W_dec's transpose."""
+  """Parameters: W_enc (d, M), b_enc (M), W_dec (M, d) with unit rows, b_dec (d), and with
+  `jumprelu_params` (JumpReLU) log_threshold (M). W_enc starts as W_dec's transpose. Which kind
+  sparsifies the pre-activations is the method's business (jaxdisent.methods.sae_kinds)."""
 
   d_in: int
   dict_size: int
-  kind: str = "batchtopk"
+  jumprelu_params: bool = False
   jumprelu_init_threshold: float = 0.001
 
   def setup(self):
-    if self.kind not in KINDS:
-      raise ValueError(f"unknown SAE kind {self.kind!r}; use one of {KINDS}")
     self.W_dec = self.param("W_dec", _unit_rows, (self.dict_size, self.d_in))
     self.W_enc = self.param("W_enc", lambda key, shape: self.W_dec.T, (self.d_in, self.dict_size))
     self.b_enc = self.param("b_enc", nn.initializers.zeros_init(), (self.dict_size,))
     self.b_dec = self.param("b_dec", nn.initializers.zeros_init(), (self.d_in,))
-    if self.kind == "jumprelu":
+    if self.jumprelu_params:
       self.log_threshold = self.param(
           "log_threshold", nn.initializers.constant(jnp.log(self.jumprelu_init_threshold)),
           (self.dict_size,))

@@ -16,20 +16,31 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxdisent.models.layers import SubpixelConvTranspose
+from jaxdisent.models.layers import SpaceToDepthConv, SubpixelConvTranspose
 
 
 class ConvEncoder(nn.Module):
+  """``space_to_depth=True`` computes each stride-2 convolution as space-to-depth + a stride-1
+  convolution (same params and outputs as nn.Conv, faster on XLA:CPU, above all its gradients;
+  see layers.SpaceToDepthConv). Parameter names are nn.Conv's (Conv_0..Conv_3) either way."""
+
   latent_dim: int = 10
   last_kernel: int = 2
+  space_to_depth: bool = True
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, images_BxHxWxC):
     x = images_BxHxWxC.astype(self.dtype)
-    for features, kernel in ((32, 4), (32, 4), (64, self.last_kernel), (64, self.last_kernel)):
-      x = nn.relu(nn.Conv(features, (kernel, kernel), strides=(2, 2), padding="SAME",
-                          dtype=self.dtype)(x))
+    layers = ((32, 4), (32, 4), (64, self.last_kernel), (64, self.last_kernel))
+    for i, (features, kernel) in enumerate(layers):
+      even = x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0 and kernel % 2 == 0
+      if self.space_to_depth and even:
+        conv = SpaceToDepthConv(features, kernel, dtype=self.dtype, name=f"Conv_{i}")
+      else:
+        conv = nn.Conv(features, (kernel, kernel), strides=(2, 2), padding="SAME",
+                       dtype=self.dtype, name=f"Conv_{i}")
+      x = nn.relu(conv(x))
     x = x.reshape(x.shape[0], -1)
     x = nn.relu(nn.Dense(256, dtype=self.dtype)(x))
     mean = nn.Dense(self.latent_dim, name="mean", dtype=self.dtype)(x)
@@ -71,10 +82,11 @@ class VAE(nn.Module):
   output_shape: Sequence[int] = (64, 64, 1)
   last_kernel: int = 2
   subpixel: bool = True
+  space_to_depth: bool = True
   dtype: jnp.dtype = jnp.float32
 
   def setup(self):
-    self.encoder = ConvEncoder(self.latent_dim, self.last_kernel, self.dtype)
+    self.encoder = ConvEncoder(self.latent_dim, self.last_kernel, self.space_to_depth, self.dtype)
     self.decoder = DeconvDecoder(tuple(self.output_shape), self.subpixel, self.dtype)
 
   def encode(self, images):

@@ -1,0 +1,155 @@
+"""GEM evaluators: ``graph_recovery`` (the learned DisGraph vs the true factor graph, pictures) and
+``gem_disentanglement`` (MIG / IRS / DCI / FactorVAE on the encoder means).
+
+graph_recovery settings (``config.evals.graph_recovery``): ``threshold`` (relative, for SHD / TPR /
+FDR; default 0.3), ``num_images`` (pool images encoded to name nodes and draw traversals, default
+2000). The learned adjacency over the D latent nodes is read in attribute space through the node
+matched to each attribute during training (``model_state['node_of_attribute']``); for the
+statistical oracle (no attribute knowledge in training) the evaluation matches nodes by the
+Hungarian algorithm on |corr(latent mean, true factor value)|. It reports the recovery measures of
+:mod:`jaxdisent.metrics.graph` for the learned graph and (``prior_*``) for the oracle's relation
+matrix, and reconstruction loss on the evaluated images, and writes ``graph.png`` (learned, prior,
+truth), ``relations.png`` (heatmap), ``recovery_curves.png``, ``traversals.png`` (rows labelled
+with attribute names), ``learned_adjacency.npy``, ``relations.json`` (ranked relations).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdisent.evals.base import register
+
+
+def _node_assignment(method, state, codes, values):
+  if method.oracle.relations is not None:
+    return np.asarray(state.model_state["node_of_attribute"]), "training"
+  from jaxdisent.graphs import hungarian_assignment  # pylint: disable=g-import-not-at-top
+  corr = np.nan_to_num(np.corrcoef(codes.T, values.T)[:codes.shape[1], codes.shape[1]:])
+  return hungarian_assignment(np.abs(corr)), "hungarian"
+
+
+@register("graph_recovery")
+def graph_recovery(ctx, settings):
+  from jaxdisent.graphs import rank_relations  # pylint: disable=g-import-not-at-top
+  from jaxdisent.losses import vae as vae_losses  # pylint: disable=g-import-not-at-top
+  from jaxdisent.metrics.graph import graph_recovery as measures  # pylint: disable=g-import-not-at-top
+  from jaxdisent.models.vae import VAE  # pylint: disable=g-import-not-at-top
+  from jaxdisent.viz import graph_plots, vae_plots  # pylint: disable=g-import-not-at-top
+  method, state = ctx.method, ctx.state
+  if not hasattr(method, "oracle"):
+    raise ValueError("graph_recovery evaluates GEM runs (method='gem')")
+  threshold = float(settings.get("threshold", 0.3))
+  count = min(int(settings.get("num_images", 2000)), method.data.pool_size)
+  rng = np.random.default_rng(ctx.seed)
+  index = np.sort(rng.choice(method.data.pool_size, size=count, replace=False))
+  images = np.asarray(method.data.pool_images(jnp.asarray(index)))
+  values = np.asarray(method.data.pool_values(jnp.asarray(index)))[:, method.oracle.columns]
+  codes = method.encode_mean(state.params, images)
+  nodes, how = _node_assignment(method, state, codes, values)
+  names = method.oracle.attributes
+  adjacency = np.asarray(method.adjacency(state.params, state.model_state))
+  learned = adjacency[np.ix_(nodes, nodes)]
+  truth = method.data.true_adjacency()
+  prior = method.oracle.relations
+  results = {}
+  if truth is None:  # real data: draw the graphs, no recovery measures
+    ctx.log(f"[jaxdisent] {method.data.name} has no ground-truth graph: drawing the learned and "
+            "oracle graphs only")
+    truth = np.zeros_like(learned)
+  else:
+    truth = truth[np.ix_(method.oracle.columns, method.oracle.columns)]
+    results.update({f"learned_{k}": v for k, v in measures(learned, truth, threshold).items()
+                    if k != "threshold"})
+  if prior is not None and truth.any():
+    results.update({f"prior_{k}": v for k, v in measures(prior, truth, threshold).items()
+                    if k != "threshold"})
+  corr = np.nan_to_num(np.corrcoef(codes.T, values.T)[:codes.shape[1], codes.shape[1]:])
+  results["matched_abs_corr"] = float(np.mean(np.abs(corr[nodes, np.arange(len(nodes))])))
+  zeros = jnp.zeros((min(256, count), method.latent_dim))
+  recon_fn = jax.jit(lambda p, m, x: vae_losses.bernoulli_reconstruction(method.vae.apply(
+      {"params": p["vae"]}, method.relation_aware(p, m, method.vae.apply(
+          {"params": p["vae"]}, x, method=VAE.encode)[0]), method=VAE.decode), x))
+  results["recon"] = float(np.mean(np.asarray(recon_fn(state.params, state.model_state,
+                                                       jnp.asarray(images[:len(zeros)])))))
+  results["threshold"] = threshold
+
+  out = ctx.out_dir
+  np.save(os.path.join(out, "learned_adjacency.npy"), adjacency)
+  with open(os.path.join(out, "relations.json"), "w") as f:
+    json.dump({"attributes": list(names), "node_of_attribute": [int(n) for n in nodes],
+               "matching": how, "learned_ranked": rank_relations(learned, names),
+               "prior_ranked": rank_relations(prior, names) if prior is not None else None,
+               "true": truth.tolist()}, f, indent=1)
+  title = f"{method.data.name}, step {ctx.step}"
+  if "learned_auroc" in results:
+    title += f": AUROC learned {results['learned_auroc']:.3f}"
+  if "prior_auroc" in results:
+    title += f", oracle prior {results['prior_auroc']:.3f}"
+  paths = [graph_plots.save_graph_comparison(learned, truth, names, os.path.join(out, "graph.png"),
+                                             title=title, prior_AxA=prior),
+           graph_plots.save_relation_heatmap(prior if prior is not None else learned, names,
+                                             os.path.join(out, "relations.png"),
+                                             title=("oracle" if prior is not None else "learned")
+                                             + " attribute relations (row -> column)"),
+           graph_plots.save_recovery_curves(learned, truth, os.path.join(out, "recovery_curves.png"),
+                                            title=title)]
+  node_names = [f"z{k}" for k in range(method.latent_dim)]
+  for a, node in enumerate(nodes):
+    node_names[int(node)] = names[a]
+  decode = jax.jit(lambda p, m, z: jax.nn.sigmoid(method.vae.apply(
+      {"params": p["vae"]}, method.relation_aware(p, m, z), method=VAE.decode)))
+  spread = float(max(np.std(codes, axis=0).max(), 1e-3))
+  paths.append(vae_plots.save_traversals(
+      lambda z: np.asarray(decode(state.params, state.model_state, jnp.asarray(z))), np.median(codes, axis=0),
+      os.path.join(out, "traversals.png"), row_labels=node_names, limit=2.0 * spread))
+  plots = os.path.join(ctx.workdir, "plots")  # the newest pictures also in WORKDIR/plots
+  os.makedirs(plots, exist_ok=True)
+  for path in paths:
+    target = os.path.join(plots, os.path.basename(path))
+    with open(path, "rb") as src, open(target, "wb") as dst:
+      dst.write(src.read())
+  ctx.log(f"[jaxdisent] graph pictures: {out}")
+  return results
+
+
+@register("gem_disentanglement")
+def gem_disentanglement(ctx, settings):
+  """MIG, IRS, DCI (random-forest importance unless settings.dci_importance='gbt') on the encoder
+  means; factors are the pool's per-image values discretised into ``num_bins`` (20) equal-width
+  bins. On correlated dSprites also the FactorVAE score on the *uniform* dSprites grid
+  (disentanglement_lib's protocol; the training distribution is correlated)."""
+  from jaxdisent import metrics  # pylint: disable=g-import-not-at-top
+  method, state = ctx.method, ctx.state
+  num_train = min(int(settings.get("num_train", 2000)), method.data.pool_size)
+  num_eval = min(int(settings.get("num_eval", 1000)), method.data.pool_size)
+  num_bins = int(settings.get("num_bins", 20))
+  rng = np.random.default_rng(ctx.seed + 1)
+  index = rng.choice(method.data.pool_size, size=num_train + num_eval,
+                     replace=num_train + num_eval > method.data.pool_size)
+  images = np.asarray(method.data.pool_images(jnp.asarray(index)))
+  values = np.asarray(method.data.pool_values(jnp.asarray(index)))
+  codes = method.encode_mean(state.params, images)
+  factors = np.minimum((values * num_bins).astype(np.int64), num_bins - 1)
+  train, test = slice(0, num_train), slice(num_train, None)
+  results = {"mig": metrics.mig(codes[train], factors[train], num_bins)}
+  results.update({k: v for k, v in metrics.irs(codes[train], factors[train],
+                                                num_bins=num_bins).items()
+                  if np.ndim(v) == 0})
+  dci = metrics.dci(codes[train], factors[train], codes[test], factors[test],
+                    importance=settings.get("dci_importance", "random_forest"), seed=ctx.seed)
+  results.update({k: v for k, v in dci.items() if np.ndim(v) == 0})
+  grid = getattr(method.data, "grid", None)
+  if grid is not None and settings.get("factor_vae", True):
+    from jaxdisent.models.vae import VAE  # pylint: disable=g-import-not-at-top
+    represent = jax.jit(lambda x: method.vae.apply({"params": state.params["vae"]}, x,
+                                                   method=VAE.encode)[0])
+    fv = metrics.factor_vae_score(grid, represent, jax.random.key(ctx.seed),
+                                  num_train=num_train, num_eval=num_eval,
+                                  num_variance_estimate=num_train)
+    results.update({k: v for k, v in fv.items() if np.ndim(v) == 0})
+  return results

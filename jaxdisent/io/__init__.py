@@ -1,0 +1,1 @@
+"""Reading and writing models in other libraries' formats."""

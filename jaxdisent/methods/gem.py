@@ -1,0 +1,260 @@
+"""GEM-style factor graphs (Xie et al., NeurIPS 2024), our documented specification.
+
+GEM: a beta-VAE's latent factors are the nodes of a weighted, directed, possibly cyclic graph (the
+DisGraph) whose edge weights come from a multimodal LLM's attribute scores; a GNN makes the latents
+relation-aware before the decoder. GEM publishes no loss, GNN, prompt or adversarial form, so:
+
+* model: the disentanglement_lib VAE (``jaxdisent.models.vae``) + a learnable D x D adjacency A +
+  the directed message-passing GNN of ``jaxdisent.models.gnn`` between the sampled latent z and
+  the decoder (``model.kind='gnn'``; ``'none'`` decodes z directly: the no-GNN ablation);
+* oracle prior: an oracle (``oracle.kind``) scores attributes of ``oracle.num_images`` pool
+  images; ``jaxdisent.graphs.relations`` turns the scores into an A x A relation matrix R
+  (normalised to max 1). During training an exponential moving average (``loss.match_decay``) of
+  the correlation between the encoder means and the batch's oracle scores matches one latent node
+  to each attribute (greedy on |corr|, in the step; the assignment lives in ``model_state``), and
+  R is placed on the matched nodes as the prior P (kept in ``model_state['prior']``). The DisGraph
+  is parameterised as A = P + Delta (Delta learned, zero at initialisation, zero diagonal), so A
+  starts at the oracle's relations, follows a re-matching at once, and the prior term pulls Delta
+  to zero on the entries between named nodes;
+* loss = recon + ``loss.kl_weight`` * KL (beta-VAE; kl_weight=1 is the plain VAE)
+  + ``loss.graph_prior_weight`` * sum M Delta^2 + ``loss.sparsity_weight`` * sum |A|
+  + ``loss.structure_weight`` * NOTEARS least squares of the standardised codes on A
+  + ``loss.adversarial_weight`` * (generator + discriminator losses on images)
+  (exact forms in ``jaxdisent.losses.graph``);
+* ``oracle.kind='statistical'``: no external knowledge; the prior is the same estimator applied to
+  the moving-average correlation of the model's own codes (all D nodes).
+
+Batch statistics (matching moments, code standardisation) are summed over the 'data' axis, so the
+step is the same on 1 or N devices.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxdisent.data import per_example_keys, step_key
+from jaxdisent import rng as rng_streams
+from jaxdisent.data.graph_source import make_graph_source
+from jaxdisent.graphs.relations import greedy_assignment, relations_from_correlation
+from jaxdisent.losses import graph as graph_losses
+from jaxdisent.losses import vae as vae_losses
+from jaxdisent.methods.base import Method
+from jaxdisent.models.gnn import DirectedGNN, ImageDiscriminator
+from jaxdisent.models.vae import VAE
+from jaxdisent.oracles import make_oracle_view
+
+MODEL_KINDS = ("gnn", "none")
+
+
+class GEMMethod(Method):
+  name = "gem"
+  evaluators = ("graph_recovery", "gem_disentanglement")
+
+  def __init__(self, config):
+    super().__init__(config)
+    self.data = make_graph_source(config.data)
+    model = config.model
+    kind = model.get("kind", "gnn")
+    if kind not in MODEL_KINDS:
+      raise ValueError(f"unknown model.kind {kind!r} for gem; use one of {MODEL_KINDS}")
+    self.use_gnn = kind == "gnn"
+    self.latent_dim = int(model.latent_dim)
+    self.oracle = make_oracle_view(self.data, config.oracle)
+    self.num_attributes = len(self.oracle.attributes)
+    if self.num_attributes > self.latent_dim:
+      raise ValueError(f"the oracle scores {self.num_attributes} attributes but the model has "
+                       f"{self.latent_dim} latent nodes; raise model.latent_dim to at least "
+                       f"{self.num_attributes}")
+    self.vae = VAE(latent_dim=self.latent_dim, output_shape=self.data.observation_shape,
+                   last_kernel=model.get("last_kernel", 2))
+    self.gnn = DirectedGNN(self.latent_dim, hidden=model.get("gnn_hidden", 16),
+                           num_layers=model.get("gnn_layers", 2))
+    self.discriminator = ImageDiscriminator(hidden=model.get("discriminator_hidden", 128))
+    self.weights = {k: float(config.loss.get(k, 0.0)) for k in (
+        "kl_weight", "graph_prior_weight", "sparsity_weight", "structure_weight",
+        "adversarial_weight")}
+    self.match_decay = float(config.loss.get("match_decay", 0.99))
+    self._batch = jax.jit(self._batch_impl, static_argnums=(0, 2, 3))
+
+  # ---- engine hooks ------------------------------------------------------------------------
+
+  def init(self, rng):
+    k_vae, k_gnn, k_disc = jax.random.split(rng, 3)
+    images = jnp.zeros((1, *self.data.observation_shape), jnp.float32)
+    d, a = self.latent_dim, self.num_attributes
+    prior = np.zeros((d, d), np.float32)
+    if self.oracle.relations is not None:
+      prior[:a, :a] = self.oracle.relations
+    params = {"vae": self.vae.init(k_vae, images, jnp.zeros((1, d)))["params"],
+              "gnn": self.gnn.init(k_gnn, jnp.zeros((1, d)), jnp.zeros((d, d)))["params"],
+              "adjacency_delta": jnp.zeros((d, d), jnp.float32)}
+    if self.weights["adversarial_weight"] > 0:
+      params["discriminator"] = self.discriminator.init(k_disc, images)["params"]
+    moments = {k: jnp.zeros((d, a), jnp.float32) for k in ("n", "sz", "szz", "ss", "sss", "szs")}
+    code_moments = {"n": jnp.zeros(()), "sz": jnp.zeros((d,)), "szz": jnp.zeros((d, d))}
+    state = {"match": moments, "codes": code_moments, "prior": jnp.asarray(prior),
+             "node_of_attribute": jnp.arange(a, dtype=jnp.int32)}
+    return params, state
+
+  def _batch_impl(self, seed, step, start, size):
+    if self.oracle.scored_index is not None:  # draw among the images the oracle file scored
+      keys = per_example_keys(step_key(seed, step, salt=rng_streams.GRAPH_DATA),
+                              jnp.arange(start, start + size))
+      rows = jax.vmap(lambda k: jax.random.randint(k, (), 0, len(self.oracle.scored_index)))(keys)
+      pool_index = jnp.asarray(self.oracle.scored_index, jnp.int32)[rows]
+    else:
+      pool_index = self.data.batch_indices(seed, step, start, size)
+      rows = pool_index
+    values = self.data.pool_values(pool_index)
+    batch = {"image": self.data.pool_images(pool_index), "pool_index": pool_index,
+             "index": jnp.arange(start, start + size, dtype=jnp.int32)}
+    if self.oracle.batch_scores is not None:
+      scores, valid = self.oracle.batch_scores(values, pool_index, rows)
+      batch["scores"], batch["valid"] = scores.astype(jnp.float32), valid.astype(jnp.float32)
+    return batch
+
+  def local_batch(self, seed, step, start, size):
+    if not getattr(self.data, "jittable", True):  # files read on the host (TFDS)
+      return self._batch_impl(int(seed), jnp.asarray(step, jnp.int32), int(start), int(size))
+    return self._batch(int(seed), jnp.asarray(step, jnp.int32), int(start), int(size))
+
+  def adjacency(self, params, model_state):
+    """The DisGraph A = P + Delta (D x D, zero diagonal)."""
+    return (model_state["prior"] + params["adjacency_delta"]) * (1.0 - jnp.eye(self.latent_dim))
+
+  def relation_aware(self, params, model_state, z):
+    if not self.use_gnn:
+      return z
+    return self.gnn.apply({"params": params["gnn"]}, z, self.adjacency(params, model_state))
+
+  def loss(self, params, model_state, batch, rng, step, axis_name=None):
+    images = batch["image"]
+    psum = (lambda x: lax.psum(x, axis_name)) if axis_name is not None else (lambda x: x)
+    noise = jax.vmap(lambda k: jax.random.normal(k, (self.latent_dim,)))(
+        per_example_keys(rng, batch["index"]))
+    mean, logvar = self.vae.apply({"params": params["vae"]}, images, method=VAE.encode)
+    z = mean + jnp.exp(0.5 * logvar) * noise
+    codes = lax.stop_gradient(mean)
+    new_state = self._update_state(model_state, codes, batch, psum)
+    adjacency = self.adjacency(params, new_state)
+    delta = params["adjacency_delta"] * (1.0 - jnp.eye(self.latent_dim))
+    logits = self.vae.apply({"params": params["vae"]}, self.relation_aware(params, new_state, z),
+                            method=VAE.decode)
+    recon = vae_losses.bernoulli_reconstruction(logits, images)
+    kl = vae_losses.gaussian_kl(mean, logvar)
+    recon_mean, kl_mean = jnp.mean(recon), jnp.mean(jnp.sum(kl, axis=1))
+    w = self.weights
+    loss = recon_mean + w["kl_weight"] * kl_mean
+    metrics = {"recon": recon_mean, "kl": kl_mean, "elbo": -(recon_mean + kl_mean),
+               "kl_per_latent": jnp.mean(kl, axis=0)}
+    if w["graph_prior_weight"]:
+      term = graph_losses.graph_prior(delta, 0.0, new_state["prior_mask"])
+      loss = loss + w["graph_prior_weight"] * term
+      metrics["graph_prior"] = term
+    if w["sparsity_weight"]:
+      term = graph_losses.sparsity(adjacency)
+      loss = loss + w["sparsity_weight"] * term
+      metrics["sparsity"] = term
+    if w["structure_weight"]:
+      c = new_state["codes"]
+      centre = c["sz"] / c["n"]
+      std = jnp.sqrt(jnp.maximum(jnp.diagonal(c["szz"]) / c["n"] - centre ** 2, 1e-6))
+      term = graph_losses.structure((codes - centre) / std, adjacency)
+      loss = loss + w["structure_weight"] * term
+      metrics["structure"] = term
+    if w["adversarial_weight"]:
+      fake = jax.nn.sigmoid(logits)
+      critic = lambda p, x: self.discriminator.apply({"params": p}, x)
+      disc = params["discriminator"]
+      d_loss = graph_losses.discriminator_loss(critic(disc, images),
+                                               critic(disc, lax.stop_gradient(fake)))
+      g_loss = graph_losses.generator_loss(critic(lax.stop_gradient(disc), fake))
+      loss = loss + w["adversarial_weight"] * (g_loss + d_loss)
+      metrics["discriminator"] = d_loss
+      metrics["generator"] = g_loss
+    metrics["adjacency_l1"] = jnp.sum(jnp.abs(adjacency))
+    new_state.pop("prior_mask")
+    return loss, (metrics, new_state)
+
+  def _update_state(self, model_state, codes, batch, psum):
+    """Moving-average statistics, node matching and the prior P (all from stop-gradient codes)."""
+    new_state = dict(model_state)
+    decay = self.match_decay
+    ema = lambda old, new: jax.tree.map(lambda o, n: decay * o + (1 - decay) * n, old, new)
+    code_stats = psum({"n": jnp.asarray(codes.shape[0], jnp.float32), "sz": codes.sum(0),
+                       "szz": codes.T @ codes})
+    new_state["codes"] = ema(model_state["codes"], code_stats)
+    if "scores" in batch:
+      mask, s = batch["valid"], batch["scores"] * batch["valid"]
+      stats = psum({"n": jnp.broadcast_to(mask.sum(0), (self.latent_dim, mask.shape[1])),
+                    "sz": codes.T @ mask, "szz": (codes ** 2).T @ mask,
+                    "ss": jnp.broadcast_to(s.sum(0), (self.latent_dim, s.shape[1])),
+                    "sss": jnp.broadcast_to((s * s).sum(0), (self.latent_dim, s.shape[1])),
+                    "szs": codes.T @ s})
+      new_state["match"] = ema(model_state["match"], stats)
+      new_state["node_of_attribute"] = greedy_assignment(
+          jnp.abs(match_correlation(new_state["match"])))
+    if self.oracle.relations is not None:
+      prior, mask = graph_losses.prior_on_nodes(jnp.asarray(self.oracle.relations),
+                                                new_state["node_of_attribute"], self.latent_dim)
+    else:  # statistical: relations among the model's own codes
+      prior = relations_from_correlation(code_correlation(new_state["codes"]), xp=jnp)
+      top = jnp.max(prior)
+      prior = jnp.where(top > 0, prior / jnp.maximum(top, 1e-12), prior)
+      mask = 1.0 - jnp.eye(self.latent_dim)
+    new_state["prior"] = prior
+    new_state["prior_mask"] = mask
+    return new_state
+
+  # ---- evaluation helpers ------------------------------------------------------------------
+
+  def encode_mean(self, params, images, batch_size: int = 256):
+    apply = _encode_fn(self.vae)
+    out = [np.asarray(apply(params["vae"], images[i:i + batch_size]))
+           for i in range(0, len(images), batch_size)]
+    return np.concatenate(out, axis=0)
+
+  def node_names(self, model_state):
+    """Name of each latent node: the attribute matched to it, else z<k>."""
+    names = [f"z{k}" for k in range(self.latent_dim)]
+    if self.oracle.relations is not None:
+      for a, node in enumerate(np.asarray(model_state["node_of_attribute"])):
+        names[int(node)] = self.oracle.attributes[a]
+    return names
+
+  def finalize(self, state, workdir, log=print):
+    # The engine runs the config's evaluators (graph_recovery: pictures + recovery figures) when
+    # training ends (train.eval_at_end) and at train.eval_every; nothing else to do here.
+    del state, workdir, log
+
+
+def match_correlation(m):
+  """corr(latent mean d, oracle score a) (D, A) from moving-average masked moments."""
+  n = jnp.maximum(m["n"], 1e-6)
+  mz, ms = m["sz"] / n, m["ss"] / n
+  cov = m["szs"] / n - mz * ms
+  var = (m["szz"] / n - mz ** 2) * (m["sss"] / n - ms ** 2)
+  return jnp.where(m["n"] > 0, cov / jnp.sqrt(jnp.maximum(var, 1e-12)), 0.0)
+
+
+def code_correlation(c):
+  n = jnp.maximum(c["n"], 1e-6)
+  mean = c["sz"] / n
+  cov = c["szz"] / n - mean[:, None] * mean[None, :]
+  std = jnp.sqrt(jnp.maximum(jnp.diagonal(cov), 1e-12))
+  corr = cov / (std[:, None] * std[None, :])
+  return jnp.clip(corr, -1.0, 1.0) * (1 - jnp.eye(len(mean))) + jnp.eye(len(mean))
+
+
+@functools.lru_cache(maxsize=8)
+def _encode_fn(vae):
+  return jax.jit(lambda p, x: vae.apply({"params": p}, x, method=VAE.encode)[0])
+
+
+METHOD = GEMMethod

@@ -1,0 +1,251 @@
+"""Paired image / text embeddings from a CLIP or SigLIP checkpoint on disk, for SAE training.
+
+  pip install -e '.[embed]'      # transformers + torch (CPU is fine)
+  python -m launch.embed --model=PATH/TO/clip-or-siglip --images=FOLDER --out=DIR
+  python -m launch.embed --model=PATH --coco=captions_val2017.json --image_root=val2017 --out=DIR
+      [--batch_size=64] [--all_captions=false] [--device=cpu] [--max_batches=N]
+
+--model is a Hugging Face transformers checkpoint directory (config.json + weights, with its
+tokenizer and preprocessor files): CLIPModel or SiglipModel. Nothing is downloaded.
+--images: every image under FOLDER (sorted); an image's caption is the sidecar STEM.txt next to
+it. Texts are embedded when every image has one, otherwise only images are.
+--coco: a COCO-style captions JSON ({"images": [{id, file_name}], "annotations": [{image_id,
+caption}]}); one row per image with its first caption, or one row per caption with
+--all_captions=true. Images are read from --image_root (default: the JSON's folder).
+
+DIR receives image_embeddings.npy and text_embeddings.npy (float32, L2-normalised rows, row i of
+both = pair i), captions.txt and images.txt (one line per row, for launch.explore --captions /
+--thumbnails) and index.json. Work is resumable: rows are written into DIR/*.partial.npy and the
+count of finished rows into DIR/embed_progress.json after every batch; re-running the same
+command continues from there (a different model or input list starts over).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+
+from launch.common import UsageError, fail, parse_args
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
+PROGRESS = "embed_progress.json"
+
+
+def folder_items(folder):
+  """[(image path, caption or None)] for every image under `folder`, sorted by path."""
+  if not os.path.isdir(folder):
+    raise FileNotFoundError(f"image folder {folder} not found")
+  items = []
+  for root, _, files in os.walk(folder):
+    for name in files:
+      if name.lower().endswith(IMAGE_SUFFIXES):
+        path = os.path.join(root, name)
+        sidecar = os.path.splitext(path)[0] + ".txt"
+        caption = None
+        if os.path.exists(sidecar):
+          with open(sidecar, encoding="utf-8") as f:
+            caption = " ".join(f.read().split())
+        items.append((path, caption))
+  if not items:
+    raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
+  items.sort()
+  if any(c is None for _, c in items):
+    items = [(path, None) for path, _ in items]
+  return items
+
+
+def coco_items(path, image_root=None, all_captions=False):
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"captions file {path} not found")
+  with open(path, encoding="utf-8") as f:
+    data = json.load(f)
+  if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
+    raise ValueError(f"{path} is not a COCO captions file: it needs 'images' and 'annotations'")
+  root = image_root or os.path.dirname(os.path.abspath(path))
+  files = {image["id"]: os.path.join(root, image["file_name"]) for image in data["images"]}
+  items, seen = [], set()
+  for annotation in data["annotations"]:
+    image_id = annotation["image_id"]
+    if image_id not in files:
+      raise ValueError(f"{path}: annotation {annotation.get('id')} names image_id {image_id}, "
+                       "which is not in 'images'")
+    if not all_captions and image_id in seen:
+      continue
+    seen.add(image_id)
+    items.append((files[image_id], " ".join(str(annotation["caption"]).split())))
+  if not items:
+    raise ValueError(f"{path} has no annotations")
+  return items
+
+
+class Embedder:
+  """A CLIP / SigLIP transformers checkpoint: L2-normalised image and text embeddings."""
+
+  def __init__(self, model_dir, device="cpu"):
+    try:
+      import torch  # pylint: disable=g-import-not-at-top
+      from transformers import (AutoImageProcessor, AutoModel,  # pylint: disable=g-import-not-at-top
+                                AutoTokenizer)
+    except ImportError as error:
+      raise ImportError("launch.embed needs transformers and torch: pip install -e '.[embed]'"
+                        ) from error
+    if not os.path.isfile(os.path.join(model_dir, "config.json")):
+      raise FileNotFoundError(f"{model_dir} is not a transformers checkpoint (no config.json); "
+                              "point --model at a CLIP or SigLIP model saved with save_pretrained")
+    self.torch = torch
+    self.model = AutoModel.from_pretrained(model_dir).to(device).eval()
+    kind = self.model.config.model_type
+    if not hasattr(self.model, "get_image_features") or not hasattr(self.model,
+                                                                     "get_text_features"):
+      raise ValueError(f"{model_dir} holds a {kind!r} model; launch.embed needs a dual encoder "
+                       "with get_image_features / get_text_features (CLIP, SigLIP)")
+    self.kind = kind
+    self.device = device
+    self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    self.image_processor = AutoImageProcessor.from_pretrained(model_dir)
+    text_config = getattr(self.model.config, "text_config", None)
+    self.max_length = int(getattr(text_config, "max_position_embeddings", 64) or 64)
+
+  def _features(self, output):
+    if not isinstance(output, self.torch.Tensor):   # some versions return a model output
+      output = getattr(output, "pooler_output", None)
+      if output is None:
+        raise ValueError("the model's get_*_features returned no pooled embedding")
+    output = output.float()
+    return (output / output.norm(dim=-1, keepdim=True).clamp_min(1e-12)).cpu().numpy()
+
+  def images(self, paths):
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+    pictures = []
+    for path in paths:
+      try:
+        with Image.open(path) as picture:
+          pictures.append(picture.convert("RGB"))
+      except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read image {path}: {error}") from error
+    inputs = self.image_processor(images=pictures, return_tensors="pt")
+    with self.torch.no_grad():
+      return self._features(self.model.get_image_features(
+          pixel_values=inputs["pixel_values"].to(self.device)))
+
+  def texts(self, captions):
+    # SigLIP was trained on texts padded to max_length; CLIP pads to the longest
+    padding = "max_length" if self.kind.startswith("siglip") else True
+    inputs = self.tokenizer(list(captions), padding=padding, truncation=True,
+                            max_length=self.max_length, return_tensors="pt")
+    inputs = {k: v.to(self.device) for k, v in inputs.items()
+              if k in ("input_ids", "attention_mask")}
+    if self.kind.startswith("siglip"):
+      inputs.pop("attention_mask", None)
+    with self.torch.no_grad():
+      return self._features(self.model.get_text_features(**inputs))
+
+
+def _fingerprint(model_dir, items):
+  digest = hashlib.sha256()
+  with open(os.path.join(model_dir, "config.json"), "rb") as f:
+    digest.update(f.read())
+  for path, caption in items:
+    digest.update(f"{path}\0{caption}\n".encode())
+  return digest.hexdigest()
+
+
+def embed(model_dir, items, out, batch_size=64, device="cpu", max_batches=None, log=print):
+  """Embed `items` [(image path, caption or None)] into `out`; returns the output paths, or None
+  when `max_batches` stopped it before the end (run again to continue)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
+  if batch_size < 1:
+    raise UsageError("--batch_size must be >= 1")
+  os.makedirs(out, exist_ok=True)
+  with_text = items[0][1] is not None
+  embedder = Embedder(model_dir, device)
+  fingerprint = _fingerprint(model_dir, items)
+  progress_path = os.path.join(out, PROGRESS)
+  done = 0
+  if os.path.exists(progress_path):
+    with open(progress_path) as f:
+      progress = json.load(f)
+    if progress.get("fingerprint") == fingerprint:
+      done = int(progress["rows_done"])
+      log(f"[jaxdisent] resuming at row {done} of {len(items)}")
+  names = ["image"] + (["text"] if with_text else [])
+  paths = {name: os.path.join(out, f"{name}_embeddings.partial.npy") for name in names}
+  if done and not all(os.path.exists(p) for p in paths.values()):
+    done = 0
+  width = embedder.images([items[0][0]]).shape[1]
+  partial = {name: np.lib.format.open_memmap(path, mode="r+" if done else "w+", dtype=np.float32,
+                                             shape=(len(items), width))
+             for name, path in paths.items()}
+  batches = 0
+  with tqdm(total=len(items), initial=done, unit="pair", disable=None, file=sys.stderr) as bar:
+    while done < len(items):
+      if max_batches is not None and batches >= max_batches:
+        return None
+      chunk = items[done:done + batch_size]
+      partial["image"][done:done + len(chunk)] = embedder.images([p for p, _ in chunk])
+      if with_text:
+        partial["text"][done:done + len(chunk)] = embedder.texts([c for _, c in chunk])
+      for array in partial.values():
+        array.flush()
+      done += len(chunk)
+      batches += 1
+      tmp = progress_path + ".tmp"
+      with open(tmp, "w") as f:
+        json.dump({"fingerprint": fingerprint, "rows_done": done, "total": len(items)}, f)
+      os.replace(tmp, progress_path)
+      bar.update(len(chunk))
+  for array in partial.values():
+    array.flush()
+  partial.clear()
+  outputs = {}
+  for name, path in paths.items():
+    outputs[name] = os.path.join(out, f"{name}_embeddings.npy")
+    os.replace(path, outputs[name])
+  with open(os.path.join(out, "images.txt"), "w", encoding="utf-8") as f:
+    f.writelines(f"{path}\n" for path, _ in items)
+  if with_text:
+    with open(os.path.join(out, "captions.txt"), "w", encoding="utf-8") as f:
+      f.writelines(f"{caption}\n" for _, caption in items)
+  with open(os.path.join(out, "index.json"), "w", encoding="utf-8") as f:
+    json.dump({"model": os.path.abspath(model_dir), "model_type": embedder.kind, "dim": width,
+               "normalised": "l2", "rows": [{"image": p, "caption": c} for p, c in items]}, f,
+              indent=1)
+  os.remove(progress_path)
+  log(f"[jaxdisent] {len(items)} rows, {width} dims -> " + ", ".join(outputs.values()))
+  return outputs
+
+
+def main(argv) -> int:
+  try:
+    _, flags = parse_args(argv, {"model": None, "images": None, "coco": None, "image_root": None,
+                                 "out": None, "batch_size": "64", "all_captions": "false",
+                                 "device": "cpu", "max_batches": None})
+    if not flags["model"] or not flags["out"]:
+      raise UsageError("--model=CHECKPOINT_DIR and --out=DIR are required")
+    if bool(flags["images"]) == bool(flags["coco"]):
+      raise UsageError("give exactly one of --images=FOLDER or --coco=CAPTIONS.json")
+    batch_size = int(flags["batch_size"])
+    max_batches = int(flags["max_batches"]) if flags["max_batches"] else None
+    all_captions = flags["all_captions"].lower() in ("1", "true", "yes")
+  except (UsageError, ValueError) as error:
+    return fail(str(error))
+  try:
+    if flags["images"]:
+      items = folder_items(flags["images"])
+    else:
+      items = coco_items(flags["coco"], flags["image_root"], all_captions)
+    result = embed(flags["model"], items, flags["out"], batch_size, flags["device"], max_batches,
+                   log=lambda *a: print(*a, file=sys.stderr))
+  except (UsageError, FileNotFoundError, ValueError, ImportError) as error:
+    return fail(str(error))
+  if result is None:
+    print("[jaxdisent] stopped after --max_batches; run the same command again to continue",
+          file=sys.stderr)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))

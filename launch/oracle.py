@@ -1,0 +1,86 @@
+"""Run a relation oracle over N pool images of a GEM dataset and write its scores file.
+
+  python -m launch.oracle --config=configs/gem_dsprites.py --out=runs/scores.npz [--num_images=2000]
+      [--config.oracle.kind=chat --config.oracle.base_url=http://127.0.0.1:8000/v1
+       --config.oracle.model=MODEL ...]
+
+The expensive, non-deterministic step (an MLLM over HTTP) is its own stage: it writes OUT (a
+``.npz`` with the scores, validity mask, attribute names, pool indices and a meta record holding the
+dataset fingerprint, oracle kind, model and prompt hash) which training reads as fixed data with
+``--config.oracle.scores_path=OUT``. The chat oracle caches every answer under
+``oracle.cache_dir`` (default OUT + '.cache/'), so re-running after a crash or Ctrl-C only pays for
+the images not yet answered. ``simulated`` and ``labels`` oracles write the same kind of file.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from launch.common import UsageError, fail, load_config_from_args, parse_args
+
+
+def run_oracle(config, out: str, num_images: int, log=print, chunk: int = 256):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tqdm  # pylint: disable=g-import-not-at-top
+  from jaxdisent.data.graph_source import make_graph_source  # pylint: disable=g-import-not-at-top
+  from jaxdisent.oracles import attribute_subset, oracle_scores  # pylint: disable=g-import-not-at-top
+  from jaxdisent.oracles.base import Scores  # pylint: disable=g-import-not-at-top
+  source = make_graph_source(config.data)
+  if num_images < 1:
+    raise ValueError(f"--num_images must be positive, got {num_images}")
+  count = min(num_images, source.pool_size)
+  index = np.arange(count)
+  names = attribute_subset(source, config.oracle)
+  kind = config.oracle.kind
+  meta = {"dataset": source.name, "dataset_fingerprint": source.fingerprint()}
+  if kind == "chat":
+    from jaxdisent.oracles.chat import ChatOracle, ChatSettings  # pylint: disable=g-import-not-at-top
+    settings = ChatSettings.from_config(config.oracle)
+    if not settings.cache_dir:
+      settings.cache_dir = out + ".cache"
+    chat = ChatOracle(settings, names)
+    parts = []
+    with tqdm.tqdm(total=count, desc="oracle", unit="image", file=sys.stderr) as bar:
+      for start in range(0, count, chunk):
+        part = index[start:start + chunk]
+        images = np.asarray(source.pool_images(part))
+        parts.append(chat.score_images(images, part, progress=bar.update))
+    problems = {k: v for p in parts for k, v in p.meta["problems"].items()}
+    scores = Scores(np.concatenate([p.scores for p in parts]),
+                    np.concatenate([p.valid for p in parts]), names, index,
+                    dict(meta, **{k: v for k, v in parts[0].meta.items() if k != "problems"},
+                         problems=problems, requests=chat.requests_made))
+    if problems:
+      log(f"[jaxdisent] {len(problems)} image(s) had answer problems (invalid scores), e.g. "
+          f"image {next(iter(problems))}: {next(iter(problems.values()))}")
+  elif kind == "statistical":
+    raise ValueError("the statistical oracle has no scores: it reads the model's own codes "
+                     "during training; use --config.oracle.kind=simulated, labels or chat")
+  else:
+    scores = oracle_scores(source, config.oracle, index)
+    scores.meta.update(meta)
+  scores.save(out)
+  log(f"[jaxdisent] wrote {out}: {count} images x {len(names)} attributes, answer rate "
+      f"{scores.answer_rate:.3f}")
+  return scores
+
+
+def main(argv) -> int:
+  try:
+    overrides, flags = parse_args(argv, {"config": None, "out": None, "num_images": "2000"})
+    if not flags["out"]:
+      raise UsageError("--out=PATH.npz is required (where the scores file goes)")
+    config = load_config_from_args(flags["config"], overrides)
+    num_images = int(flags["num_images"])
+  except (UsageError, FileNotFoundError, ValueError) as error:
+    return fail(str(error))
+  from jaxdisent.oracles.chat import ChatOracleError  # pylint: disable=g-import-not-at-top
+  try:
+    run_oracle(config, flags["out"], num_images, log=lambda *a: print(*a, file=sys.stderr))
+  except (ChatOracleError, ValueError, FileNotFoundError) as error:
+    return fail(str(error))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))
