@@ -67,14 +67,22 @@ class BetaVAEMethod(Method):
 
   # ---- evaluation helpers --------------------------------------------------------------------
 
+  def _forward_model(self):
+    """The same VAE (same params) with flax's strided nn.Conv in the encoder: without gradients
+    XLA's strided convolution is faster than space-to-depth (measured: ~3.7-4.4k vs ~3.0k images
+    per CPU-second), which only pays off in the backward pass."""
+    return self.model.clone(space_to_depth=False)
+
   def encode_mean(self, params, images, batch_size: int = 256):
     """Encoder means (the representation the disentanglement metrics use)."""
-    apply = jax.jit(lambda p, x: self.model.apply({"params": p}, x, method=VAE.encode)[0])
+    model = self._forward_model()
+    apply = jax.jit(lambda p, x: model.apply({"params": p}, x, method=VAE.encode)[0])
     out = [apply(params, images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
     return jnp.concatenate(out, axis=0)
 
   def representation_fn(self, params):
-    apply = jax.jit(lambda x: self.model.apply({"params": params}, x, method=VAE.encode)[0])
+    model = self._forward_model()
+    apply = jax.jit(lambda x: model.apply({"params": params}, x, method=VAE.encode)[0])
     return apply
 
   def evaluate(self, state, workdir, *, num_train=10_000, num_eval=5_000, num_bins=20,
