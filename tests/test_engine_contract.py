@@ -47,9 +47,10 @@ class Float64:
 
   def __init__(self, method):
     self._method = method
-    model = getattr(method, "model", None)
-    if model is not None and hasattr(model, "dtype"):  # modules that fix their compute dtype
-      method.model = model.clone(dtype=np.float64)
+    import flax.linen as nn  # pylint: disable=g-import-not-at-top
+    for name, module in list(vars(method).items()):   # modules that fix their compute dtype
+      if isinstance(module, nn.Module) and hasattr(module, "dtype"):
+        setattr(method, name, module.clone(dtype=np.float64))
 
   def __getattr__(self, name):
     return getattr(self._method, name)
