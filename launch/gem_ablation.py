@@ -1,6 +1,6 @@
 """GEM ablation: the full model against variants with one part removed, plus an oracle-accuracy sweep.
 
-  python -m launch.gem_ablation --config=configs/gem_dsprites.py --root=runs/gem_ablation \
+  python -m launch.gem_ablation --config=configs/gem_dsprites.py --workdir=runs/gem_ablation \
       [--variants=full,no_gnn,vae,no_adversarial,no_oracle_prior,beta_vae] [--seeds=0]
       [--accuracies=1.0,0.884,0.7,0.5,0.3,0.1] [--sweep_seeds=0,1,2,3,4] [--config.KEY=VALUE ...]
 
@@ -134,10 +134,13 @@ def plot(table, variants, sweep, path_bars, path_sweep, title):
 def main(argv) -> int:
   try:
     overrides, flags = parse_args(argv, {
-        "config": "configs/gem_dsprites.py", "root": None, "variants": ",".join(VARIANTS),
+        "config": "configs/gem_dsprites.py", "root": None, "workdir": None, "variants": ",".join(VARIANTS),
         "seeds": "0", "accuracies": "1.0,0.884,0.7,0.5,0.3,0.1", "sweep_seeds": "0,1,2,3,4"})
+    if flags["root"] and not flags["workdir"]:
+      print("[jaxdisent] note: --root is deprecated; use --workdir", file=sys.stderr)
+    flags["root"] = flags["workdir"] or flags["root"]
     if not flags["root"]:
-      raise UsageError("--root=DIR is required")
+      raise UsageError("--workdir=DIR is required")
     variants = [v for v in flags["variants"].split(",") if v]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
