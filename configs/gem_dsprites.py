@@ -10,6 +10,8 @@ AUROC / AUPRC / SHD / direction accuracy in WORKDIR/plots and WORKDIR/eval/.
 
 import ml_collections
 
+from configs import common
+
 from jaxdisent.data.correlated_dsprites import DEFAULT_EDGES
 
 
@@ -63,22 +65,8 @@ def get_config():
   config.oracle.concurrency = 4
   config.oracle.cache_dir = ""
 
-  config.optimizer = ml_collections.ConfigDict()
-  config.optimizer.learning_rate = 5e-4
-  config.optimizer.b1 = 0.9
-  config.optimizer.b2 = 0.999
-  config.optimizer.eps = 1e-8
-  config.optimizer.warmup_steps = 0
-  config.optimizer.grad_clip_norm = 0.0
-
-  config.train = ml_collections.ConfigDict()
-  config.train.num_steps = 600
-  config.train.batch_size = 64
-  config.train.log_every = 50
-  config.train.checkpoint_every = 300
-  config.train.keep_checkpoints = 3
-  config.train.parallel = "shard_map"
-  config.train.distributed = False
+  config.optimizer = common.optimizer(5e-4)
+  config.train = common.train(num_steps=600, batch_size=64, log_every=50, checkpoint_every=300)
 
   config.evals = ml_collections.ConfigDict()
   config.evals.graph_recovery = ml_collections.ConfigDict()

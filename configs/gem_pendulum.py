@@ -8,80 +8,13 @@ choices, GEM publishes none). The run ends with the graph_recovery evaluator: gr
 AUROC / AUPRC / SHD / direction accuracy in WORKDIR/plots and WORKDIR/eval/.
 """
 
-import ml_collections
+from configs import gem_dsprites
 
 
 def get_config():
-  config = ml_collections.ConfigDict()
-  config.method = "gem"
-  config.seed = 0
-
-  config.data = ml_collections.ConfigDict()
+  config = gem_dsprites.get_config()
   config.data.source = "pendulum"
-  config.data.path = ""                       # tfds: data_dir of the prepared dataset
-
-  config.model = ml_collections.ConfigDict()
-  config.model.kind = "gnn"          # gnn | none (decoder reads z directly: the no-GNN ablation)
-  config.model.latent_dim = 10
-  config.model.last_kernel = 2
-  config.model.gnn_hidden = 16
-  config.model.gnn_layers = 2
-  config.model.discriminator_hidden = 128
-
-  config.loss = ml_collections.ConfigDict()
-  config.loss.kl_weight = 4.0            # beta; 1.0 = plain VAE
-  config.loss.graph_prior_weight = 1.0   # pull of the DisGraph toward the oracle relations
-  config.loss.sparsity_weight = 0.01     # L1 on the adjacency
-  config.loss.structure_weight = 0.0     # NOTEARS least squares of the codes on the graph
-  config.loss.adversarial_weight = 1.0   # image GAN term (0 switches it off)
-  config.loss.match_decay = 0.99         # moving average of the node-attribute correlations
-
-  config.oracle = ml_collections.ConfigDict()
-  config.oracle.kind = "simulated"       # simulated | labels | statistical | chat (via scores_path)
-  config.oracle.attributes = ""          # comma-separated subset; empty = all factors
+  for key in ("edges", "pool_size", "seed"):   # correlated-dSprites settings
+    del config.data[key]
   config.oracle.num_images = 7308        # images scored to build the relation prior
-  config.oracle.scores_path = ""         # a scores file from launch/oracle.py (chat or any kind)
-  config.oracle.accuracy = 0.884         # GEM: GPT-4o mean accuracy on 16 CelebA attributes
-  config.oracle.noise_std = 0.5          # informed answers: 10 * value + N(0, noise_std), rounded
-  config.oracle.levels = 11              # answers 0, 1, ..., 10
-  config.oracle.missing_rate = 0.0
-  config.oracle.seed = 0
-  config.oracle.ridge = 1e-3             # relation estimator (jaxdisent/graphs/relations.py)
-  config.oracle.gain = 2.0
-  config.oracle.basis = "quadratic"      # or linear (scores only; see jaxdisent/graphs/relations.py)
-  # chat oracle (launch/oracle.py only; see README "GEM" for vLLM / Ollama / llama.cpp / hosted)
-  config.oracle.base_url = "http://127.0.0.1:8000/v1"
-  config.oracle.model = ""
-  config.oracle.api_key_env = "OPENAI_API_KEY"
-  config.oracle.timeout_s = 60.0
-  config.oracle.max_retries = 2
-  config.oracle.concurrency = 4
-  config.oracle.cache_dir = ""
-
-  config.optimizer = ml_collections.ConfigDict()
-  config.optimizer.learning_rate = 5e-4
-  config.optimizer.b1 = 0.9
-  config.optimizer.b2 = 0.999
-  config.optimizer.eps = 1e-8
-  config.optimizer.warmup_steps = 0
-  config.optimizer.grad_clip_norm = 0.0
-
-  config.train = ml_collections.ConfigDict()
-  config.train.num_steps = 600
-  config.train.batch_size = 64
-  config.train.log_every = 50
-  config.train.checkpoint_every = 300
-  config.train.keep_checkpoints = 3
-  config.train.parallel = "shard_map"
-  config.train.distributed = False
-
-  config.evals = ml_collections.ConfigDict()
-  config.evals.graph_recovery = ml_collections.ConfigDict()
-  config.evals.graph_recovery.threshold = 0.3
-  config.evals.graph_recovery.num_images = 2000
-  config.evals.gem_disentanglement = ml_collections.ConfigDict()
-  config.evals.gem_disentanglement.run_in_training = False  # launch.evaluate / the ablation
-  config.evals.gem_disentanglement.num_train = 2000
-  config.evals.gem_disentanglement.num_eval = 1000
-  config.evals.gem_disentanglement.dci_importance = "random_forest"
   return config

@@ -5,6 +5,8 @@ Runs on a fresh machine (no data). Switch the SAE with --config.model.kind=topk|
 
 import ml_collections
 
+from configs import common
+
 
 def get_config():
   config = ml_collections.ConfigDict()
@@ -53,25 +55,9 @@ def get_config():
   config.loss.jumprelu_l0_coeff = 0.003
   config.loss.jumprelu_bandwidth = 0.05  # must cover the activation scale, or theta never moves
 
-  config.optimizer = ml_collections.ConfigDict()
-  config.optimizer.learning_rate = 0.0  # 0 -> 2e-4 / sqrt(dict_size / 2^14)
-  config.optimizer.b1 = 0.9
-  config.optimizer.b2 = 0.999
-  config.optimizer.eps = 1e-8
-  config.optimizer.warmup_steps = 100
-  config.optimizer.grad_clip_norm = 1.0
-
-  config.train = ml_collections.ConfigDict()
-  config.train.num_steps = 2000
-  config.train.batch_size = 1024
-  config.train.log_every = 100
-  config.train.checkpoint_every = 1000
-  config.train.keep_checkpoints = 3
-  config.train.parallel = "shard_map"
-  config.train.distributed = False
-
-  config.train.eval_every = 0          # also evaluate every N steps during training (0: never)
-  config.train.eval_at_end = True
+  # learning_rate 0 -> 2e-4 / sqrt(dict_size / 2^14)
+  config.optimizer = common.optimizer(0.0, warmup_steps=100, grad_clip_norm=1.0)
+  config.train = common.train(num_steps=2000, batch_size=1024, log_every=100, checkpoint_every=1000)
 
   config.evals = ml_collections.ConfigDict()   # evaluators (jaxdisent/evals)
   config.evals.dictionary = ml_collections.ConfigDict()
