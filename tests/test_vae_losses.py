@@ -77,7 +77,7 @@ def test_objectives():
   np.testing.assert_allclose(metrics["capacity"], 5.0)
   np.testing.assert_allclose(loss, 15.0 + 100.0 * abs(3.0 - 5.0))
   np.testing.assert_allclose(L.anneal_capacity(jnp.int32(500), 10.0, 100), 10.0)
-  with pytest.raises(ValueError, match="unknown VAE objective"):
+  with pytest.raises(ValueError, match="loss.objective=.*use one of"):
     L.vae_objective("dip_vae", recon, kl)
 
 
