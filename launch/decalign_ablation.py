@@ -47,27 +47,11 @@ def summarize(rows, variants):
 
 
 def plot(table, variants, path):
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  keys = [k for k in ("mae", "corr", "f1", "acc7", "probe_unique_to_own_unique",
-                      "probe_common_to_common") if all(k in table[v] for v in variants)]
-  fig, axes = plt.subplots(1, len(keys), figsize=(3.0 * len(keys), 3.2))
-  for ax, key in zip(np.atleast_1d(axes), keys):
-    means = [table[v][key][0] for v in variants]
-    stds = [table[v][key][1] for v in variants]
-    ax.bar(range(len(variants)), means, yerr=stds, color="tab:blue", alpha=0.8, capsize=3)
-    ax.set_xticks(range(len(variants)))
-    ax.set_xticklabels(variants, rotation=45, ha="right", fontsize=8)
-    ax.set_title(key + (" (lower is better)" if key == "mae" else ""), fontsize=9)
-    low = min(m - s for m, s in zip(means, stds))
-    high = max(m + s for m, s in zip(means, stds))
-    pad = 0.15 * max(high - low, 1e-3)
-    ax.set_ylim(low - pad, high + pad)
-  fig.suptitle("DecAlign ablation (test split, mean +- std over seeds)")
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  from jaxdisent.viz.ablation_plots import variant_bars  # pylint: disable=g-import-not-at-top
+  variant_bars(table, variants, ["mae", "corr", "f1", "acc7", "probe_unique_to_own_unique",
+                                 "probe_common_to_common"], path,
+               "DecAlign ablation (test split, mean +- std over seeds)", lower_is_better=("mae",),
+               zoom=True)
 
 
 def main(argv) -> int:

@@ -97,21 +97,10 @@ def plot(table, variants, sweep, path_bars, path_sweep, title):
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  keys = [k for k in ("learned_auroc", "learned_direction_accuracy", "mig", "dci_disentanglement",
-                      "recon") if all(k in table[v] for v in variants)]
-  if keys:
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.0 * len(keys), 3.2))
-    for ax, key in zip(np.atleast_1d(axes), keys):
-      means = [table[v][key][0] for v in variants]
-      stds = [table[v][key][1] for v in variants]
-      ax.bar(range(len(variants)), means, yerr=stds, color="tab:blue", alpha=0.8, capsize=3)
-      ax.set_xticks(range(len(variants)))
-      ax.set_xticklabels(variants, rotation=45, ha="right", fontsize=8)
-      ax.set_title(key + (" (lower is better)" if key == "recon" else ""), fontsize=9)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path_bars, dpi=110)
-    plt.close(fig)
+  from jaxdisent.viz.ablation_plots import variant_bars  # pylint: disable=g-import-not-at-top
+  variant_bars(table, variants, ["learned_auroc", "learned_direction_accuracy", "mig",
+                                 "dci_disentanglement", "recon"], path_bars, title,
+               lower_is_better=("recon",))
   if sweep:
     accs = sorted(float(a) for a in sweep)
     fig, ax = plt.subplots(figsize=(4.5, 3.3))
