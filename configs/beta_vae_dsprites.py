@@ -44,4 +44,5 @@ def get_config():
   config.evals.disentanglement.num_eval = 5_000
   config.evals.disentanglement.num_bins = 20
   config.evals.disentanglement.dci_importance = "gbt"   # or random_forest (faster, not comparable)
+  config.evals.disentanglement.code_table = True        # encode each image once when cheaper
   return config

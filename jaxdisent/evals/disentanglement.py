@@ -32,7 +32,9 @@ def disentanglement(ctx, settings) -> dict:
   """MIG, SAP, DCI, modularity/explicitness, IRS, FactorVAE and BetaVAE scores on the encoder mean.
 
   Settings: num_train / num_eval (disentanglement_lib: 10,000 / 5,000), num_bins (20),
-  dci_importance (gbt | random_forest). Needs ground-truth factors (dSprites, Shapes3D, ...).
+  dci_importance (gbt | random_forest), code_table (True: encode each image of the dataset once
+  when the metrics would draw more images than it has; metrics.CodeTable). Needs ground-truth
+  factors (dSprites, Shapes3D, ...).
   """
   from jaxdisent.data import GroundTruthData  # pylint: disable=g-import-not-at-top
   method = ctx.method
@@ -51,7 +53,7 @@ def disentanglement(ctx, settings) -> dict:
     raise ValueError(f"evals.disentanglement.dci_importance={importance!r}: use gbt or random_forest")
   results = method.evaluate(ctx.state, ctx.workdir, num_train=num_train, num_eval=num_eval,
                             num_bins=num_bins, dci_importance=importance, seed=ctx.seed,
-                            log=ctx.log)
+                            log=ctx.log, code_table=bool(settings.get("code_table", True)))
   return _split_scalars(results, ctx.out_dir, "details.json")
 
 

@@ -41,10 +41,10 @@ from jaxdisent.metrics.disentanglement import (array_metrics, dci, dci_from_impo
 from jaxdisent.metrics.information import (discrete_entropy, discrete_entropy_core,
                                            discrete_mutual_info, discrete_mutual_info_core,
                                            histogram_discretize)
-from jaxdisent.metrics.sampling import (beta_vae_score, factor_vae_score,
+from jaxdisent.metrics.sampling import (CodeTable, beta_vae_score, factor_vae_score,
                                         sample_codes_and_factors)
 
-__all__ = ["array_metrics", "beta_vae_score", "dci", "dci_from_importance", "discrete_entropy",
+__all__ = ["CodeTable", "array_metrics", "beta_vae_score", "dci", "dci_from_importance", "discrete_entropy",
            "discrete_entropy_core", "discrete_mutual_info", "discrete_mutual_info_core",
            "explicitness", "factor_vae_score", "gaussian_total_correlation",
            "gaussian_total_correlation_core", "histogram_discretize", "irs", "irs_core", "mig",
