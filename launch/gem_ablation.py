@@ -94,30 +94,13 @@ def oracle_sweep(base_config, accuracies, seeds):
 
 
 def plot(table, variants, sweep, path_bars, path_sweep, title):
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   from jaxdisent.viz.ablation_plots import variant_bars  # pylint: disable=g-import-not-at-top
+  from jaxdisent.viz.graph_plots import save_oracle_accuracy_sweep  # pylint: disable=g-import-not-at-top
   variant_bars(table, variants, ["learned_auroc", "learned_direction_accuracy", "mig",
                                  "dci_disentanglement", "recon"], path_bars, title,
                lower_is_better=("recon",))
   if sweep:
-    accs = sorted(float(a) for a in sweep)
-    fig, ax = plt.subplots(figsize=(4.5, 3.3))
-    for key, label in (("auroc", "AUROC"), ("auprc", "AUPRC"), ("direction_accuracy",
-                                                                "direction accuracy")):
-      means = np.array([sweep[str(a)][key][0] for a in accs])
-      stds = np.array([sweep[str(a)][key][1] for a in accs])
-      ax.errorbar(accs, means, yerr=stds, marker="o", label=label, capsize=3)
-    ax.axvline(0.884, color="gray", ls="--", lw=0.8)
-    ax.text(0.884, 0.02, " GPT-4o (GEM)", fontsize=7, color="gray")
-    ax.set_xlabel("simulated oracle accuracy")
-    ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=7)
-    ax.set_title(title + ": oracle relations vs truth", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path_sweep, dpi=110)
-    plt.close(fig)
+    save_oracle_accuracy_sweep(sweep, path_sweep, title=title)
 
 
 def main(argv) -> int:

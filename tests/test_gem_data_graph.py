@@ -198,3 +198,11 @@ def test_quadratic_basis_sees_u_shaped_relations():
   assert quadratic[0, 2] < 0.05 and quadratic[1, 2] < 0.05
   with pytest.raises(ValueError, match="unknown relation basis"):
     directed_relations(scores, basis="cubic")
+
+
+def test_oracle_accuracy_sweep_plot(tmp_path):
+  from jaxdisent.viz.graph_plots import save_oracle_accuracy_sweep
+  sweep = {str(a): {"auroc": (0.5 + a / 2, 0.01), "auprc": (a, 0.02),
+                    "direction_accuracy": (a, 0.0)} for a in (0.5, 0.75, 1.0)}
+  path = save_oracle_accuracy_sweep(sweep, str(tmp_path / "sweep.png"), title="dsprites")
+  assert (tmp_path / "sweep.png").stat().st_size > 5000 and path.endswith("sweep.png")
