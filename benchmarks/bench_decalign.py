@@ -51,8 +51,8 @@ def jax_times(steps: int) -> dict:
   batch_np = None
   for name, het in (("full step", True), ("step without heterogeneity", False)):
     config = load_config(os.path.join(root, "configs", "decalign_synthetic.py"), {
-        "data.synthetic.widths": ",".join(map(str, WIDTHS)),
-        "data.synthetic.lengths": ",".join([str(LENGTH)] * 3), "data.synthetic.min_length_fraction": 1.0,
+        "data.synthetic.widths": tuple(WIDTHS),
+        "data.synthetic.lengths": (LENGTH,) * 3, "data.synthetic.min_length_fraction": 1.0,
         "model.width": D, "loss.num_prototypes": K, "train.batch_size": BATCH,
         "loss.heterogeneity": het})
     method = make_method(config)

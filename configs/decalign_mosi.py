@@ -13,7 +13,7 @@ def get_config():
   config = decalign_synthetic.get_config()
   config.data.source = "mmsa"
   config.data.path = ""                   # required: --config.data.path=...
-  config.data.modalities = "text,audio,vision"
+  config.data.modalities = ("text", "audio", "vision")
   config.model.width = 64
   config.model.conv_kernel = 3
   config.train.batch_size = 32

@@ -18,16 +18,16 @@ def get_config():
   config.data = ml_collections.ConfigDict()
   config.data.source = "synthetic"        # or mmsa (configs/decalign_mosi.py)
   config.data.path = ""
-  config.data.modalities = "text,audio,vision"
+  config.data.modalities = ("text", "audio", "vision")
   config.data.synthetic = ml_collections.ConfigDict()
-  config.data.synthetic.widths = "32,8,16"
-  config.data.synthetic.lengths = "20,30,12"
+  config.data.synthetic.widths = (32, 8, 16)
+  config.data.synthetic.lengths = (20, 30, 12)
   config.data.synthetic.num_common = 4
   config.data.synthetic.num_unique = 2
   config.data.synthetic.hidden = 32
   config.data.synthetic.noise = 0.1
   config.data.synthetic.min_length_fraction = 0.6
-  config.data.synthetic.split_sizes = "2048,1024,1024"   # train (unused: batches are fresh), valid, test
+  config.data.synthetic.split_sizes = (2048, 1024, 1024)   # train (unused: batches are fresh), valid, test
   config.data.synthetic.seed = 0
 
   config.model = ml_collections.ConfigDict()
@@ -52,7 +52,7 @@ def get_config():
   config.loss.ot_iterations = 50
   config.loss.sample_to_prototype_weight = 1.0
   config.loss.mmd_weight = 1.0
-  config.loss.mmd_bandwidths = "0.5,1,2,4"
+  config.loss.mmd_bandwidths = (0.5, 1.0, 2.0, 4.0)
 
   config.optimizer = common.optimizer(1e-3, grad_clip_norm=1.0)
   config.train = common.train(num_steps=1000, batch_size=64, log_every=50, checkpoint_every=500,

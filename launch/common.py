@@ -1,8 +1,12 @@
-"""Command-line plumbing shared by the launch scripts: --config=FILE plus --config.a.b=VALUE."""
+"""Command-line plumbing shared by the launch scripts: --config=FILE[:variant] plus --config.a.b=VALUE.
+
+Config files are loaded and overridden with ml_collections' config_flags (the loader of
+``DEFINE_config_file`` and the typed field parsers of ``DEFINE_config_dict``); this module adds the
+renamed-key notes, the "did you mean" hint and one-line errors with exit status 2.
+"""
 
 from __future__ import annotations
 
-import ast
 import difflib
 import os
 import sys
@@ -28,25 +32,6 @@ def force_cpu_devices(argv) -> None:
                                  f" --xla_force_host_platform_device_count={count}")
 
 
-def _coerce(text: str, current):
-  if isinstance(current, bool):
-    if text.lower() in ("true", "1", "yes"):
-      return True
-    if text.lower() in ("false", "0", "no"):
-      return False
-    raise ValueError(f"expected true/false, got {text!r}")
-  if isinstance(current, int):
-    return int(float(text)) if float(text).is_integer() else int(text)
-  if isinstance(current, float):
-    return float(text)
-  if isinstance(current, str):
-    return text
-  try:
-    return ast.literal_eval(text)
-  except (ValueError, SyntaxError):
-    return text
-
-
 class UsageError(ValueError):
   pass
 
@@ -70,6 +55,14 @@ DEPRECATED_KEYS = {
 
 
 def apply_overrides(config, overrides: list[tuple[str, str]]):
+  """Apply ``--config.KEY=VALUE`` overrides with ml_collections' config_flags.
+
+  config_flags parses each value by the type of the field it replaces (int, float, bool, str,
+  tuple). Before it runs, renamed keys are mapped to their new names (with a note) and unknown keys
+  fail with a "did you mean" hint, which config_flags does not give.
+  """
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from ml_collections.config_flags import config_flags  # pylint: disable=g-import-not-at-top
   from jaxdisent.train.config import flatten  # pylint: disable=g-import-not-at-top
   known = flatten(config)
   renamed = []
@@ -78,38 +71,30 @@ def apply_overrides(config, overrides: list[tuple[str, str]]):
       print(f"[jaxdisent] note: --config.{key} is deprecated; use --config.{DEPRECATED_KEYS[key]}",
             file=sys.stderr)
       key = DEPRECATED_KEYS[key]
-    renamed.append((key, text))
-  for key, text in renamed:
     if key not in known:
       close = difflib.get_close_matches(key, list(known), n=3)
       hint = f" Did you mean {', '.join(close)}?" if close else ""
       raise UsageError(f"unknown config key --config.{key}.{hint} Known keys: "
                        f"{', '.join(sorted(known))}")
-    try:
-      value = _coerce(text, known[key])
-    except ValueError as error:
-      raise UsageError(f"--config.{key}={text}: {error}") from error
-    node = config
-    *parents, leaf = key.split(".")
-    for part in parents:
-      node = node[part]
-    with config.unlocked() if hasattr(config, "unlocked") else _null():
-      try:
-        node[leaf] = value
-      except TypeError:
-        current = known[key]
-        example = "(0, 4, 8)" if isinstance(current, (tuple, list)) else repr(current)
-        raise UsageError(f"--config.{key}={text}: expected a {type(current).__name__} like "
-                         f"{example}, got {type(value).__name__}") from None
-  return config
-
-
-class _null:
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc):
-    return False
+    renamed.append((key, text))
+  if not renamed:
+    return config
+  argv = ["jaxdisent"] + [f"--config.{key}={text}" for key, text in renamed]
+  flag_values = flags.FlagValues()
+  config_flags.DEFINE_config_dict("config", config, flag_values=flag_values, sys_argv=argv,
+                                  lock_config=False)
+  try:
+    flag_values(argv)
+  except flags.Error as error:
+    message = str(error).removeprefix("flag ")
+    key = next((k for k, _ in renamed if f"--config.{k}=" in message), None)
+    if key is not None:
+      current = known[key]
+      example = "(0, 4, 8)" if isinstance(current, (tuple, list)) else repr(current)
+      kind = type(current).__name__
+      message += f" (expected {'an' if kind[0] in 'aeiou' else 'a'} {kind} like {example})"
+    raise UsageError(message) from None
+  return flag_values.config
 
 
 def parse_args(argv, flags: dict[str, object]):

@@ -53,8 +53,8 @@ def tiny_sae_config(**overrides):
 def tiny_decalign_config(path="decalign_synthetic.py", **overrides):
   """The synthetic DecAlign config shrunk for tests."""
   from jaxdisent.train.config import load_config
-  base = {"data.synthetic.widths": "6,3,4", "data.synthetic.lengths": "5,7,4",
-          "data.synthetic.split_sizes": "64,128,128", "model.width": 8, "model.num_heads": 2,
+  base = {"data.synthetic.widths": (6, 3, 4), "data.synthetic.lengths": (5, 7, 4),
+          "data.synthetic.split_sizes": (64, 128, 128), "model.width": 8, "model.num_heads": 2,
           "loss.num_prototypes": 3, "loss.ot_iterations": 10, "train.batch_size": 16,
           "train.num_steps": 4, "train.log_every": 1, "train.checkpoint_every": 2}
   base.update(overrides)

@@ -52,8 +52,11 @@ def test_grid_errors_and_a_single_uniqueness_value(tmp_path, capsys, monkeypatch
   monkeypatch.chdir(ROOT)
   from launch.alignment_study import main
   assert main(["--config=configs/alignment_emergence.py", f"--workdir={tmp_path}/x",
-               "--config.grid.num_unique=4"]) == 2
-  assert "expected a tuple like (0, 4, 8), got int" in capsys.readouterr().err
+               "--config.grid.num_unique=4,x"]) == 2
+  assert "every value must be an integer; '4,x' is not" in capsys.readouterr().err
+  # config_flags reads a single value for a tuple field as a one-element tuple
+  from launch.common import apply_overrides
+  assert apply_overrides(tiny_config(), [("grid.num_unique", "4")]).grid.num_unique == (4,)
   with pytest.raises(ValueError, match="grid.encoder_depth=\\(\\) must be a non-empty list"):
     run_study(tiny_config(**{"grid.encoder_depth": ()}), None, log=lambda *a: None)
   result = run_study(tiny_config(**{"grid.num_unique": (0,), "grid.encoder_depth": (1,),

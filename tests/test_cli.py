@@ -72,6 +72,12 @@ BAD_TRAIN_INPUTS = [
     (["--config=configs/alignment_emergence.py"], "launch.alignment_study"),
     (["--config=configs/decalign_synthetic.py", "--config.loss.task=classification"], "num_classes >= 2"),
     (["--config=configs/sae_embeddings.py"], "data.path"),
+    (["--config=configs/beta_vae_dsprites.py", "--config.train.num_steps=abc"],
+     "--config.train.num_steps=abc: invalid literal for int() with base 10: 'abc' (expected an int"),
+    (["--config=configs/beta_vae_dsprites.py", "--config.train.distributed=maybe"],
+     "Non-boolean argument"),
+    (["--config=configs/beta_vae_dsprites.py", "--config.data.source=imagenet"],
+     "unknown ground_truth data source data.source='imagenet'; use one of: dsprites"),
 ]
 
 
@@ -85,3 +91,42 @@ def test_bad_train_inputs_get_one_line_and_status_2(tmp_path, capsys, monkeypatc
   assert message in err, err
   assert "Traceback" not in err
   assert not (workdir / "config.json").exists()      # nothing written before the config is valid
+
+
+def test_config_files_load_one_after_another_through_config_flags(tmp_path):
+  """config_flags' loader re-executes into a module kept in sys.modules: without a fresh module a
+  file with no get_config() would silently get the previous file's (and a sweep the wrong config)."""
+  from jaxdisent.train.config import load_config
+  (tmp_path / "a.py").write_text("import ml_collections\ndef get_config():\n"
+                                 "  return ml_collections.ConfigDict({'a': 1})\n")
+  (tmp_path / "b.py").write_text("import ml_collections\ndef get_config(variant):\n"
+                                 "  return ml_collections.ConfigDict({'b': variant})\n")
+  (tmp_path / "c.py").write_text("x = 1\n")
+  assert load_config(str(tmp_path / "a.py")).to_dict() == {"a": 1}
+  assert load_config(f"{tmp_path / 'b.py'}:small").to_dict() == {"b": "small"}
+  with pytest.raises(ValueError, match="defines no get_config"):
+    load_config(str(tmp_path / "c.py"))
+  with pytest.raises(ValueError, match="needs a variant"):
+    load_config(str(tmp_path / "b.py"))
+  with pytest.raises(ValueError, match="has no variants"):
+    load_config(f"{tmp_path / 'a.py'}:small")
+
+
+def test_overrides_are_parsed_by_config_flags_types(monkeypatch, capsys):
+  from launch.common import UsageError, apply_overrides
+  from jaxdisent.train.config import load_config
+  monkeypatch.chdir(ROOT)
+  config = load_config("configs/decalign_synthetic.py")
+  config = apply_overrides(config, [("data.synthetic.widths", "6,3,4"),
+                                    ("loss.mmd_bandwidths", "(1.0, 2.0)"),
+                                    ("train.num_steps", "7"), ("train.distributed", "false"),
+                                    ("loss.alpha", "0.25")])          # DecAlign's old name
+  assert config.data.synthetic.widths == (6, 3, 4)
+  assert config.loss.mmd_bandwidths == (1.0, 2.0)
+  assert config.train.num_steps == 7 and config.train.distributed is False
+  assert config.loss.heterogeneity_weight == 0.25
+  assert "loss.alpha is deprecated" in capsys.readouterr().err
+  with pytest.raises(UsageError, match="Did you mean train.num_steps"):
+    apply_overrides(config, [("train.num_stepz", "3")])
+  with pytest.raises(UsageError, match="--config.model.width=1e3"):
+    apply_overrides(config, [("model.width", "1e3")])

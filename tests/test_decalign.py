@@ -20,8 +20,8 @@ from conftest import ROOT
 
 
 def tiny_config(path="decalign_synthetic.py", **overrides):
-  base = {"data.synthetic.widths": "6,3,4", "data.synthetic.lengths": "5,7,4",
-          "data.synthetic.split_sizes": "64,128,128", "model.width": 8, "model.num_heads": 2,
+  base = {"data.synthetic.widths": (6, 3, 4), "data.synthetic.lengths": (5, 7, 4),
+          "data.synthetic.split_sizes": (64, 128, 128), "model.width": 8, "model.num_heads": 2,
           "loss.num_prototypes": 3, "loss.ot_iterations": 10, "train.batch_size": 16,
           "train.num_steps": 3, "train.log_every": 1, "train.checkpoint_every": 100,
           "evals.sentiment.batch_size": 64}
@@ -330,8 +330,8 @@ def test_ablation_switches_remove_terms(tmp_path):
 def test_mosi_config_trains_on_an_mmsa_pickle(tmp_path):
   path = str(tmp_path / "mosi.pkl")
   write_mmsa_pickle(path, n=(32, 16, 16))
-  config = tiny_config("decalign_mosi.py", **{"data.path": path, "data.synthetic.widths": "1,1",
-                                              "data.synthetic.lengths": "1,1"})
+  config = tiny_config("decalign_mosi.py", **{"data.path": path, "data.synthetic.widths": (1, 1),
+                                              "data.synthetic.lengths": (1, 1)})
   fit(config, str(tmp_path / "run"), quiet=True)
   result = read_record(str(tmp_path / "run"))["evals"]["sentiment"]
   assert result["num_examples"] == 16 and "probe_common_to_common" not in result

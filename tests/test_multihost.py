@@ -51,7 +51,7 @@ SAE = ("configs/sae_vlm_synthetic.py",
         "optimizer.warmup_steps": 0, "evals.dictionary.num_pairs": 32, "train.log_every": 1,
         "train.checkpoint_every": 2})
 DECALIGN = ("configs/decalign_synthetic.py",
-            {"train.batch_size": 8, "data.synthetic.split_sizes": "64,32,32",
+            {"train.batch_size": 8, "data.synthetic.split_sizes": (64, 32, 32),
              "evals.sentiment.batch_size": 32,
              "train.log_every": 1, "train.checkpoint_every": 2})
 BETA_VAE = ("configs/beta_vae_dsprites.py",

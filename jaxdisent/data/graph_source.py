@@ -108,16 +108,9 @@ def check_adjacency(weights_AxA, names) -> np.ndarray:
 
 
 def make_graph_source(data_config) -> GraphSource:
-  """The graph source named by ``data_config.source``."""
-  source = data_config.get("source", "correlated_dsprites")
-  if source == "correlated_dsprites":
-    from jaxdisent.data.correlated_dsprites import CorrelatedDSprites  # pylint: disable=g-import-not-at-top
-    return CorrelatedDSprites.from_config(data_config)
-  if source == "pendulum":
-    from jaxdisent.data.pendulum import Pendulum  # pylint: disable=g-import-not-at-top
-    return Pendulum()
-  if source == "tfds":
-    from jaxdisent.data.attributes import TFDSAttributeSource  # pylint: disable=g-import-not-at-top
-    return TFDSAttributeSource.from_config(data_config)
-  raise ValueError(f"unknown data.source {source!r} for GEM; use correlated_dsprites, pendulum "
-                   "(both built in) or tfds (prepared attribute dataset in data.path)")
+  """The graph source named by ``data_config.source`` (default correlated_dsprites), built by the
+  data factory (jaxdisent/data/registry.py)."""
+  from jaxdisent.data.registry import make_source  # pylint: disable=g-import-not-at-top
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  return make_source(ml_collections.ConfigDict({"data": data_config}), "graph",
+                     default="correlated_dsprites")

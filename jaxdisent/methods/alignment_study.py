@@ -116,6 +116,10 @@ def run_study(config, workdir: str | None = None, log=print, devices=None) -> di
     if isinstance(value, (int, float, str)) or not len(value):
       raise ValueError(f"grid.{key}={value!r} must be a non-empty list, e.g. "
                        f"--config.grid.{key}='({value},)' or '(0,4,8)'")
+    bad = [v for v in value if isinstance(v, bool) or not isinstance(v, int)]
+    if bad:
+      raise ValueError(f"grid.{key}={tuple(value)!r}: every value must be an integer; "
+                       f"{bad[0]!r} is not (e.g. --config.grid.{key}=0,4,8)")
   if int(grid.seeds) < 1:
     raise ValueError(f"grid.seeds={grid.seeds} must be >= 1")
   num_steps = int(train_cfg.get("num_steps", train_cfg.get("steps", 0)))

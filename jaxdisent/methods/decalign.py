@@ -20,28 +20,17 @@ from jaxdisent.methods.base import Method
 from jaxdisent.models.decalign import DecAlignNet
 
 
-def _ints(text) -> tuple[int, ...]:
-  return tuple(int(v) for v in str(text).split(",") if v.strip())
-
-
-def _floats(text) -> tuple[float, ...]:
-  return tuple(float(v) for v in str(text).split(",") if v.strip())
+def _floats(values) -> tuple[float, ...]:
+  """A tuple of floats from a tuple or (workdirs written before tuples) a comma string."""
+  if isinstance(values, (tuple, list)):
+    return tuple(float(v) for v in values)
+  return tuple(float(v) for v in str(values).split(",") if v.strip())
 
 
 def make_sequence_data(config):
-  data = config.data
-  if data.source == "synthetic":
-    from jaxdisent.data.multimodal_sequences import SyntheticMultimodalSequences  # pylint: disable=g-import-not-at-top
-    s = data.synthetic
-    return SyntheticMultimodalSequences(
-        widths=_ints(s.widths), lengths=_ints(s.lengths), num_common=s.num_common,
-        num_unique=s.num_unique, hidden=s.hidden, noise=s.noise,
-        min_length_fraction=s.min_length_fraction, split_sizes=_ints(s.split_sizes), seed=s.seed)
-  if data.source == "mmsa":
-    from jaxdisent.data.multimodal_sequences import MMSAData  # pylint: disable=g-import-not-at-top
-    return MMSAData(data.path, tuple(m.strip() for m in data.modalities.split(",")),
-                    global_batch_size=int(config.train.batch_size))
-  raise ValueError(f"data.source must be 'synthetic' or 'mmsa', got {data.source!r}")
+  """The DecAlign data source (``data.source``: synthetic | mmsa), built by the data factory."""
+  from jaxdisent.data import make_source  # pylint: disable=g-import-not-at-top
+  return make_source(config, "sequences")
 
 
 class DecAlignMethod(Method):

@@ -37,19 +37,10 @@ def geometric_median(points_NxD, iterations: int = 30):
 
 
 def make_embedding_data(data_config):
-  if data_config.source == "synthetic":
-    from jaxdisent.data.synthetic_vlm import SyntheticVLM  # pylint: disable=g-import-not-at-top
-    s = data_config.synthetic
-    return SyntheticVLM(dim=s.dim, num_shared=s.num_shared, num_image_only=s.num_image_only,
-                        num_text_only=s.num_text_only, active_per_pair=s.active_per_pair,
-                        modality_gap=s.modality_gap, noise=s.noise, seed=s.seed)
-  if data_config.source == "file":
-    from jaxdisent.data.embeddings import EmbeddingSource  # pylint: disable=g-import-not-at-top
-    if not data_config.path:
-      raise ValueError("data.source='file' needs --config.data.path=EMBEDDINGS.npy|.npz|.safetensors")
-    return EmbeddingSource(data_config.path, data_config.key or None,
-                           data_config.text_path or None, data_config.text_key or None)
-  raise ValueError(f"data.source must be 'synthetic' or 'file', got {data_config.source!r}")
+  """The SAE's embedding source (``data.source``: synthetic | file), built by the data factory."""
+  from jaxdisent.data import make_source  # pylint: disable=g-import-not-at-top
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  return make_source(ml_collections.ConfigDict({"data": data_config}), "embeddings")
 
 
 FORMULATIONS = ("auto", "sparse", "dense")

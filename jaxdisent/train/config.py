@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
+import sys
 
 import ml_collections
 
@@ -27,20 +27,32 @@ def load_config(path: str, overrides: dict | None = None) -> ml_collections.Conf
   if os.path.isdir(path) or not path.endswith(".py"):
     raise ValueError(f"--config={path!r} is not a Python config file; pass a .py file that "
                      "defines get_config(), e.g. configs/beta_vae_dsprites.py")
-  spec = importlib.util.spec_from_file_location("_jaxdisent_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  if not callable(getattr(module, "get_config", None)):
+  # ml_collections' own loader (the one config_flags.DEFINE_config_file uses); the checks above
+  # and below turn its tracebacks into one-line messages.
+  from ml_collections.config_flags import config_flags  # pylint: disable=g-import-not-at-top
+  parser = config_flags.ConfigFileFlagParser("jaxdisent", lock_config=False)
+  # Its SourceFileLoader.load_module() re-executes into a module already in sys.modules, so a
+  # second config file would inherit the first one's get_config(): start from a fresh module.
+  sys.modules.pop("jaxdisent_config", None)
+  try:
+    config = parser.parse(path if variant is None else f"{path}:{variant}")
+  except AttributeError as error:
+    if "get_config" not in str(error):
+      raise
     raise ValueError(f"config file {path!r} defines no get_config() function returning an "
-                     "ml_collections.ConfigDict; see configs/ for examples")
-  if variant is None:
-    config = module.get_config()
-  else:
-    try:
-      config = module.get_config(variant)
-    except TypeError as error:
+                     "ml_collections.ConfigDict; see configs/ for examples") from None
+  except TypeError as error:
+    if variant is not None and "positional argument" in str(error):
       raise ValueError(f"{path} has no variants (its get_config() takes no argument); drop "
-                       f"':{variant}'") from error
+                       f"':{variant}'") from None
+    if variant is None and "required positional argument" in str(error):
+      raise ValueError(f"{path}'s get_config() needs a variant: --config={path}:VARIANT "
+                       "(its docstring lists them)") from None
+    raise
+  finally:
+    sys.modules.pop("jaxdisent_config", None)
+  if type(config).__name__ == "_ErrorConfig":  # config_flags defers IOErrors; raise them now
+    raise FileNotFoundError(f"config file {path!r} could not be loaded: {config._error}")  # pylint: disable=protected-access
   if not isinstance(config, ml_collections.ConfigDict):
     raise ValueError(f"get_config() in {path!r} returned {type(config).__name__}, not an "
                      "ml_collections.ConfigDict")
