@@ -98,7 +98,7 @@ def test_bad_configs():
     make_method(gem_config(**{"oracle.kind": "gpt"}))
   with pytest.raises(ValueError, match="launch.oracle"):
     make_method(gem_config(**{"oracle.kind": "chat"}))
-  with pytest.raises(ValueError, match="unknown data.source"):
+  with pytest.raises(ValueError, match="unknown graph data source data.source=.mnist.; use one of: correlated_dsprites"):
     make_method(gem_config(**{"data.source": "mnist"}))
 
 
