@@ -85,10 +85,28 @@ def _check_dir(path, weights):
                               "directory")
 
 
+def _write_bundle(out_dir: str, weights: str, tensors: dict, cfg: dict) -> str:
+  """``out_dir/weights`` (safetensors) + ``out_dir/cfg.json``: the layout SAELens and sparsify share."""
+  from safetensors.numpy import save_file  # pylint: disable=g-import-not-at-top
+  os.makedirs(out_dir, exist_ok=True)
+  save_file(tensors, os.path.join(out_dir, weights))
+  with open(os.path.join(out_dir, CFG), "w") as f:
+    json.dump(cfg, f, indent=2)
+  return out_dir
+
+
+def _read_bundle(path: str, weights: str) -> tuple[dict, dict]:
+  """(cfg, tensors) of a directory written in that layout; names the missing file if any."""
+  from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
+  _check_dir(path, weights)
+  with open(os.path.join(path, CFG)) as f:
+    cfg = json.load(f)
+  return cfg, load_file(os.path.join(path, weights))
+
+
 # ---- SAELens -----------------------------------------------------------------------------------
 
 def export_saelens(sae: PortableSAE, out_dir: str) -> str:
-  from safetensors.numpy import save_file  # pylint: disable=g-import-not-at-top
   tensors = _folded(sae)
   cfg = {"d_in": sae.d_in, "d_sae": sae.d_sae, "dtype": "float32", "device": "cpu",
          "apply_b_dec_to_input": True, "normalize_activations": "none",
@@ -109,19 +127,11 @@ def export_saelens(sae: PortableSAE, out_dir: str) -> str:
     cfg["architecture"] = "standard"
   else:
     raise ValueError(f"unknown SAE kind {sae.kind!r}")
-  os.makedirs(out_dir, exist_ok=True)
-  save_file(tensors, os.path.join(out_dir, SAELENS_WEIGHTS))
-  with open(os.path.join(out_dir, CFG), "w") as f:
-    json.dump(cfg, f, indent=2)
-  return out_dir
+  return _write_bundle(out_dir, SAELENS_WEIGHTS, tensors, cfg)
 
 
 def import_saelens(path: str) -> PortableSAE:
-  from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
-  _check_dir(path, SAELENS_WEIGHTS)
-  with open(os.path.join(path, CFG)) as f:
-    cfg = json.load(f)
-  tensors = load_file(os.path.join(path, SAELENS_WEIGHTS))
+  cfg, tensors = _read_bundle(path, SAELENS_WEIGHTS)
   missing = {"W_enc", "b_enc", "W_dec", "b_dec"} - set(tensors)
   if missing:
     raise ValueError(f"{path}/{SAELENS_WEIGHTS} lacks {sorted(missing)}")
@@ -163,7 +173,6 @@ def import_saelens(path: str) -> PortableSAE:
 # ---- sparsify ----------------------------------------------------------------------------------
 
 def export_sparsify(sae: PortableSAE, out_dir: str) -> str:
-  from safetensors.numpy import save_file  # pylint: disable=g-import-not-at-top
   if sae.kind not in ("topk", "batchtopk"):
     raise ValueError(f"sparsify has no {sae.kind!r} activation (it encodes TopK); export "
                      "format saelens instead")
@@ -174,19 +183,11 @@ def export_sparsify(sae: PortableSAE, out_dir: str) -> str:
          "normalize_decoder": True, "num_latents": sae.d_sae, "k": int(sae.k),
          "multi_topk": False, "skip_connection": False, "transcode": False, "d_in": sae.d_in,
          "jaxdisent": _meta(sae)}
-  os.makedirs(out_dir, exist_ok=True)
-  save_file(tensors, os.path.join(out_dir, SPARSIFY_WEIGHTS))
-  with open(os.path.join(out_dir, CFG), "w") as f:
-    json.dump(cfg, f, indent=2)
-  return out_dir
+  return _write_bundle(out_dir, SPARSIFY_WEIGHTS, tensors, cfg)
 
 
 def import_sparsify(path: str) -> PortableSAE:
-  from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
-  _check_dir(path, SPARSIFY_WEIGHTS)
-  with open(os.path.join(path, CFG)) as f:
-    cfg = json.load(f)
-  tensors = load_file(os.path.join(path, SPARSIFY_WEIGHTS))
+  cfg, tensors = _read_bundle(path, SPARSIFY_WEIGHTS)
   if cfg.get("activation", "topk") != "topk":
     raise ValueError(f"{path}: sparsify activation {cfg['activation']!r} is not supported (topk)")
   if cfg.get("skip_connection") or cfg.get("transcode"):
