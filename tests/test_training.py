@@ -69,6 +69,26 @@ def test_flipped_bytes_are_detected_and_training_falls_back(tmp_path, capsys):
   assert step == 4
 
 
+def test_unreadable_step_is_one_line_corrupt_error_naming_the_earlier_step(tmp_path, monkeypatch):
+  """Flipped bytes land either in array data (the checksum catches them) or in a compressed chunk
+  Orbax cannot decompress; then TensorStore raises with a multi-line spec of the store in its text
+  (seen on a fresh machine). The message must still be one line naming the step and the way back."""
+  import orbax.checkpoint as ocp
+  workdir = str(tmp_path / "run")
+  fit(tiny_vae_config(), workdir, quiet=True)                        # checkpoints 2 and 4
+
+  def unreadable(self, step, *args, **kwargs):
+    raise ValueError(f"FAILED_PRECONDITION: Error reading 'params.decoder.Dense_1.kernel/0.0' in "
+                     f"step {step}: ZSTD_decompressStream() failed\nTensorStore({{\n  'base': {{\n"
+                     "    'driver': 'zarr',\n  }},\n}})")
+
+  monkeypatch.setattr(ocp.CheckpointManager, "restore", unreadable)
+  with pytest.raises(CheckpointError, match="step 4 .*corrupt.*--step=2") as error:
+    restore_latest(workdir)
+  assert error.value.kind == "corrupt" and "\n" not in str(error.value)
+  assert "ZSTD_decompressStream() failed TensorStore({ 'base'" in str(error.value)
+
+
 def test_garbled_metadata_is_called_corrupt_not_another_config(tmp_path):
   workdir = str(tmp_path / "run")
   fit(tiny_vae_config(**{"train.num_steps": 2}), workdir, quiet=True)

@@ -157,7 +157,9 @@ class Checkpointer:
     try:
       state = self._manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
     except Exception as error:  # pylint: disable=broad-except
-      text = f"{type(error).__name__}: {str(error)[:300]}"
+      # One line: TensorStore's errors embed a multi-line spec of the store (and a user's log
+      # or a regex over the message should not have to cope with that).
+      text = f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
       if "opology" in str(error) or "evice" in str(error) and "mesh" in str(error):
         raise CheckpointError(
             f"checkpoint at step {step} could not be placed on this process's "
