@@ -26,4 +26,5 @@ def train(*, num_steps: int, batch_size: int, log_every: int, checkpoint_every: 
       parallel="shard_map",     # or pmap (the same per-device step)
       distributed=False,        # call jax.distributed.initialize() (multi-process / multi-host)
       eval_every=eval_every,    # also run the evaluators every N steps (0: only at the end)
-      eval_at_end=True))        # run the evaluators when training finishes
+      eval_at_end=True,         # run the evaluators when training finishes
+      plots_at_end=True))       # draw the method's end-of-run plots (Method.finalize)

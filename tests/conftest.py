@@ -1,25 +1,35 @@
 """Tests run on CPU with 4 forced host devices so sharding paths are exercised."""
 
 import os
+import tempfile
 
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_force_host_platform_device_count=4")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# One persistent compilation cache for this process, the other xdist worker and every subprocess a
+# test launches (they inherit these variables). Every compilation is cached, however short: the
+# tests build many small programs (init, evaluators, plots, data) that are the same from test to
+# test, and a fresh process pays ~8-10 s to recompile them; cached, ~1 s.
+os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ.get(
+    "JAXDISENT_TEST_CACHE", os.path.join(tempfile.gettempdir(), "jaxdisent-test-jit-cache"))
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+# LLVM at -O0 (XLA's backend optimisation level 0): about 40 % less compile time for these tiny
+# programs, which compile for far longer than they run. Every equality the tests assert is
+# between runs compiled with the same flags (subprocesses inherit XLA_FLAGS), and
+# tests/test_cli.py runs the README's commands with XLA's default flags. Set XLA_FLAGS with another
+# level to test at that level.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] += " --xla_backend_optimization_level=0"
 
 import pytest  # noqa: E402
-
-import tempfile  # noqa: E402
 
 import jax  # noqa: E402
 from absl import logging  # noqa: E402
 
 logging.set_verbosity(logging.WARNING)
-# Many tests compile the same train step; a persistent cache turns repeats into cache hits.
-jax.config.update("jax_compilation_cache_dir",
-                  os.environ.get("JAXDISENT_TEST_CACHE", os.path.join(tempfile.gettempdir(),
-                                                                      "jaxdisent-test-jit-cache")))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import jax
+import numpy as np
 import pytest
 
 from conftest import ROOT
@@ -24,7 +26,7 @@ def test_quick_start_command(tmp_path):
   workdir = tmp_path / "run"
   done = run_train(workdir)
   assert done.returncode == 0, done.stderr[-3000:]
-  assert "on 2 device(s)" in done.stderr
+  assert "on 2 device(s)" in done.stderr and "[jaxdisent] plots:" in done.stderr
   for name in ("reconstructions.png", "traversals.png"):
     assert (workdir / "plots" / name).stat().st_size > 1000
   lines = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
@@ -34,8 +36,21 @@ def test_quick_start_command(tmp_path):
   # the cheap evaluator ran at the end and left its record and scalars
   assert json.loads((workdir / "eval" / "step_4.json").read_text())["evals"]["reconstruction"]
   assert "eval/reconstruction/reconstruction" in lines[-1]
-  # old key names still work (with a note); the slow evaluator can be switched into training
+  # The README's pmap == shard_map claim at XLA's default flags (the in-process tests compile at
+  # -O0, conftest.py): the same command with train.parallel=pmap trains bitwise the same state.
+  pmapped = run_train(tmp_path / "pmap", "--config.train.parallel=pmap",
+                      "--config.train.eval_at_end=false", "--config.train.plots_at_end=false")
+  assert pmapped.returncode == 0, pmapped.stderr[-3000:]
+  from jaxdisent.train.restore import restore_latest  # pylint: disable=g-import-not-at-top
+  want, got = restore_latest(str(workdir))[2:], restore_latest(str(tmp_path / "pmap"))[2:]
+  assert want[1] == got[1] == 4
+  for a, b in zip(jax.tree.leaves(want[0]), jax.tree.leaves(got[0]), strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # old key names still work (with a note); the slow evaluator can be switched into training;
+  # train.plots_at_end=false leaves the plots as they were
+  drawn = (workdir / "plots" / "traversals.png").stat().st_mtime_ns
   again = run_train(workdir, "--config.train.num_steps=6", "--config.eval.run_at_end=true",
+                    "--config.train.plots_at_end=false",
                     "--config.eval.num_train=100", "--config.eval.num_eval=50",
                     "--config.evals.disentanglement.dci_importance=random_forest")
   assert again.returncode == 0, again.stderr[-3000:]
@@ -44,6 +59,8 @@ def test_quick_start_command(tmp_path):
   record = json.loads((workdir / "eval" / "step_6.json").read_text())
   assert record["step"] == 6 and 0.0 <= record["evals"]["disentanglement"]["mig"] <= 1.0
   assert json.loads((workdir / "eval" / "latest.json").read_text())["step"] == 6
+  assert (workdir / "plots" / "traversals.png").stat().st_mtime_ns == drawn
+  assert "[jaxdisent] plots:" not in again.stderr
 
 
 def test_unknown_key_on_the_command_line(tmp_path):

@@ -32,7 +32,9 @@ from jaxdisent.train.logging import read_metrics
 from conftest import TINY_CONFIGS
 
 ALL = sorted(TINY_CONFIGS)          # every registered method / variant
-# One config per method for the slower tests (variants of one method share their engine path).
+# Every method, and each variant whose loss couples the examples of a batch (beta-TCVAE's
+# minibatch-weighted sampling, BatchTopK's batch-wide threshold): the others compute their loss
+# per example and share their method's engine path.
 NAMES = [name for name in ALL if name in ("beta_vae", "beta_tcvae", "sae_batchtopk", "decalign")
          or not name.startswith(("beta_", "annealed_", "sae_"))]
 
@@ -71,15 +73,20 @@ def assert_bitwise(a, b):
     np.testing.assert_array_equal(x, y)
 
 
+# Tests that compare states, not evaluations, skip the end-of-run evaluators and plots: they
+# would only add compilations (the resume test below keeps the evaluation and checks it).
+NO_END = {"train.eval_at_end": False, "train.plots_at_end": False}
+
+
 def _tolerance(config, steps):
   lr = float(config.optimizer.learning_rate) or 1e-3
   eps = float(config.optimizer.get("eps", 1e-8))
   return steps * (lr / eps) * 1e-10
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", NAMES)
 def test_one_vs_four_devices_float64(tmp_path, name):
-  config = TINY_CONFIGS[name](**{"train.num_steps": 3, "train.checkpoint_every": 100})
+  config = TINY_CONFIGS[name](**{"train.num_steps": 3, "train.checkpoint_every": 100, **NO_END})
   with jax.enable_x64(True):
     one = fit(config, str(tmp_path / "one"), devices=jax.devices()[:1], quiet=True,
               method=Float64(make_method(config)))
@@ -96,9 +103,19 @@ def test_one_vs_four_devices_float64(tmp_path, name):
   np.testing.assert_allclose(l1, l4, rtol=1e-8)
 
 
+@pytest.mark.parametrize("name", [name for name in ALL if name not in NAMES])
+def test_per_example_variants_train_with_finite_loss(tmp_path, name):
+  config = TINY_CONFIGS[name](**{"train.num_steps": 2, "train.checkpoint_every": 100, **NO_END})
+  result = fit(config, str(tmp_path / "run"), quiet=True)
+  logged = [m for m in read_metrics(str(tmp_path / "run" / "metrics.jsonl")) if "loss" in m]
+  assert [m["step"] for m in logged] == [1, 2] and result.step == 2
+  assert all(np.isfinite(v) for m in logged for v in m.values() if isinstance(v, float))
+  assert all(np.all(np.isfinite(x)) for x in leaves(result.state.params))
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_pmap_and_shard_map_are_bitwise_equal(tmp_path, name):
-  config = TINY_CONFIGS[name](**{"train.num_steps": 2, "train.checkpoint_every": 100})
+  config = TINY_CONFIGS[name](**{"train.num_steps": 2, "train.checkpoint_every": 100, **NO_END})
   sharded = fit(config, str(tmp_path / "s"), quiet=True)
   config.train.parallel = "pmap"
   pmapped = fit(config, str(tmp_path / "p"), quiet=True)
@@ -108,10 +125,11 @@ def test_pmap_and_shard_map_are_bitwise_equal(tmp_path, name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_resume_and_preemption_are_bitwise_exact(tmp_path, name):
-  config = TINY_CONFIGS[name]()
+  config = TINY_CONFIGS[name](**{"train.plots_at_end": False})
   straight = fit(config, str(tmp_path / "straight"), quiet=True)
   # killed right after the step-2 checkpoint, then SIGTERM at step 3, then finished
-  fit(TINY_CONFIGS[name](**{"train.num_steps": 2}), str(tmp_path / "resumed"), quiet=True)
+  fit(TINY_CONFIGS[name](**{"train.num_steps": 2, "train.plots_at_end": False}),
+      str(tmp_path / "resumed"), quiet=True)
   pre = fit(config, str(tmp_path / "resumed"), quiet=True,
             step_callback=lambda s: s == 3 and os.kill(os.getpid(), signal.SIGTERM))
   assert pre.preempted and pre.step == 3 and pre.resumed_from == 2
@@ -139,7 +157,7 @@ LAYOUTS = [("shard_map", 4, "shard_map", 1), ("shard_map", 2, "shard_map", 1),
 def test_restore_on_another_device_count_is_exact(tmp_path, name, layout):
   from jaxdisent.train.restore import restore_latest
   mode_a, n_a, mode_b, n_b = layout
-  config = TINY_CONFIGS[name](**{"train.num_steps": 2, "train.parallel": mode_a})
+  config = TINY_CONFIGS[name](**{"train.num_steps": 2, "train.parallel": mode_a, **NO_END})
   saved = fit(config, str(tmp_path / "run"), devices=jax.devices()[:n_a], quiet=True)
   _, _, restored, step = restore_latest(str(tmp_path / "run"), devices=jax.devices()[:n_b])
   assert step == 2

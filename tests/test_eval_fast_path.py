@@ -25,8 +25,8 @@ CONTINUOUS_KEYS = ["mig", "modularity", "dci_disentanglement", "dci_completeness
 
 
 def _evaluate(method, params, workdir):
-  return method.evaluate(types.SimpleNamespace(params=params), str(workdir), num_train=300,
-                         num_eval=150, dci_importance="gbt", log=lambda *a: None)
+  return method.evaluate(types.SimpleNamespace(params=params), str(workdir), num_train=150,
+                         num_eval=75, dci_importance="gbt", log=lambda *a: None)
 
 
 def test_fast_eval_path_matches_previous_path(tmp_path, monkeypatch):

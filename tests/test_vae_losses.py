@@ -117,7 +117,8 @@ def test_loss_gradient_is_finite_and_nonzero(vae_config):
     method = make_method(vae_config(**{"loss.objective": objective}))
     params, state = method.init(jax.random.key(0))
     batch = method.local_batch(0, 0, 0, 8)
-    (loss, (metrics, _)), grads = jax.value_and_grad(method.loss, has_aux=True)(
+    # jitted: op by op, each of the many primitives would compile on its own (~6 s per objective)
+    (loss, (metrics, _)), grads = jax.jit(jax.value_and_grad(method.loss, has_aux=True))(
         params, state, batch, jax.random.key(1), jnp.int32(0))
     assert np.isfinite(float(loss)) and float(metrics["recon"]) > 0
     norms = [float(jnp.linalg.norm(g)) for g in jax.tree.leaves(grads)]

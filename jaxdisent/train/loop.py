@@ -189,7 +189,7 @@ def fit(config, workdir: str, *, devices=None, step_callback=None, quiet: bool =
     already = resumed_from == step and read_record(workdir, step) is not None  # a finished run
     if train.get("eval_at_end", True) and not already:
       evaluate_now(step, state)
-    if is_writer:
+    if is_writer and train.get("plots_at_end", True):
       method.finalize(final, workdir, log)
   return result
 
