@@ -37,8 +37,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def tiny_vae_config(**overrides):
   """The quick-start config shrunk for tests (batch 8, a few steps, frequent logs)."""
   from jaxdisent.train.config import load_config
+  # No end-of-run plots (Method.finalize) unless a test asks: tests/test_cli.py and
+  # tests/test_multihost.py check them; drawing them in every other test only costs time.
   base = {"train.batch_size": 8, "train.num_steps": 4, "train.log_every": 1,
-          "train.checkpoint_every": 2}
+          "train.checkpoint_every": 2, "train.plots_at_end": False}
   base.update(overrides)
   return load_config(os.path.join(ROOT, "configs", "beta_vae_dsprites.py"), base)
 

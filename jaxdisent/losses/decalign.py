@@ -68,13 +68,13 @@ def farthest_point_indices(x_NxD, k: int):
   """Greedy k-center seeding: start at the point farthest from the mean, then repeatedly the
   point farthest from those chosen. Deterministic; separates well-separated clusters."""
   x = lax.stop_gradient(x_NxD)
-  first = jnp.argmax(jnp.sum(jnp.square(x - x.mean(0)), axis=1))
+  first = jnp.argmax(jnp.sum(jnp.square(x - x.mean(0)), axis=1)).astype(jnp.int32)  # int64 under x64
   dist = jnp.sum(jnp.square(x - x[first]), axis=1)
   idx = jnp.zeros((k,), jnp.int32).at[0].set(first)
 
   def body(i, carry):
     idx, dist = carry
-    nxt = jnp.argmax(dist)
+    nxt = jnp.argmax(dist).astype(jnp.int32)
     return idx.at[i].set(nxt), jnp.minimum(dist, jnp.sum(jnp.square(x - x[nxt]), axis=1))
 
   idx, _ = lax.fori_loop(1, k, body, (idx, dist))
