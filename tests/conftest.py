@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ.get(
     "JAXDISENT_TEST_CACHE", os.path.join(tempfile.gettempdir(), "jaxdisent-test-jit-cache"))
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-# LLVM at -O0 (XLA's backend optimisation level 0): about 40 % less compile time for these tiny
+# LLVM at -O0 (XLA's backend optimisation level 0): about a third less compile time for these tiny
 # programs, which compile for far longer than they run. Every equality the tests assert is
 # between runs compiled with the same flags (subprocesses inherit XLA_FLAGS), and
 # tests/test_cli.py runs the README's commands with XLA's default flags. Set XLA_FLAGS with another
