@@ -10,7 +10,7 @@ import json
 import sys
 
 from launch.common import (UsageError, fail, force_cpu_devices, load_config_from_args,
-                           parse_args)
+                           parse_args, run_main)
 
 
 def main(argv) -> int:
@@ -34,4 +34,4 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main(sys.argv[1:]))
+  sys.exit(run_main(main, doc=__doc__))

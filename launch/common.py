@@ -12,6 +12,7 @@ import os
 import sys
 
 
+
 def parse_int(flag: str, text: str, minimum: int | None = None) -> int:
   """An integer flag value, or a UsageError naming the flag."""
   try:
@@ -127,5 +128,60 @@ def load_config_from_args(config_path, overrides):
 
 
 def fail(message: str) -> int:
+  message = " ".join(str(message).split())  # one line, whatever the exception carried
   print(f"[jaxdisent] error: {message}", file=sys.stderr)
   return 2
+
+
+def _expected_errors() -> tuple:
+  """Exceptions that mean bad input or a bad environment: one line, exit 2."""
+  kinds = [UsageError, ValueError, KeyError, TypeError, OSError, FloatingPointError, RuntimeError]
+  try:
+    from safetensors import SafetensorError  # pylint: disable=g-import-not-at-top
+    kinds.append(SafetensorError)
+  except ImportError:
+    pass
+  return tuple(kinds)
+
+
+def _describe(error: BaseException) -> str:
+  text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+  text = text.strip() or type(error).__name__
+  if isinstance(error, OSError) and error.filename and str(error.filename) not in text:
+    text = f"{error.filename}: {text}"
+  if isinstance(error, OSError) and error.errno == 28:  # ENOSPC
+    text += " (the disk is full: free space, or lower train.keep_checkpoints)"
+  return text
+
+
+def run_main(main, argv=None, doc: str | None = None) -> int:
+  """The launchers' one entry point: --help prints usage; every failure is one line.
+
+  Bad input and environment problems (UsageError, ValueError, OSError, a corrupt file, a busy
+  workdir, ...) print ``[jaxdisent] error: ...`` and return 2; Ctrl-C returns 130. Anything else is
+  a bug of ours: one line naming it, the traceback in a file for the report, and status 1.
+  ``JAXDISENT_TRACEBACK=1`` lets every exception through with its traceback.
+  """
+  argv = sys.argv[1:] if argv is None else list(argv)
+  own = argv[:argv.index("--")] if "--" in argv else argv  # what follows -- belongs to a child
+  if any(arg in ("--help", "-h", "--helpfull") for arg in own):
+    print((doc or main.__doc__ or "").strip() or "see the module's docstring")
+    return 0
+  if os.environ.get("JAXDISENT_TRACEBACK") == "1":
+    return main(argv)
+  try:
+    return main(argv)
+  except KeyboardInterrupt:
+    print("[jaxdisent] interrupted", file=sys.stderr)
+    return 130
+  except _expected_errors() as error:
+    return fail(_describe(error))
+  except Exception as error:  # pylint: disable=broad-except
+    import tempfile  # pylint: disable=g-import-not-at-top
+    import traceback  # pylint: disable=g-import-not-at-top
+    handle, path = tempfile.mkstemp(prefix="jaxdisent-traceback-", suffix=".txt")
+    with os.fdopen(handle, "w") as f:
+      traceback.print_exc(file=f)
+    print(f"[jaxdisent] error: internal error {type(error).__name__}: {_describe(error)} "
+          f"(a bug; the traceback is in {path}, please report it)", file=sys.stderr)
+    return 1

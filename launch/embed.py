@@ -27,7 +27,7 @@ import json
 import os
 import sys
 
-from launch.common import UsageError, fail, parse_args
+from launch.common import UsageError, fail, parse_args, run_main
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 PROGRESS = "embed_progress.json"
@@ -248,4 +248,4 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main(sys.argv[1:]))
+  sys.exit(run_main(main, doc=__doc__))

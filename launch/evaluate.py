@@ -16,7 +16,7 @@ import os
 import sys
 
 from launch.common import (UsageError, apply_overrides, fail, force_cpu_devices, parse_args,
-                           parse_int)
+                           parse_int, run_main)
 
 _LEGACY = {"num_train": "evals.disentanglement.num_train",
            "num_eval": "evals.disentanglement.num_eval",
@@ -86,4 +86,4 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main(sys.argv[1:]))
+  sys.exit(run_main(main, doc=__doc__))

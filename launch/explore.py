@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
-from launch.common import UsageError, fail, force_cpu_devices, parse_args, parse_int
+from launch.common import UsageError, fail, force_cpu_devices, parse_args, parse_int, run_main
 
 
 def _read_lines(path, expected):
@@ -82,4 +82,4 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main(sys.argv[1:]))
+  sys.exit(run_main(main, doc=__doc__))

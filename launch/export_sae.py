@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from launch.common import UsageError, fail, parse_args
+from launch.common import UsageError, fail, parse_args, run_main
 
 
 def export_workdir(workdir, fmt, out, step=None, log=print):
@@ -49,4 +49,4 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main(sys.argv[1:]))
+  sys.exit(run_main(main, doc=__doc__))

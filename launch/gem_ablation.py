@@ -26,7 +26,7 @@ import sys
 
 import numpy as np
 
-from launch.common import UsageError, fail, load_config_from_args, parse_args
+from launch.common import UsageError, fail, load_config_from_args, parse_args, run_main
 
 VARIANTS = {
     "full": {},
@@ -175,4 +175,4 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main(sys.argv[1:]))
+  sys.exit(run_main(main, doc=__doc__))

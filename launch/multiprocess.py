@@ -25,6 +25,8 @@ import subprocess
 import sys
 import time
 
+from launch.common import run_main
+
 USAGE = ("usage: python -m launch.multiprocess --num_processes=N [--devices_per_process=D] "
          "[--platform=cpu|gpu] [--port=P] [--timeout=SECONDS] [--module=launch.train] -- ARGS...")
 
@@ -153,4 +155,4 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main(sys.argv[1:]))
+  sys.exit(run_main(main, doc=__doc__))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 
-from launch.common import UsageError, fail, load_config_from_args, parse_args
+from launch.common import UsageError, fail, load_config_from_args, parse_args, run_main
 
 
 def run_oracle(config, out: str, num_images: int, log=print, chunk: int = 256):
@@ -83,4 +83,4 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main(sys.argv[1:]))
+  sys.exit(run_main(main, doc=__doc__))

@@ -22,7 +22,7 @@ import os
 import sys
 
 from launch.common import (UsageError, apply_overrides, fail, load_config_from_args, parse_args,
-                           parse_int)
+                           parse_int, run_main)
 
 
 def parse_grid(spec: str) -> list[dict]:
@@ -166,4 +166,4 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main(sys.argv[1:]))
+  sys.exit(run_main(main, doc=__doc__))

@@ -17,6 +17,7 @@ import tqdm
 
 from jaxdisent.train.checkpoint import CheckpointError, Checkpointer
 from jaxdisent.train.config import check_and_write_workdir_config
+from jaxdisent.train.lock import workdir_lock
 from jaxdisent.train.logging import MetricsWriter
 from jaxdisent.train.parallel import DataParallel
 from jaxdisent.train.state import TrainState
@@ -80,13 +81,20 @@ def fit(config, workdir: str, *, devices=None, step_callback=None, quiet: bool =
   ``method`` overrides the method built from ``config.method`` (e.g. a wrapped or subclassed one
   built in your own code); it must train the same state as ``make_method(config)`` would.
   """
-  from jaxdisent.methods import make_method  # methods import the engine; avoid a cycle
 
   start_time = time.time()
   validate_train_config(config)
-  os.makedirs(workdir, exist_ok=True)
-  # Multi-process: process 0 alone writes files and logs (every process checks config.json).
+  # Multi-process: process 0 alone writes files and logs (every process checks config.json), and
+  # holds the workdir's lock: a second writer is refused before anything is written.
   is_writer = jax.process_index() == 0
+  with workdir_lock(workdir, "training", enabled=is_writer):
+    return _fit(config, workdir, devices=devices, step_callback=step_callback, quiet=quiet,
+                method=method, is_writer=is_writer, start_time=start_time)
+
+
+def _fit(config, workdir, *, devices, step_callback, quiet, method, is_writer, start_time):
+  from jaxdisent.methods import make_method  # methods import the engine; avoid a cycle
+  os.makedirs(workdir, exist_ok=True)
   quiet = quiet or not is_writer
   log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
   checkpoint_dir = os.path.join(workdir, "checkpoints")
