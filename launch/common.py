@@ -102,10 +102,14 @@ def parse_args(argv, flags: dict[str, object]):
   """Split argv into (config overrides, known flags). ``flags`` maps names to defaults."""
   values = dict(flags)
   overrides = []
+  seen = {}
   for arg in argv:
     if not arg.startswith("--") or "=" not in arg:
-      raise UsageError(f"unexpected argument {arg!r}; use --name=value")
+      raise UsageError(f"unexpected argument {arg!r}; use --name=value (--help prints the usage)")
     name, text = arg[2:].split("=", 1)
+    if name in seen:
+      raise UsageError(f"--{name} is given twice ({seen[name]!r} and {text!r}); give it once")
+    seen[name] = text
     if name.startswith("config."):
       overrides.append((name[len("config."):], text))
     elif name in values:

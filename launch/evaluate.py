@@ -31,6 +31,7 @@ def evaluate_workdir(workdir: str, *, step: int | None = None, only=None, overri
   from jaxdisent.methods import make_method  # pylint: disable=g-import-not-at-top
   from jaxdisent.train.config import read_workdir_config  # pylint: disable=g-import-not-at-top
   from jaxdisent.train.logging import MetricsWriter  # pylint: disable=g-import-not-at-top
+  from jaxdisent.train import lock  # pylint: disable=g-import-not-at-top
   from jaxdisent.train.restore import restore_latest  # pylint: disable=g-import-not-at-top
   log = log or (lambda *a: print(*a, file=sys.stderr, flush=True))
   config = read_workdir_config(workdir)
@@ -45,12 +46,23 @@ def evaluate_workdir(workdir: str, *, step: int | None = None, only=None, overri
                      "here (train a new run to change the model)")
   apply_overrides(config, list(overrides))
   config, method, state, step = restore_latest(workdir, step, config=config)
-  log(f"[jaxdisent] evaluating {workdir} at step {step}")
-  results = run_evaluations(method, state, step, workdir, config, training=False, only=only,
-                            log=log)
-  if not results:
-    raise ValueError(f"{workdir}'s config declares no evaluators (config.evals is empty)")
-  MetricsWriter(os.path.join(workdir, "metrics.jsonl")).write(step, flat_scalars(results))
+  # metrics.jsonl has one writer: the holder of the workdir's lock. While a run trains there,
+  # the evaluation still writes its own record (eval/step_<N>.json) but appends nothing.
+  owner = lock.try_acquire(workdir, "evaluating")
+  try:
+    log(f"[jaxdisent] evaluating {workdir} at step {step}")
+    results = run_evaluations(method, state, step, workdir, config, training=False, only=only,
+                              log=log)
+    if not results:
+      raise ValueError(f"{workdir}'s config declares no evaluators (config.evals is empty)")
+    if owner:
+      MetricsWriter(os.path.join(workdir, "metrics.jsonl")).write(step, flat_scalars(results))
+    else:
+      log(f"[jaxdisent] note: another process is writing {workdir} (see its .lock); the "
+          "scalars are in the record below, not appended to metrics.jsonl")
+  finally:
+    if owner:
+      lock.release(workdir)
   log(f"[jaxdisent] wrote {os.path.join(workdir, 'eval', f'step_{step}.json')}")
   return results
 

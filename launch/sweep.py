@@ -33,18 +33,42 @@ def parse_grid(spec: str) -> list[dict]:
       raise UsageError(f"--grid axis {part!r} has no values: write KEY=V1,V2 (axes separated by ';'),"
                        " e.g. --grid='loss.beta=1,4;seed=0,1'")
     key, values = part.split("=", 1)
-    values = [v for v in values.split(",") if v != ""]
+    values = [v.strip() for v in values.split(",") if v.strip() != ""]
     if not values:
       raise UsageError(f"--grid axis {key!r} has no values: write {key}=V1,V2")
+    if len(set(values)) != len(values):
+      raise UsageError(f"--grid axis {key.strip()} repeats a value ({','.join(values)}); list "
+                       "distinct values")
+    if any(key.strip() == k for axis in axes for k, _ in axis[:1]):
+      raise UsageError(f"--grid names {key.strip()!r} twice; give each key one axis")
     axes.append([(key.strip(), v) for v in values])
   return [dict(combo) for combo in itertools.product(*axes)] if axes else [{}]
 
 
 def parse_seeds(text: str) -> list[int]:
-  seeds = [parse_int("seeds", s, minimum=0) for s in text.split(",") if s.strip()]
+  seeds = [parse_int("seeds", s.strip(), minimum=0) for s in text.split(",") if s.strip()]
   if not seeds:
     raise UsageError("--seeds needs at least one integer, e.g. --seeds=0,1")
+  repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+  if repeated:
+    raise UsageError(f"--seeds={text} repeats seed(s) {repeated}: each seed would train the same "
+                     "run twice and count it twice in the mean +- std; list distinct seeds")
   return seeds
+
+
+def split_seed_axis(grid: list[dict], seeds_text: str | None) -> tuple[list[dict], str | None]:
+  """A grid axis 'seed=0,1' means --seeds=0,1 (each cell's seed is set after the grid's keys)."""
+  if not grid or "seed" not in grid[0]:
+    return grid, seeds_text
+  if seeds_text is not None:
+    raise UsageError("the seeds are given twice (--grid's seed axis and --seeds); use one")
+  seeds_text = ",".join(dict.fromkeys(point["seed"] for point in grid))
+  rest = []
+  for point in grid:
+    reduced = {k: v for k, v in point.items() if k != "seed"}
+    if reduced not in rest:
+      rest.append(reduced)
+  return rest, seeds_text
 
 
 def cell_name(point: dict, seed: int) -> str:
@@ -74,7 +98,12 @@ def run_cells(config_path: str, workdir: str, cells: list[tuple[str, list[tuple[
     except (ValueError, KeyError) as error:
       raise UsageError(f"cell {name}: invalid config: {error}") from None
     configs.append((name, config))
-  os.makedirs(workdir, exist_ok=True)
+  from jaxdisent.train.lock import workdir_lock  # pylint: disable=g-import-not-at-top
+  with workdir_lock(workdir, "sweep"):  # one sweep per root; each cell's fit locks the cell too
+    return _train_cells(configs, workdir, fit, evaluate_workdir, read_record, evaluate, only, log)
+
+
+def _train_cells(configs, workdir, fit, evaluate_workdir, read_record, evaluate, only, log):
   rows = []
   for index, (name, config) in enumerate(configs, 1):
     cell = os.path.join(workdir, name)
@@ -122,24 +151,28 @@ def summarize(rows: list[dict], group_keys: list[str], keys=None) -> tuple[list[
 
 
 def write_summary(workdir: str, rows, table, markdown, stem: str = "summary") -> None:
-  with open(os.path.join(workdir, f"{stem}.json"), "w") as f:
-    json.dump({"rows": rows, "summary": table}, f, indent=2)
-  with open(os.path.join(workdir, f"{stem}.md"), "w") as f:
-    f.write(markdown)
+  from jaxdisent.train.lock import workdir_lock  # pylint: disable=g-import-not-at-top
+  with workdir_lock(workdir, "sweep summary"):
+    for name, text in ((f"{stem}.json", json.dumps({"rows": rows, "summary": table}, indent=2)),
+                       (f"{stem}.md", markdown)):
+      path = os.path.join(workdir, name)
+      with open(path + ".tmp", "w") as f:
+        f.write(text)
+      os.replace(path + ".tmp", path)
 
 
 def main(argv) -> int:
   try:
     overrides, flags = parse_args(argv, {"config": None, "workdir": None, "root": None,
-                                         "grid": "", "seeds": "0", "evaluate": "false",
+                                         "grid": "", "seeds": None, "evaluate": "false",
                                          "only": None, "keys": None})
     if flags["root"] and not flags["workdir"]:
       print("[jaxdisent] note: --root is deprecated; use --workdir", file=sys.stderr)
       flags["workdir"] = flags["root"]
     if not flags["config"] or not flags["workdir"]:
       raise UsageError("--config=FILE and --workdir=DIR are required")
-    grid = parse_grid(flags["grid"])
-    seeds = parse_seeds(flags["seeds"])
+    grid, seeds_text = split_seed_axis(parse_grid(flags["grid"]), flags["seeds"])
+    seeds = parse_seeds(seeds_text if seeds_text is not None else "0")
     if flags["evaluate"].lower() not in ("true", "false", "1", "0", "yes", "no"):
       raise UsageError(f"--evaluate={flags['evaluate']}: use true or false")
     evaluate = flags["evaluate"].lower() in ("true", "1", "yes")

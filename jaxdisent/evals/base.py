@@ -147,14 +147,14 @@ def write_record(workdir: str, step: int, results: dict[str, dict]) -> str:
   merged.update(results)
   record = {"step": int(step),
             "evals": {n: {k: _json_safe(v) for k, v in s.items()} for n, s in merged.items()}}
-  tmp = path + ".tmp"
+  tmp = f"{path}.tmp{os.getpid()}"  # per process: an evaluation may run beside training
   with open(tmp, "w") as f:
     json.dump(record, f, indent=2, sort_keys=True)
   os.replace(tmp, path)
   latest = {"step": int(step), "path": os.path.basename(path)}
   steps = recorded_steps(workdir)
   if steps and max(steps) == int(step):
-    tmp = os.path.join(directory, "latest.json.tmp")
+    tmp = os.path.join(directory, f"latest.json.tmp{os.getpid()}")
     with open(tmp, "w") as f:
       json.dump(latest, f)
     os.replace(tmp, os.path.join(directory, "latest.json"))

@@ -9,8 +9,11 @@ the state. A restore checks the manifest against the current run's state (anothe
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
+import logging
 import os
 import shutil
 
@@ -21,12 +24,25 @@ import orbax.checkpoint as ocp
 MANIFESTS = "manifests"
 
 
+class _DropOrbaxErrorLogs(logging.Filter):
+  """Orbax logs a failed background save as several ERROR tracebacks (one per thread) and then
+  raises it in the main thread, where Checkpointer turns it into one CheckpointError: the logs
+  only bury that line (82 tracebacks for one full disk)."""
+
+  def filter(self, record):
+    return not (record.levelno >= logging.ERROR and "orbax" in (record.pathname or ""))
+
+
+_ORBAX_FILTER = _DropOrbaxErrorLogs()
+logging.getLogger("absl").addFilter(_ORBAX_FILTER)
+
+
 class CheckpointError(RuntimeError):
   """A checkpoint could not be restored; the message says why and what to do.
 
   ``kind`` is one of ``"config"`` (saved with another model/state structure), ``"corrupt"``
   (unreadable or failing its checksum; ``step`` names it), ``"topology"`` (could not be placed on
-  this process's devices).
+  this process's devices), ``"save"`` (a save failed, e.g. a full disk; earlier steps are kept).
   """
 
   def __init__(self, message: str, kind: str = "corrupt", step: int | None = None):
@@ -86,6 +102,8 @@ class Checkpointer:
                        "the trained model; use 1 or more")
     self.directory = os.path.abspath(directory)
     self.is_writer = jax.process_index() == 0 if is_writer is None else is_writer
+    self._failed = False
+    self.removed_partial = _remove_partial_saves(self.directory) if self.is_writer else []
     self._manager = ocp.CheckpointManager(
         self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
 
@@ -103,9 +121,14 @@ class Checkpointer:
     return sorted(self._manager.all_steps())
 
   def save(self, step: int, state) -> None:
+    with self._save_errors(step):
+      self._save(step, state)
+
+  def _save(self, step: int, state) -> None:
     if step in self._manager.all_steps():
       return
     if self.is_writer:
+      self._check_free_space(state)
       os.makedirs(self.manifest_dir, exist_ok=True)
       tmp = self.manifest_path(step) + ".tmp"
       with open(tmp, "w") as f:
@@ -124,7 +147,55 @@ class Checkpointer:
         os.remove(os.path.join(self.manifest_dir, name))
 
   def wait(self) -> None:
-    self._manager.wait_until_finished()
+    with self._save_errors(None):
+      self._manager.wait_until_finished()
+
+  def _check_free_space(self, state) -> None:
+    """Refuse a save that cannot fit before Orbax starts it.
+
+    A save that runs out of space part-way fails inside Orbax's background threads (their
+    teardown prints tracebacks we cannot silence) and leaves a partial folder; checking first
+    turns the common case into one line. The need is the state's raw size (Orbax may compress,
+    so this errs on the safe side) plus 256 KiB for metadata.
+    """
+    needed = sum(int(np.asarray(host_array(leaf)).nbytes) for leaf in jax.tree.leaves(state))
+    needed += 1 << 18
+    try:
+      free = shutil.disk_usage(self.directory).free
+    except OSError:
+      return
+    if free < needed:
+      kept = self._manager.all_steps()
+      last = (f"the last complete checkpoint (step {max(kept)}) is kept" if kept else
+              "no checkpoint exists yet")
+      raise CheckpointError(
+          f"not enough disk space to save a checkpoint in {self.directory}: it needs about "
+          f"{needed / 2**20:.1f} MiB and {free / 2**20:.1f} MiB are free; {last}. Free space on "
+          "that file system, or lower train.keep_checkpoints, then re-run the same command",
+          kind="save")
+
+  @contextlib.contextmanager
+  def _save_errors(self, step):
+    """A failed (possibly earlier, asynchronous) save becomes one CheckpointError with the fix."""
+    try:
+      yield
+    except CheckpointError:
+      raise
+    except Exception as error:  # pylint: disable=broad-except
+      self._failed = True
+      text = " ".join(str(error).split())
+      kept = [s for s in self._manager.all_steps() if s != step]
+      last = (f"the last complete checkpoint (step {max(kept)}) is kept" if kept else
+              "no complete checkpoint exists yet")
+      if _is_disk_full(error):
+        raise CheckpointError(
+            f"saving a checkpoint in {self.directory} failed: the disk is full (No space left on "
+            f"device); {last}. Free space on that file system, or lower train.keep_checkpoints, "
+            "then re-run the same command (the partial save is removed when it starts)",
+            kind="save") from None
+      raise CheckpointError(
+          f"saving a checkpoint in {self.directory} failed ({type(error).__name__}: "
+          f"{text[:300]}); {last}. Re-run the same command to resume from it", kind="save") from None
 
   def read_manifest(self, step: int) -> dict | None:
     path = self.manifest_path(step)
@@ -208,8 +279,43 @@ class Checkpointer:
     return target
 
   def close(self) -> None:
-    self._manager.wait_until_finished()
-    self._manager.close()
+    try:
+      if not self._failed:
+        self.wait()
+    finally:
+      try:
+        self._manager.close()
+      except Exception:  # pylint: disable=broad-except
+        if not self._failed:
+          raise
+
+
+def _is_disk_full(error: BaseException) -> bool:
+  while error is not None:
+    if getattr(error, "errno", None) == errno.ENOSPC:
+      return True
+    text = str(error)
+    if "No space left on device" in text or "os_error_code='28'" in text:
+      return True
+    error = error.__cause__ or error.__context__
+  return False
+
+
+def _remove_partial_saves(directory: str) -> list[str]:
+  """Delete the temporary folders of saves that never committed (a kill or a full disk).
+
+  Orbax writes a step into ``<step>.orbax-checkpoint-tmp*`` and renames it when complete, so such a
+  folder is never a usable checkpoint; left behind it holds disk space (the reason a full-disk save
+  failed) and makes the next save of that step fail. Only the workdir's lock holder calls this.
+  """
+  removed = []
+  if not os.path.isdir(directory):
+    return removed
+  for name in os.listdir(directory):
+    if ".orbax-checkpoint-tmp" in name:
+      shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+      removed.append(name)
+  return removed
 
 
 def abstract_like(tree, sharding=None):

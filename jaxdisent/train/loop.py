@@ -116,6 +116,8 @@ def _fit(config, workdir, *, devices, step_callback, quiet, method, is_writer, s
   state = TrainState.create(params, method.optimizer().init(params), model_state)
 
   checkpointer = Checkpointer(checkpoint_dir, train.get("keep_checkpoints", 3))
+  for name in checkpointer.removed_partial:
+    log(f"[jaxdisent] removed {os.path.join(checkpoint_dir, name)}: a save that never completed")
   writer = MetricsWriter(os.path.join(workdir, "metrics.jsonl"), enabled=is_writer)
   state, resumed_from = _restore_newest_good(checkpointer, parallel.abstract_state(state), state,
                                              workdir, log)
@@ -195,10 +197,16 @@ def _fit(config, workdir, *, devices, step_callback, quiet, method, is_writer, s
   if not preempted:
     from jaxdisent.evals import read_record  # pylint: disable=g-import-not-at-top
     already = resumed_from == step and read_record(workdir, step) is not None  # a finished run
-    if train.get("eval_at_end", True) and not already:
-      evaluate_now(step, state)
-    if is_writer and train.get("plots_at_end", True):
-      method.finalize(final, workdir, log)
+    # The final checkpoint is saved: a SIGTERM now must not lose the evaluation with status 143.
+    # The running evaluation finishes (its record is written), the plots are skipped, exit 0.
+    with _SigtermFlag() as sigterm:
+      if train.get("eval_at_end", True) and not already:
+        evaluate_now(step, state)
+      if sigterm.raised:
+        log(f"[jaxdisent] SIGTERM during the end-of-run evaluation: finished it, skipped the "
+            f"plots; step {step} is saved")
+      elif is_writer and train.get("plots_at_end", True):
+        method.finalize(final, workdir, log)
   return result
 
 

@@ -1,0 +1,180 @@
+"""Nothing lost: one writer per workdir, a full disk, SIGTERM during the end-of-run evaluation."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, tiny_sae_config
+
+TINY_SAE_FLAGS = ["--config=configs/sae_vlm_synthetic.py", "--config.data.synthetic.dim=16",
+                  "--config.data.synthetic.num_shared=6", "--config.data.synthetic.num_image_only=5",
+                  "--config.data.synthetic.num_text_only=5", "--config.model.dict_size=64",
+                  "--config.model.k=3", "--config.model.init_batch=256",
+                  "--config.train.batch_size=64", "--config.loss.dead_tokens=128",
+                  "--config.train.log_every=1", "--config.train.eval_at_end=false",
+                  "--config.train.plots_at_end=false"]
+
+
+def _env():
+  env = dict(os.environ)
+  env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+  return env
+
+
+def _snapshot(directory):
+  out = {}
+  for base, _, files in os.walk(directory):
+    for name in files:
+      path = os.path.join(base, name)
+      stat = os.stat(path)
+      with open(path, "rb") as f:
+        out[os.path.relpath(path, directory)] = (stat.st_size, stat.st_mtime_ns, f.read())
+  return out
+
+
+def test_lock_is_reentrant_and_released(tmp_path):
+  from jaxdisent.train import lock
+  workdir = str(tmp_path / "w")
+  with lock.workdir_lock(workdir, "testing"):
+    with lock.workdir_lock(workdir, "nested"):
+      assert lock.held(workdir)
+    assert lock.held(workdir)
+    info = json.load(open(os.path.join(workdir, ".lock")))
+    assert info["pid"] == os.getpid() and info["purpose"] == "testing"
+  assert not lock.held(workdir)
+
+
+def test_lock_refuses_a_file_and_a_read_only_workdir(tmp_path):
+  from jaxdisent.train import lock
+  a_file = tmp_path / "f"
+  a_file.write_text("x")
+  with pytest.raises(ValueError, match="existing file"):
+    lock.acquire(str(a_file))
+  if os.geteuid() != 0:  # root ignores permission bits
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    read_only.chmod(0o500)
+    with pytest.raises(ValueError, match="not writable"):
+      lock.acquire(str(read_only))
+
+
+def test_second_writer_is_refused_before_writing(tmp_path):
+  """A process holding the lock (like a running trainer) makes launch.train exit 2 at once."""
+  workdir = tmp_path / "run"
+  holder = subprocess.Popen(
+      [sys.executable, "-c", "import sys, time; from jaxdisent.train import lock; "
+       f"lock.acquire({str(workdir)!r}, 'training'); print('held', flush=True); time.sleep(120)"],
+      cwd=ROOT, env=_env(), stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == "held"
+    before = _snapshot(workdir)
+    second = subprocess.run([sys.executable, "-m", "launch.train", *TINY_SAE_FLAGS,
+                             f"--workdir={workdir}", "--config.train.num_steps=3"],
+                            cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert second.returncode == 2, second.stderr
+    lines = [l for l in second.stderr.splitlines() if l.startswith("[jaxdisent] error:")]
+    assert len(lines) == 1 and f"pid {holder.pid}" in lines[0] and "in use" in lines[0], second.stderr
+    assert "Traceback" not in second.stderr
+    assert _snapshot(workdir) == before  # nothing written, nothing touched
+  finally:
+    holder.kill()
+    holder.wait()
+  # The kernel released the killed holder's lock: the same command now trains.
+  third = subprocess.run([sys.executable, "-m", "launch.train", *TINY_SAE_FLAGS,
+                          f"--workdir={workdir}", "--config.train.num_steps=3"],
+                         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+  assert third.returncode == 0, third.stderr
+
+
+@pytest.mark.slow
+def test_two_simultaneous_trainers(tmp_path):
+  """Two trainers started together: one trains, the other exits 2; metrics steps increase."""
+  workdir = tmp_path / "run"
+  command = [sys.executable, "-m", "launch.train", *TINY_SAE_FLAGS, f"--workdir={workdir}",
+             "--config.train.num_steps=30", "--config.train.checkpoint_every=5"]
+  processes = [subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+  results = [(p.wait(timeout=300), p.stderr.read()) for p in processes]
+  codes = sorted(code for code, _ in results)
+  assert codes == [0, 2], results
+  loser = next(err for code, err in results if code == 2)
+  assert "in use by pid" in loser and "Traceback" not in loser
+  steps = [json.loads(line)["step"] for line in open(workdir / "metrics.jsonl")]
+  assert steps == sorted(set(steps)) and steps[-1] == 30
+
+
+def test_full_disk_is_one_error_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+  from jaxdisent.train import checkpoint as checkpoint_module
+  from jaxdisent.train.checkpoint import CheckpointError
+  from jaxdisent.train.loop import fit
+  workdir = str(tmp_path / "w")
+  config = tiny_sae_config(**{"train.num_steps": 2, "train.checkpoint_every": 1,
+                              "train.eval_at_end": False, "train.plots_at_end": False})
+  fit(config, workdir, quiet=True)
+  real = checkpoint_module.shutil.disk_usage
+
+  def almost_full(path):
+    usage = real(path)
+    return usage._replace(free=1000)
+  monkeypatch.setattr(checkpoint_module.shutil, "disk_usage", almost_full)
+  config.train.num_steps = 4
+  with pytest.raises(CheckpointError, match="not enough disk space.*step 2.*keep_checkpoints"):
+    fit(config, workdir, quiet=True)
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["1", "2", "manifests"]
+
+
+def test_failed_async_save_becomes_one_error(tmp_path, monkeypatch):
+  import errno
+  from jaxdisent.train.checkpoint import CheckpointError, Checkpointer
+  checkpointer = Checkpointer(str(tmp_path / "c"), 2)
+
+  def no_space(*args, **kwargs):
+    raise ValueError("RESOURCE_EXHAUSTED: Failed to write: No space left on device "
+                     "[os_error_code='28']") from OSError(errno.ENOSPC, "No space left on device")
+  monkeypatch.setattr(checkpointer._manager, "save", no_space)  # pylint: disable=protected-access
+  with pytest.raises(CheckpointError, match="disk is full.*keep_checkpoints") as caught:
+    checkpointer.save(1, {"a": __import__("numpy").zeros(3)})
+  assert "\n" not in str(caught.value)
+  checkpointer.close()  # a failed manager must not raise again on close
+
+
+def test_partial_save_is_removed_on_the_next_start(tmp_path):
+  from jaxdisent.train.loop import fit
+  workdir = tmp_path / "w"
+  config = tiny_sae_config(**{"train.num_steps": 2, "train.checkpoint_every": 1,
+                              "train.eval_at_end": False, "train.plots_at_end": False})
+  fit(config, str(workdir), quiet=True)
+  partial = workdir / "checkpoints" / "3.orbax-checkpoint-tmp"
+  (partial / "default").mkdir(parents=True)
+  (partial / "default" / "junk").write_bytes(b"0" * 100)
+  config.train.num_steps = 4
+  result = fit(config, str(workdir), quiet=True)
+  assert result.step == 4 and result.resumed_from == 2
+  assert not partial.exists()
+
+
+def test_sigterm_during_end_of_run_evaluation_finishes_it(tmp_path, monkeypatch, capsys):
+  from jaxdisent import evals
+  from jaxdisent.train.loop import fit
+  real = evals.run_evaluations
+  signalled = []
+
+  def evaluate_then_get_sigterm(*args, **kwargs):
+    if not kwargs.get("training", True) or args[2] == 2:  # the end-of-run evaluation
+      os.kill(os.getpid(), signal.SIGTERM)
+      signalled.append(True)
+      time.sleep(0.05)
+    return real(*args, **kwargs)
+  monkeypatch.setattr(evals, "run_evaluations", evaluate_then_get_sigterm)
+  workdir = str(tmp_path / "w")
+  config = tiny_sae_config(**{"train.num_steps": 2, "train.plots_at_end": True})
+  result = fit(config, workdir)
+  assert signalled and not result.preempted and result.step == 2
+  assert os.path.exists(os.path.join(workdir, "eval", "step_2.json"))
+  assert "SIGTERM during the end-of-run evaluation" in capsys.readouterr().err
+  assert not os.path.exists(os.path.join(workdir, "plots"))
