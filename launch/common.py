@@ -124,11 +124,17 @@ def load_config_from_args(config_path, overrides):
   from jaxdisent.train.config import load_config  # pylint: disable=g-import-not-at-top
   if not config_path:
     raise UsageError("--config=FILE is required (e.g. --config=configs/beta_vae_dsprites.py)")
+  from jaxdisent.train.config import validate_domains  # pylint: disable=g-import-not-at-top
   try:
     config = load_config(config_path)
   except (FileNotFoundError, ValueError) as error:
     raise UsageError(str(error)) from None
-  return apply_overrides(config, overrides)
+  config = apply_overrides(config, overrides)
+  try:
+    validate_domains(config)
+  except ValueError as error:
+    raise UsageError(f"invalid config: {error}") from None
+  return config
 
 
 def fail(message: str) -> int:

@@ -151,7 +151,7 @@ def test_half_written_metrics_line_does_not_block_resume(tmp_path, capsys):
     ("train.batch_size", 0, "batch_size=0"),
     ("train.batch_size", -8, "batch_size=-8"),
     ("optimizer.learning_rate", -1e-3, "learning_rate=-0.001 must be a finite number >= 0"),
-    ("model.latent_dim", 0, "latent_dim=0 must be >= 1"),
+    ("model.latent_dim", 0, "latent_dim=0 must be an integer >= 1"),
 ])
 def test_bad_settings_fail_before_any_work(tmp_path, key, value, message):
   workdir = str(tmp_path / "run")

@@ -38,7 +38,7 @@ def load_config(path: str, overrides: dict | None = None) -> ml_collections.Conf
     config = parser.parse(path if variant is None else f"{path}:{variant}")
   except AttributeError as error:
     if "get_config" not in str(error):
-      raise
+      raise _config_file_error(path, error) from None
     raise ValueError(f"config file {path!r} defines no get_config() function returning an "
                      "ml_collections.ConfigDict; see configs/ for examples") from None
   except TypeError as error:
@@ -48,7 +48,11 @@ def load_config(path: str, overrides: dict | None = None) -> ml_collections.Conf
     if variant is None and "required positional argument" in str(error):
       raise ValueError(f"{path}'s get_config() needs a variant: --config={path}:VARIANT "
                        "(its docstring lists them)") from None
-    raise
+    raise _config_file_error(path, error) from None
+  except Exception as error:  # pylint: disable=broad-except
+    # Anything the file itself raises (a syntax error, a failing import, get_config() raising)
+    # is the file's problem: one line naming it, not our traceback.
+    raise _config_file_error(path, error) from None
   finally:
     sys.modules.pop("jaxdisent_config", None)
   if type(config).__name__ == "_ErrorConfig":  # config_flags defers IOErrors; raise them now
@@ -59,6 +63,17 @@ def load_config(path: str, overrides: dict | None = None) -> ml_collections.Conf
   for key, value in (overrides or {}).items():
     set_dotted(config, key, value)
   return config
+
+
+def _config_file_error(path: str, error: BaseException) -> ValueError:
+  where = ""
+  if isinstance(error, SyntaxError):
+    where = f" at line {error.lineno}" if error.lineno else ""
+    text = error.msg
+  else:
+    text = " ".join(str(error).split()) or "(no message)"
+  return ValueError(f"config file {path!r} could not be loaded{where}: {type(error).__name__}: "
+                    f"{text}; fix the file")
 
 
 def set_dotted(config: ml_collections.ConfigDict, key: str, value) -> None:
@@ -138,3 +153,96 @@ def read_workdir_config(workdir: str) -> ml_collections.ConfigDict:
     raise FileNotFoundError(f"{path} not found: {workdir} is not a jaxdisent run directory")
   with open(path) as f:
     return ml_collections.ConfigDict(json.load(f))
+
+
+# Domains of config values, by the key's last name (one meaning per name in every method, see
+# docs/configs.md). Checked for every config before anything is written: a value outside its
+# domain would train something else than asked (a negative beta, k > dict_size) or fail late.
+# (lower, upper, lower_inclusive, upper_inclusive, integer); None = unbounded.
+_POSITIVE_INT = (1, None, True, False, True)
+_NONNEGATIVE_INT = (0, None, True, False, True)
+_NONNEGATIVE = (0.0, None, True, False, False)
+_POSITIVE = (0.0, None, False, False, False)
+_PROBABILITY = (0.0, 1.0, True, True, False)
+_DECAY = (0.0, 1.0, True, False, False)
+DOMAINS = {
+    **{name: _POSITIVE_INT for name in (
+        "batch_size", "dict_size", "k", "latent_dim", "width", "hidden", "num_heads",
+        "num_prototypes", "em_steps", "ot_iterations", "dim", "num_bins", "num_eval", "num_train",
+        "num_pairs", "num_examples", "num_images", "concurrency", "levels", "gnn_hidden",
+        "gnn_layers", "init_batch", "sparse_chunk", "discriminator_hidden", "conv_kernel",
+        "pool_size", "dead_tokens", "num_common", "widths", "lengths", "split_sizes", "num_steps",
+        "log_every", "checkpoint_every", "fusion_layers")},
+    **{name: _NONNEGATIVE_INT for name in (
+        "seed", "warmup_steps", "row_cap", "k_aux", "max_retries", "threshold_start_step",
+        "iteration_threshold", "num_classes", "eval_every", "num_unique", "num_image_only",
+        "num_text_only", "num_shared", "seeds")},
+    **{name: _NONNEGATIVE for name in (
+        "beta", "c_max", "noise", "noise_std", "ridge", "var_floor", "learning_rate",
+        "grad_clip_norm", "eps", "gain", "modality_gap", "auxk_alpha", "sparse_capacity",
+        "jumprelu_init_threshold", "retry_after_cap_s", "dropout_rate")},
+    **{name: _POSITIVE for name in (
+        "temperature", "ot_epsilon", "timeout_s", "jumprelu_bandwidth", "active_per_pair",
+        "mmd_bandwidths")},
+    **{name: _PROBABILITY for name in (
+        "accuracy", "missing_rate", "min_length_fraction", "dropout", "image_fraction",
+        "min_answer_rate")},
+    **{name: _DECAY for name in ("b1", "b2", "threshold_beta", "match_decay")},
+}
+# Every *_weight and *_coeff (loss coefficients) is >= 0.
+_SUFFIX_DOMAINS = {"_weight": _NONNEGATIVE, "_coeff": _NONNEGATIVE}
+
+
+def _domain_of(key: str):
+  name = key.rsplit(".", 1)[-1]
+  if name in DOMAINS:
+    return DOMAINS[name]
+  for suffix, domain in _SUFFIX_DOMAINS.items():
+    if name.endswith(suffix):
+      return domain
+  return None
+
+
+def _describe_domain(domain) -> str:
+  lower, upper, lower_in, upper_in, integer = domain
+  kind = "an integer" if integer else "a finite number"
+  parts = []
+  if lower is not None:
+    parts.append(f"{'>=' if lower_in else '>'} {lower:g}")
+  if upper is not None:
+    parts.append(f"{'<=' if upper_in else '<'} {upper:g}")
+  return f"{kind} {' and '.join(parts)}" if parts else kind
+
+
+def _outside(value, domain) -> bool:
+  lower, upper, lower_in, upper_in, integer = domain
+  if integer and not (isinstance(value, int) or float(value).is_integer()):
+    return True
+  if lower is not None and (value < lower if lower_in else value <= lower):
+    return True
+  if upper is not None and (value > upper if upper_in else value >= upper):
+    return True
+  return False
+
+
+def validate_domains(config) -> None:
+  """Refuse NaN/inf anywhere and any value outside its key's domain (``DOMAINS``).
+
+  Raises ValueError naming the key, the value, the domain and the flag that fixes it.
+  """
+  import math  # pylint: disable=g-import-not-at-top
+  for key, value in flatten(config).items():
+    values = value if isinstance(value, (tuple, list)) else (value,)
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    for number in numbers:
+      if isinstance(number, float) and not math.isfinite(number):
+        raise ValueError(f"{key}={value!r} is not a finite number; set --config.{key}= to a "
+                         "finite value")
+    domain = _domain_of(key)
+    if domain is None or not numbers:
+      continue
+    bad = [v for v in numbers if _outside(v, domain)]
+    if bad:
+      each = "(each value) " if isinstance(value, (tuple, list)) else ""
+      raise ValueError(f"{key}={value!r} {each}must be {_describe_domain(domain)}; set "
+                       f"--config.{key}= accordingly")

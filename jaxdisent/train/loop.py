@@ -16,7 +16,7 @@ import numpy as np
 import tqdm
 
 from jaxdisent.train.checkpoint import CheckpointError, Checkpointer
-from jaxdisent.train.config import check_and_write_workdir_config
+from jaxdisent.train.config import check_and_write_workdir_config, validate_domains
 from jaxdisent.train.lock import workdir_lock
 from jaxdisent.train.logging import MetricsWriter
 from jaxdisent.train.parallel import DataParallel
@@ -256,3 +256,4 @@ def validate_train_config(config) -> None:
     if lr is not None and (not np.isfinite(lr) or lr < 0):
       raise ValueError(f"optimizer.learning_rate={lr} must be a finite number >= 0 (0 means the "
                        "method's default where it has one)")
+  validate_domains(config)
