@@ -107,7 +107,7 @@ def parse_args(argv, flags: dict[str, object]):
     if not arg.startswith("--") or "=" not in arg:
       raise UsageError(f"unexpected argument {arg!r}; use --name=value (--help prints the usage)")
     name, text = arg[2:].split("=", 1)
-    if name in seen:
+    if name in seen and not name.startswith("config."):  # a repeated --config.KEY: last wins
       raise UsageError(f"--{name} is given twice ({seen[name]!r} and {text!r}); give it once")
     seen[name] = text
     if name.startswith("config."):

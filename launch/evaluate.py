@@ -29,7 +29,7 @@ def evaluate_workdir(workdir: str, *, step: int | None = None, only=None, overri
   import ml_collections  # pylint: disable=g-import-not-at-top
   from jaxdisent.evals import flat_scalars, run_evaluations  # pylint: disable=g-import-not-at-top
   from jaxdisent.methods import make_method  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train.config import read_workdir_config  # pylint: disable=g-import-not-at-top
+  from jaxdisent.train.config import read_workdir_config, validate_domains  # pylint: disable=g-import-not-at-top
   from jaxdisent.train.logging import MetricsWriter  # pylint: disable=g-import-not-at-top
   from jaxdisent.train import lock  # pylint: disable=g-import-not-at-top
   from jaxdisent.train.restore import restore_latest  # pylint: disable=g-import-not-at-top
@@ -44,7 +44,8 @@ def evaluate_workdir(workdir: str, *, step: int | None = None, only=None, overri
     raise UsageError(f"--config.{bad[0]} cannot change at evaluation: the model and data are "
                      "those of the checkpoint. Only --config.evals.* and --config.seed may be set "
                      "here (train a new run to change the model)")
-  apply_overrides(config, list(overrides))
+  config = apply_overrides(config, list(overrides))
+  validate_domains(config)
   config, method, state, step = restore_latest(workdir, step, config=config)
   # metrics.jsonl has one writer: the holder of the workdir's lock. While a run trains there,
   # the evaluation still writes its own record (eval/step_<N>.json) but appends nothing.
