@@ -546,3 +546,21 @@ def test_scores_refuse_duplicate_names_and_values_off_the_scale(tmp_path):
   with pytest.raises(ValueError, match=r"oracle.attributes='shape,scale,shape' names \['shape'\] "
                                        "more than once"):
     attribute_subset(CorrelatedDSprites(pool_size=64), {"attributes": "shape,scale,shape"})
+
+
+def test_launch_oracle_bad_flags_are_one_line(tmp_path, capsys):
+  base = [f"--config={ROOT}/configs/gem_dsprites.py", f"--out={tmp_path / 's.npz'}"]
+  for extra, expected in [(["--num_images=abc"], "--num_images=abc: expected an integer"),
+                          (["--num_images=0"], "--num_images=0: must be >= 1"),
+                          (["--config.oracle.kind=gpt"], "unknown oracle.kind 'gpt'"),
+                          (["--config.oracle.kind=statistical"], "the statistical oracle has no "
+                                                                 "scores"),
+                          (["--config.oracle.kind=chat", "--config.oracle.model=m",
+                            "--config.oracle.max_wait_s=-1"], "oracle.max_wait_s=-1.0 must be >= 0"),
+                          (["--config.oracle.kind=chat", "--config.oracle.model=m",
+                            "--config.oracle.attributes=shape,shape"], "names ['shape'] more than "
+                                                                       "once")]:
+    assert _launch(base + extra + ["--config.data.pool_size=64"]) == 2, extra
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1].startswith("[jaxdisent] error: ") and expected in error[-1], (extra, error)
+  assert not (tmp_path / "s.npz").exists()
