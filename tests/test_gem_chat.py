@@ -380,6 +380,10 @@ def test_parse_answer_never_raises():
   # numeric strings: NaN / inf / booleans are not scores
   s, v, p = parse_answer('{"shape": "nan", "scale": true, "posX": "1e400"}', ATTRS)
   assert v == [False] * 3 and len(p) == 3
+  s, v, p = parse_answer('{"shape": 1' + '0' * 400 + ', "scale": 1, "posX": 1}', ATTRS)
+  assert v == [False, True, True] and p[0].startswith("not a number: 'shape'")
+  assert parse_answer("[" * 100_000 + '{"shape": 1}', ATTRS)[1] == [True, False, False]
+  assert parse_answer("{" * 100_000, ATTRS)[1] == [False] * 3
 
 
 def test_strip_thoughts():

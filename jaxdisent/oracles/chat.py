@@ -75,6 +75,7 @@ PROMPT_VERSION = "v1"
 CACHE_VERSION = "v2"  # v2: keyed by base_url too; only complete answers under answers/
 # Problems that leave every attribute's score usable (the answer is still complete).
 BENIGN_PROBLEMS = ("unknown attributes ignored",)
+MAX_ANSWER_CHARS = 20_000  # the tail of a reply searched for the JSON object
 
 
 class ChatOracleError(RuntimeError):
@@ -151,13 +152,18 @@ def strip_thoughts(text: str) -> str:
 
 
 def json_objects(text: str):
-  """Every complete JSON object in `text` as (start, dict), nested ones included, in text order."""
+  """Every complete JSON object in `text` as (start, dict), nested ones included, in text order.
+
+  Only the last ``MAX_ANSWER_CHARS`` characters are searched (the answer ends the reply; this
+  bounds the time on a degenerate reply of braces).
+  """
   decoder = json.JSONDecoder()
+  text = text[-MAX_ANSWER_CHARS:]
   found = []
-  for match in re.finditer(r"\{", text):
+  for match in re.finditer(r'\{(?=\s*["}])', text):  # an object starts with {"key" or {}
     try:
       value, _ = decoder.raw_decode(text, match.start())
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python's stack
       continue
     if isinstance(value, dict):
       found.append((match.start(), value))
@@ -176,14 +182,11 @@ def _as_score(value):
   """A finite float from a number or a numeric string ("7", " 7.5 "); None otherwise."""
   if isinstance(value, bool):
     return None
-  if isinstance(value, (int, float)):
-    number = float(value)
-  elif isinstance(value, str):
-    try:
-      number = float(value.strip())
-    except ValueError:
-      return None
-  else:
+  if not isinstance(value, (int, float, str)):
+    return None
+  try:
+    number = float(value.strip() if isinstance(value, str) else value)
+  except (ValueError, OverflowError):  # not numeric, or an integer too large for a float
     return None
   return number if np.isfinite(number) else None
 
