@@ -41,7 +41,8 @@ class Stub:
 
   Actions: ("ok", content[, finish_reason]) with content a str, a dict (sent as JSON text) or a
   list of content parts; ("auto",) answers every attribute the prompt names; ("refusal", text);
-  ("error_body", message) is an HTTP 200 {"error": {"message": ...}}; ("status", code[, headers]);
+  ("error_body", message) is an HTTP 200 {"error": {"message": ...}}; ("status", code[, headers[,
+  body bytes]]);
   ("sleep", seconds) then a good answer.
   """
 
@@ -83,8 +84,8 @@ class Stub:
         elif kind == "error_body":
           self._send(200, json.dumps({"error": {"message": action[1]}}).encode())
         elif kind == "status":
-          self._send(action[1], b'{"error": {"message": "scripted"}}', action[2] if len(action) > 2
-                     else {})
+          payload = action[3] if len(action) > 3 else b'{"error": {"message": "scripted"}}'
+          self._send(action[1], payload, action[2] if len(action) > 2 else {})
 
       def _send(self, code, payload, headers=None):
         try:
@@ -245,11 +246,13 @@ def test_answers_read_the_way_local_models_write_them(stub, tmp_path):
       ("ok", [{"type": "text", "text": '{"shape": "7", "scale": " 8.5 ",'},
               {"type": "text", "text": '"posX": 10}'}]),
       ("ok", [{"type": "reasoning", "text": '{"shape": 9, "scale": 9, "posX": 9}'},
-              {"type": "text", "text": '```json\n{"Shape": 0, "scale": 1, "posX": 2}\n```'}])])
-  scores = oracle(server.url, tmp_path, concurrency=1).score_images(images(4))
+              {"type": "text", "text": '```json\n{"Shape": 0, "scale": 1, "posX": 2}\n```'}]),
+      ("ok", '{"shape": 3, "scale": 3, "posX": 3}</think>{"shape": 2, "scale": 1, "posX": 0}')])
+  scores = oracle(server.url, tmp_path, concurrency=1).score_images(images(5))
   assert scores.valid.all(), scores.meta["problems"]
-  np.testing.assert_array_equal(scores.scores, [[1, 2, 3], [4, 5, 6], [7, 8.5, 10], [0, 1, 2]])
-  assert len(cache_files(tmp_path, "answers")) == 4
+  np.testing.assert_array_equal(scores.scores, [[1, 2, 3], [4, 5, 6], [7, 8.5, 10], [0, 1, 2],
+                                                [2, 1, 0]])
+  assert len(cache_files(tmp_path, "answers")) == 5
 
 
 def test_429_honours_retry_after_then_succeeds(stub):
@@ -313,6 +316,13 @@ def test_non_retryable_status_fails_at_once(stub):
   with pytest.raises(ChatOracleError, match="HTTP 401.*GEM_TEST_KEY"):
     oracle(server.url).score_png(encode_png(images(1)[0]))
   assert len(server.requests) == 1
+  missing = stub([("status", 404)])
+  with pytest.raises(ChatOracleError, match="HTTP 404.*ends in /v1.*'stub-model'"):
+    oracle(missing.url).score_png(encode_png(images(1)[0]))
+  strict = stub([("status", 400, {}, b'{"error": "response_format json_schema is not supported"}')])
+  with pytest.raises(ChatOracleError, match="HTTP 400.*not supported.*use_json_schema=false"):
+    oracle(strict.url).score_png(encode_png(images(1)[0]))
+  assert len(missing.requests) == 1 and len(strict.requests) == 1
 
 
 def test_timeout_is_retried_then_reported(stub):
@@ -365,6 +375,7 @@ def test_png_encoder_roundtrip():
 def test_parse_answer_never_raises():
   assert parse_answer(None, ATTRS)[1] == [False] * 3
   assert parse_answer([], ATTRS)[2] == ["empty answer"]
+  assert parse_answer({"shape": 1, "scale": 2, "posX": 3}, ATTRS)[0] == [1.0, 2.0, 3.0]
   assert parse_answer("[1, 2, 3]", ATTRS)[1] == [False] * 3
   assert parse_answer("{{{ not json", ATTRS)[1] == [False] * 3
   s, v, p = parse_answer('Sure! {"shape": 0, "scale": 10, "posX": 3.5} hope that helps', ATTRS)

@@ -26,8 +26,8 @@ Behaviour (each tested against a stub server):
   ``max_wait_s`` is not waited for: a :class:`ChatOracleError` says so at once. After the last
   attempt a :class:`ChatOracleError` names the endpoint, the status and the fix;
 * other HTTP errors (400, 401, 403, 404, ...) fail at once with the server's message;
-* the answer is the text of ``choices[0].message.content`` (a string, or a list of parts whose
-  text parts are joined). Reasoning (``<think>...</think>``) is dropped, then the parser takes the
+* the answer is the text of ``choices[0].message.content`` (a string, a list of parts whose text
+  parts are joined, or an already parsed object). Reasoning (``<think>...</think>``) is dropped, then the parser takes the
   LAST complete JSON object that holds the attribute keys (prose, braces and code fences around it
   are ignored); numbers and numeric strings ("7") in [0, 10] are scores;
 * per-image problems (a refusal, ``finish_reason == 'length'`` (a cut-off answer: all its scores
@@ -126,6 +126,8 @@ def answer_text(content):
   """The reply's text: a string as is, a list of parts -> its text parts joined; else None."""
   if isinstance(content, str):
     return content
+  if isinstance(content, dict):  # a server that returns the structured answer already parsed
+    return json.dumps(content)
   if isinstance(content, list):
     texts = []
     for part in content:
@@ -466,8 +468,16 @@ class ChatOracle:
       except urllib.error.HTTPError as error:
         detail = error.read()[:300].decode(errors="replace")
         if error.code not in RETRY_STATUS and error.code < 500:
-          hint = (f" (set the API key in ${self.settings.api_key_env})"
-                  if error.code in (401, 403) else "")
+          hint = ""
+          if error.code in (401, 403):
+            hint = f" (set the API key in ${self.settings.api_key_env})"
+          elif error.code == 404:
+            hint = (" (check oracle.base_url, which usually ends in /v1, and that the server "
+                    f"serves oracle.model={self.settings.model!r})")
+          elif self.settings.use_json_schema and re.search(r"response_format|json_schema", detail,
+                                                           re.I):
+            hint = (" (this server refuses structured output: add "
+                    "--config.oracle.use_json_schema=false)")
           raise ChatOracleError(f"{self.url} refused the request: HTTP {error.code} {detail}"
                                 f"{hint}") from error
         what = f"HTTP {error.code}"
