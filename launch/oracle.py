@@ -47,6 +47,9 @@ def run_oracle(config, out: str, num_images: int, log=print, chunk: int = 256):
   if os.path.isdir(out):
     raise ValueError(f"--out={out} is a directory; name the scores file, e.g. "
                      f"--out={os.path.join(out, 'scores.npz')}")
+  if kind == "chat":  # bad client settings fail before anything is locked or built
+    from jaxdisent.oracles.chat import ChatSettings  # pylint: disable=g-import-not-at-top
+    ChatSettings.from_config(config.oracle).check()
   folder = os.path.dirname(os.path.abspath(out))
   try:
     with workdir_lock(folder, f"writing oracle scores {os.path.basename(out)}"):
