@@ -578,4 +578,4 @@ def test_launch_oracle_bad_flags_are_one_line(tmp_path, capsys):
     assert _launch(base + extra + ["--config.data.pool_size=64"]) == 2, extra
     error = capsys.readouterr().err.strip().splitlines()
     assert error[-1].startswith("[jaxdisent] error: ") and expected in error[-1], (extra, error)
-  assert not (tmp_path / "s.npz").exists() and not (tmp_path / ".cache").exists()
+  assert not (tmp_path / "s.npz").exists() and not (tmp_path / "s.npz.cache").exists()
