@@ -56,14 +56,20 @@ def get_config():
   config.oracle.ridge = 1e-3             # relation estimator (jaxdisent/graphs/relations.py)
   config.oracle.gain = 2.0
   config.oracle.basis = "quadratic"      # or linear (scores only; see jaxdisent/graphs/relations.py)
-  # chat oracle (launch/oracle.py only; see README "GEM" for vLLM / Ollama / llama.cpp / hosted)
+  # chat oracle (launch/oracle.py only; see README "GEM" for vLLM / Ollama / llama.cpp / hosted).
+  # Every field of jaxdisent.oracles.chat.ChatSettings is a key here (tests/test_gem_chat.py).
   config.oracle.base_url = "http://127.0.0.1:8000/v1"
   config.oracle.model = ""
   config.oracle.api_key_env = "OPENAI_API_KEY"
   config.oracle.timeout_s = 60.0
   config.oracle.max_retries = 2
   config.oracle.concurrency = 4
-  config.oracle.cache_dir = ""
+  config.oracle.cache_dir = ""             # default: OUT.cache/ next to the scores file
+  config.oracle.max_backoff_s = 8.0        # longest exponential backoff between attempts
+  config.oracle.max_wait_s = 120.0         # a longer Retry-After stops the run (re-run later)
+  config.oracle.use_json_schema = True     # false for servers that refuse response_format
+  config.oracle.retry_failed = True        # re-ask images whose last answer was incomplete
+  config.oracle.min_answer_rate = 0.5      # launch.oracle exits 2 below this share of valid scores
 
   config.optimizer = common.optimizer(5e-4)
   config.train = common.train(num_steps=600, batch_size=64, log_every=50, checkpoint_every=300)

@@ -22,6 +22,10 @@ KINDS = ("simulated", "labels", "statistical", "chat")
 def attribute_subset(source, oracle_config) -> list[str]:
   text = oracle_config.get("attributes", "") or ""
   names = [t.strip() for t in text.split(",") if t.strip()] or list(source.attribute_names)
+  repeated = sorted({n for n in names if names.count(n) > 1})
+  if repeated:
+    raise ValueError(f"oracle.attributes={text!r} names {repeated} more than once; list each "
+                     "attribute once")
   check_attribute_names(names, source.attribute_names)
   return names
 

@@ -3,6 +3,8 @@
 An oracle scores named attributes of images on a 0-10 scale (the scale we ask a multimodal LLM
 for; our choice, GEM does not publish its scale). ``valid[n, a]`` is False where the oracle gave
 no usable answer (missing attribute, malformed reply); the score there is NaN and ignored.
+``Scores`` refuses (ValueError) duplicate attribute names, valid scores that are NaN/inf and valid
+scores outside [0, ``SCALE_MAX``] (the bounds included; no tolerance, so rescale before building it).
 
 Kinds (``oracle.kind``): ``simulated`` (scores from the true factors, degraded; the default),
 ``labels`` (attribute columns of the dataset), ``statistical`` (no external knowledge: relations come
@@ -46,6 +48,11 @@ class Scores:
     if self.scores.shape[1] != len(self.attributes):
       raise ValueError(f"scores have {self.scores.shape[1]} columns but {len(self.attributes)} "
                        f"attribute names {list(self.attributes)}")
+    repeated = sorted({a for a in self.attributes if self.attributes.count(a) > 1})
+    if repeated:
+      raise ValueError(f"attribute name(s) {repeated} appear more than once in "
+                       f"{list(self.attributes)}; each column needs its own name (drop or rename "
+                       "the duplicates)")
     if self.pool_index is not None:
       self.pool_index = np.asarray(self.pool_index, np.int64)
       if self.pool_index.shape != (self.scores.shape[0],):
@@ -57,6 +64,13 @@ class Scores:
       raise ValueError(f"{int(bad.sum())} score(s) marked valid are NaN/inf (first: row {n}, "
                        f"attribute {self.attributes[a]!r}); mark them invalid (valid=False) or fix "
                        "the scores")
+    outside = self.valid & ((self.scores < 0.0) | (self.scores > SCALE_MAX))
+    if outside.any():
+      n, a = np.argwhere(outside)[0]
+      raise ValueError(f"{int(outside.sum())} valid score(s) lie outside the 0-{SCALE_MAX:g} scale "
+                       f"(first: row {n}, attribute {self.attributes[a]!r} = "
+                       f"{float(self.scores[n, a]):g}); rescale them to 0-{SCALE_MAX:g} or mark "
+                       "them invalid (valid=False)")
     self.scores = np.where(self.valid, self.scores, np.nan).astype(np.float32)
 
   @property
