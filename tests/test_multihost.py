@@ -43,6 +43,8 @@ import pytest
 from conftest import ROOT
 from launch import multiprocess
 
+pytestmark = pytest.mark.slow  # real multi-process runs: the full suite (CI) runs them
+
 TIMEOUT = 420  # seconds per launch; a healthy one takes ~10-40 s on 2 shared cores
 
 SAE = ("configs/sae_vlm_synthetic.py",

@@ -10,7 +10,11 @@ equal the uninterrupted run's, and no committed checkpoint may be lost.
 import os
 import sys
 
+import pytest
+
 from conftest import ROOT
+
+pytestmark = pytest.mark.slow  # SIGKILL soak: the full suite (CI) runs it
 
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
