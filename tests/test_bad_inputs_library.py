@@ -304,6 +304,15 @@ def test_embedding_file_problems_name_the_file(tmp_path):
     with pytest.raises(ValueError, match=message) as error:
       EmbeddingSource(str(tmp_path / name))
     assert name in one_line(error)
+  np.save(tmp_path / "plain.npy", x)
+  with pytest.raises(ValueError, match="only for .npz / .safetensors files"):
+    EmbeddingSource(str(tmp_path / "plain.npy"), "image")
+  with pytest.raises(ValueError, match="is a directory"):
+    EmbeddingSource(str(tmp_path))
+  with pytest.raises(ValueError, match="has no paired text embeddings"):
+    EmbeddingSource(str(tmp_path / "plain.npy")).rows(np.arange(3), "text")
+  with pytest.raises(ValueError, match=r"row index out of range \[0, 10\)"):
+    EmbeddingSource(str(tmp_path / "plain.npy")).rows(np.array([3, 10]))
   # bfloat16 embeddings (torch exports) are read as float32
   save_file({"x": x.astype(ml_dtypes.bfloat16)}, str(tmp_path / "bf16.safetensors"))
   source = EmbeddingSource(str(tmp_path / "bf16.safetensors"))

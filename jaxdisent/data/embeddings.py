@@ -23,6 +23,11 @@ def _open_array(path: str, key: str | None = None):
   if not os.path.exists(path):
     raise FileNotFoundError(f"embedding file {path!r} not found")
   suffix = os.path.splitext(path)[1].lower()
+  if os.path.isdir(path):
+    raise ValueError(f"embedding file {path!r} is a directory; pass a .npy, .npz or .safetensors file")
+  if suffix == ".npy" and key:
+    raise ValueError(f"{path} is a .npy file (one array): the array name {key!r} (data.key / "
+                     f"data.text_key) is only for .npz / .safetensors files; drop it")
   if suffix == ".npy":
     if os.path.getsize(path) == 0:
       raise ValueError(f"{path} is empty (0 bytes); re-export the embeddings")
@@ -128,6 +133,15 @@ class EmbeddingSource:
     return int(self.image.shape[0])
 
   def rows(self, index, modality: str = "image") -> np.ndarray:
+    if modality not in ("image", "text"):
+      raise ValueError(f"modality must be 'image' or 'text'; got {modality!r}")
+    if modality == "text" and self.text is None:
+      raise ValueError(f"{self.path} has no paired text embeddings; set data.text_path or "
+                       f"data.text_key")
+    index = np.asarray(index)
+    if index.size and (index.min() < 0 or index.max() >= self.num_rows):
+      raise ValueError(f"row index out of range [0, {self.num_rows}) of {self.path}: got "
+                       f"{int(index.min())}..{int(index.max())}")
     source = self.image if modality == "image" else self.text
     order = np.argsort(index)
     out = np.empty((len(index), self.dim), np.float32)

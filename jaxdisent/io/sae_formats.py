@@ -211,7 +211,9 @@ def _check_tensors(params, where, cfg_d_in=None, cfg_d_sae=None, names=None):
   expected = {"W_enc": (d, m), "b_enc": (m,), "W_dec": (m, d), "b_dec": (d,),
               "log_threshold": (m,), "threshold": (m,)}
   for key, value in params.items():
-    shape, want = tuple(np.shape(value)), expected[key]
+    shape, want = tuple(np.shape(value)), expected.get(key)
+    if want is None:     # a tensor the formats do not use
+      continue
     if shape != want:
       hint = (f" (it looks transposed: {label('W_dec')} is stored [latents, d_in])"
               if key == "W_dec" and shape == want[::-1] else "")
@@ -227,6 +229,11 @@ def _check_tensors(params, where, cfg_d_in=None, cfg_d_sae=None, names=None):
 
 def _check_portable(sae: PortableSAE):
   where = f"this {sae.kind} SAE"
+  missing = {"W_enc", "b_enc", "W_dec", "b_dec"} - set(sae.params)
+  if sae.kind == "jumprelu" and "log_threshold" not in sae.params:
+    missing.add("log_threshold")
+  if missing:
+    raise ValueError(f"{where} lacks parameter(s) {sorted(missing)}")
   _check_tensors(dict(sae.params), where)
   _check_scale(sae.input_scale, where)
   if sae.kind in ("topk", "batchtopk"):

@@ -86,6 +86,7 @@ class CodeTable:
     if size > MAX_TABLE_SIZE:
       raise ValueError(f"{getattr(data, 'name', type(data).__name__)} has {size:,} factor "
                        f"combinations; a code table is limited to {MAX_TABLE_SIZE:,}")
+    _check_encode_batch(encode_batch)
     self.data = data
     self.represent_fn = represent_fn
     factors = np.asarray(data.index_to_factors(np.arange(size)), np.int32)
