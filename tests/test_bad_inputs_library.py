@@ -277,6 +277,12 @@ def test_export_refuses_to_overwrite_and_writes_complete_files(tmp_path):
   F.export(sae, out, "saelens", overwrite=True)
   np.testing.assert_array_equal(F.load(out).params["W_enc"], sae.params["W_enc"])
   assert sorted(os.listdir(out)) == [F.CFG, F.SAELENS_WEIGHTS]  # no temporary files left
+  no_threshold = F.PortableSAE("jumprelu", 0, dict(sae.params))
+  with pytest.raises(ValueError, match=r"lacks parameter\(s\) \['log_threshold'\]"):
+    F.export(no_threshold, str(tmp_path / "bad"), "saelens")
+  broken = F.PortableSAE("relu", 0, dict(sae.params, b_dec=np.full(D_IN, np.nan, np.float32)))
+  with pytest.raises(ValueError, match="b_dec holds 6 NaN/inf"):
+    F.export(broken, str(tmp_path / "bad"), "saelens")
   bad = F.PortableSAE("topk", 0, dict(sae.params))
   with pytest.raises(ValueError, match="a TopK SAE needs k"):
     F.export(bad, str(tmp_path / "bad"), "sparsify")

@@ -241,6 +241,10 @@ def test_sample_codes_and_factors_and_bad_input():
     M.beta_vae_score(data, flat, jax.random.key(0), num_train=0)
   with pytest.raises(ValueError, match=r"\(B, D\) codes; got \(10,\)"):
     M.sample_codes_and_factors(data, lambda x: flat(x)[:, 0], 10, jax.random.key(0))
+  class OneFactor(ToyFactors):
+    factor_names, factor_sizes, observation_shape = ("a",), (4,), (1, 1, 1)
+  with pytest.raises(ValueError, match="needs a dataset with >= 2 factors"):
+    M.factor_vae_score(OneFactor(), flat, jax.random.key(0))
   # bfloat16 codes from the encoder are accepted (as float32)
   codes_bf, _ = M.sample_codes_and_factors(data, lambda x: flat(x).astype(jnp.bfloat16), 10,
                                            jax.random.key(0))
