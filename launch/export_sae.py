@@ -34,7 +34,7 @@ def export_workdir(workdir, fmt, out, step=None, log=print, overwrite=False):
   from jaxdisent.train.restore import restore_latest  # pylint: disable=g-import-not-at-top
   if fmt not in sae_formats.FORMATS:
     raise UsageError(f"--format must be one of {', '.join(sae_formats.FORMATS)}, got {fmt!r}")
-  sae_formats._check_out_dir(out, overwrite)  # pylint: disable=protected-access  # before restoring
+  sae_formats.check_out_dir(out, overwrite)  # before restoring the checkpoint
   if os.path.realpath(out) == os.path.realpath(workdir):
     raise UsageError(f"--out={out} is the workdir itself; pass a new directory (e.g. {out}/export)")
   config, method, state, step = restore_latest(workdir, step)

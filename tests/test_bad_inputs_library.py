@@ -66,6 +66,16 @@ def test_non_numeric_complex_ragged_and_none_are_refused_by_name():
 
 # ---- disentanglement metrics ----------------------------------------------------------------------
 
+def test_histogram_discretize_refuses_nan_when_called_on_concrete_arrays():
+  codes, _ = codes_and_factors()
+  codes[3, 1] = np.nan
+  with pytest.raises(ValueError, match="NaN or inf, which fall in no histogram bin"):
+    M.histogram_discretize(codes)
+  # traced (inside jit) it cannot see values: the column with NaN gets no valid class
+  traced = np.asarray(jax.jit(M.histogram_discretize)(codes))
+  assert (traced[:, 1] == -1).all() and (traced[:, 0] >= 0).all()
+
+
 @pytest.mark.parametrize("fn", [M.mig, M.modularity, M.irs])
 def test_one_row_or_constant_factors_is_the_same_clear_error_everywhere(fn):
   codes, factors = codes_and_factors()

@@ -89,7 +89,7 @@ def _check_dir(path, weights):
                               "directory")
 
 
-def _check_out_dir(out_dir: str, overwrite: bool):
+def check_out_dir(out_dir: str, overwrite: bool):
   """Refuse an ``out_dir`` that is a file, or that already holds an SAE (unless ``overwrite``)."""
   if os.path.exists(out_dir) and not os.path.isdir(out_dir):
     raise ValueError(f"the output {out_dir} is an existing file, not a directory; pass a new "
@@ -110,7 +110,7 @@ def _write_bundle(out_dir: str, weights: str, tensors: dict, cfg: dict,
   leaves a half-written file under the final name; with ``overwrite`` the other format's weights
   file is removed (one directory holds one SAE)."""
   from safetensors.numpy import save_file  # pylint: disable=g-import-not-at-top
-  _check_out_dir(out_dir, overwrite)
+  check_out_dir(out_dir, overwrite)
   os.makedirs(out_dir, exist_ok=True)
   weights_path, cfg_path = os.path.join(out_dir, weights), os.path.join(out_dir, CFG)
   suffix = f".tmp-{os.getpid()}"
