@@ -197,6 +197,8 @@ def test_sparsifier_k_out_of_range_is_a_clear_error_at_trace_time():
     L.auxk_loss(pre, pre, jnp.ones(8, bool), jnp.ones((8, 8)), 0)
   with pytest.raises(ValueError, match="chunk must be a Python integer >= 1"):
     S.decode(S.from_rows(pre, jnp.zeros((4, 8), jnp.int32)), jnp.ones((8, 3)), 4, chunk=0)
+  with pytest.raises(ValueError, match=r"x and x_hat must have the same shape .*\(4, 8\) and \(4, 3\)"):
+    L.fraction_of_variance_unexplained(pre, pre[:, :3])
   # the boundary values work: k = M keeps everything positive
   np.testing.assert_array_equal(L.topk(pre, 8), pre)
   np.testing.assert_array_equal(L.batchtopk(pre, 8)[0], pre)

@@ -243,7 +243,14 @@ step_function.defvjp(_step_fwd, _step_bwd)
 
 # ---- losses ------------------------------------------------------------------------------------
 
+def _same_shape(x_BxD, x_hat_BxD):
+  if jnp.shape(x_BxD) != jnp.shape(x_hat_BxD):
+    raise ValueError(f"x and x_hat must have the same shape (batch, d); got {jnp.shape(x_BxD)} and "
+                     f"{jnp.shape(x_hat_BxD)}")
+
+
 def squared_error(x_BxD, x_hat_BxD):
+  _same_shape(x_BxD, x_hat_BxD)
   return jnp.sum(jnp.square(x_BxD - x_hat_BxD), axis=-1)
 
 
@@ -305,6 +312,7 @@ def auxk_loss_sparse(pre_BxM, x_BxD, b_dec_D, W_enc_DxM, b_enc_M, residual_BxD, 
 
 def fraction_of_variance_unexplained(x_BxD, x_hat_BxD, axis_name=None):
   """FVU = sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 (global batch)."""
+  _same_shape(x_BxD, x_hat_BxD)
   mean = jnp.mean(x_BxD, axis=0)
   err = jnp.sum(squared_error(x_BxD, x_hat_BxD))
   if axis_name is not None:
