@@ -226,6 +226,29 @@ def test_sample_codes_and_factors_and_bad_input():
     M.mig(np.zeros((5, 3)), np.zeros((4, 2), int))
   with pytest.raises(TypeError, match="integer"):
     M.mig(np.zeros((5, 3)), np.zeros((5, 2)))
+  # sizes, keys and the encoder's output are checked before anything is encoded
+  with pytest.raises(ValueError, match="num_points must be an integer >= 1"):
+    M.sample_codes_and_factors(data, flat, 0, jax.random.key(0))
+  with pytest.raises(TypeError, match="rng must be one JAX PRNG key"):
+    M.sample_codes_and_factors(data, flat, 10, 0)
+  with pytest.raises(ValueError, match="batch_size must be an integer >= 2"):
+    M.factor_vae_score(data, flat, jax.random.key(0), batch_size=1)
+  with pytest.raises(ValueError, match="num_variance_estimate must be an integer >= 2"):
+    M.factor_vae_score(data, flat, jax.random.key(0), num_variance_estimate=1)
+  with pytest.raises(ValueError, match="prune_threshold must be a finite number >= 0"):
+    M.factor_vae_score(data, flat, jax.random.key(0), prune_threshold=float("nan"))
+  with pytest.raises(ValueError, match="num_train must be an integer >= 1"):
+    M.beta_vae_score(data, flat, jax.random.key(0), num_train=0)
+  with pytest.raises(ValueError, match=r"\(B, D\) codes; got \(10,\)"):
+    M.sample_codes_and_factors(data, lambda x: flat(x)[:, 0], 10, jax.random.key(0))
+  class OneFactor(ToyFactors):
+    factor_names, factor_sizes, observation_shape = ("a",), (4,), (1, 1, 1)
+  with pytest.raises(ValueError, match="needs a dataset with >= 2 factors"):
+    M.factor_vae_score(OneFactor(), flat, jax.random.key(0))
+  # bfloat16 codes from the encoder are accepted (as float32)
+  codes_bf, _ = M.sample_codes_and_factors(data, lambda x: flat(x).astype(jnp.bfloat16), 10,
+                                           jax.random.key(0))
+  assert codes_bf.dtype == np.float32
 
 
 def test_explicitness_matches_sklearn_macro_auc_when_all_classes_present():
@@ -363,7 +386,7 @@ def test_bad_inputs_are_clear_errors():
     M.mig(codes[:0], factors[:0])
   with pytest.raises(ValueError, match="at least 1 sample"):
     M.irs(codes[:0], factors[:0])
-  with pytest.raises(ValueError, match="every factor is constant"):
+  with pytest.raises(ValueError, match="every column of factors is constant"):
     M.mig(codes, np.zeros_like(factors))
   with pytest.raises(ValueError, match="constant"):
     M.gaussian_total_correlation(np.concatenate([codes, np.ones((300, 1))], axis=1))

@@ -161,3 +161,42 @@ def test_format_errors(tmp_path, trained):
     make_method(sae_config(**{"model.init_from": out, "model.dict_size": 32, "data.source": "file",
                               "data.path": result.method.config.data.path})).init(
         jax.random.key(0))
+
+
+def test_export_sae_refuses_to_overwrite_an_sae_folder_or_a_file(tmp_path, trained, capsys):
+  workdir, _ = trained["topk"]
+  out = tmp_path / "user_sae"
+  out.mkdir()
+  (out / F.CFG).write_text('{"mine": true}')
+  args = [f"--workdir={workdir}", "--format=sparsify"]
+  assert export_main(args + [f"--out={out}"]) == 2
+  assert "refusing to overwrite" in capsys.readouterr().err
+  assert (out / F.CFG).read_text() == '{"mine": true}'           # the user's file is untouched
+  assert sorted(os.listdir(out)) == [F.CFG]
+  assert export_main(args + [f"--out={out / F.CFG}"]) == 2
+  assert "is an existing file" in capsys.readouterr().err
+  assert export_main(args + [f"--out={out}", "--overwrite=maybe"]) == 2
+  assert export_main(args + [f"--out={out}", "--overwrite=true"]) == 0
+  assert F.load(str(out)).kind == "topk"
+  assert sorted(os.listdir(out)) == [F.CFG, F.SPARSIFY_WEIGHTS]  # no temporary files left
+  # an --out inside the workdir is written under the workdir's lock: refused while another
+  # process holds it, written once it is free
+  import subprocess
+  import sys
+  inside = os.path.join(workdir, "export")
+  assert export_main(args + [f"--out={workdir}"]) == 2
+  assert "is the workdir itself" in capsys.readouterr().err
+  holder = subprocess.Popen(
+      [sys.executable, "-c", "import sys, time; from jaxdisent.train.lock import acquire; "
+       "acquire(sys.argv[1], 'holding'); print('held', flush=True); time.sleep(60)", workdir],
+      stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == "held"
+    assert export_main(args + [f"--out={inside}"]) == 2
+    assert f"pid {holder.pid}" in capsys.readouterr().err
+    assert not os.path.exists(inside)
+  finally:
+    holder.kill()
+    holder.wait()
+  assert export_main(args + [f"--out={inside}"]) == 0
+  assert F.load(inside).kind == "topk"

@@ -15,7 +15,7 @@ import numpy as np
 from jaxdisent.data.ground_truth import step_key
 from jaxdisent import rng as rng_streams
 
-FLOAT_KINDS = ("f",)
+FLOAT_KINDS = ("f",)   # and bfloat16 (ml_dtypes; safetensors files from torch often hold it)
 
 
 def _open_array(path: str, key: str | None = None):
@@ -23,6 +23,11 @@ def _open_array(path: str, key: str | None = None):
   if not os.path.exists(path):
     raise FileNotFoundError(f"embedding file {path!r} not found")
   suffix = os.path.splitext(path)[1].lower()
+  if os.path.isdir(path):
+    raise ValueError(f"embedding file {path!r} is a directory; pass a .npy, .npz or .safetensors file")
+  if suffix == ".npy" and key:
+    raise ValueError(f"{path} is a .npy file (one array): the array name {key!r} (data.key / "
+                     f"data.text_key) is only for .npz / .safetensors files; drop it")
   if suffix == ".npy":
     if os.path.getsize(path) == 0:
       raise ValueError(f"{path} is empty (0 bytes); re-export the embeddings")
@@ -32,17 +37,46 @@ def _open_array(path: str, key: str | None = None):
       raise ValueError(f"{path} is not a readable .npy array ({type(error).__name__}: {error}); "
                        "re-export it with np.save") from error
   if suffix == ".npz":
-    archive = np.load(path)
-    return archive[_pick_key(path, list(archive.keys()), key)]
+    import zipfile  # pylint: disable=g-import-not-at-top
+    if not zipfile.is_zipfile(path):
+      raise ValueError(f"{path} is not a .npz archive (not a zip file: truncated, or another format "
+                       f"renamed); re-export it with np.savez")
+    def unreadable(error):
+      return ValueError(f"{path} is not a readable .npz archive ({type(error).__name__}: "
+                        f"{' '.join(str(error).split())}); re-export it with np.savez")
+    try:
+      archive = np.load(path)
+      keys = list(archive.keys())
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile) as error:
+      raise unreadable(error) from None
+    name = _pick_key(path, keys, key)
+    try:
+      return archive[name]
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile) as error:
+      raise unreadable(error) from None
   if suffix == ".safetensors":
     from safetensors import safe_open  # pylint: disable=g-import-not-at-top
-    handle = safe_open(path, framework="numpy")
-    return handle.get_tensor(_pick_key(path, list(handle.keys()), key))
+    try:
+      handle = safe_open(path, framework="numpy")
+      keys = list(handle.keys())
+    except Exception as error:  # SafetensorError: truncated / corrupt header
+      raise ValueError(f"{path} cannot be read as safetensors ({type(error).__name__}: "
+                       f"{' '.join(str(error).split())}); the file is truncated or corrupt: export "
+                       f"it again") from None
+    name = _pick_key(path, keys, key)
+    try:
+      return handle.get_tensor(name)
+    except Exception as error:  # truncated data section, a dtype NumPy cannot hold
+      raise ValueError(f"{path}: array {name!r} cannot be read ({type(error).__name__}: "
+                       f"{' '.join(str(error).split())}); the file is truncated or corrupt: export "
+                       f"it again") from None
   raise ValueError(f"unsupported embedding file type {suffix!r} ({path}); use .npy, .npz or "
                    ".safetensors")
 
 
 def _pick_key(path: str, keys: list, key: str | None) -> str:
+  if not keys:
+    raise ValueError(f"{path} holds no arrays; save the embeddings into it")
   if key is None:
     if len(keys) != 1:
       raise ValueError(f"{path} holds arrays {keys}; name one with data.key / data.text_key")
@@ -55,11 +89,13 @@ def _pick_key(path: str, keys: list, key: str | None) -> str:
 def _check_array(array, name: str):
   if array.ndim != 2:
     raise ValueError(f"{name} must be a 2-D (samples, dims) array; got shape {array.shape}")
-  if array.dtype.kind not in FLOAT_KINDS:
+  if array.dtype.kind not in FLOAT_KINDS and array.dtype.name != "bfloat16":
     raise ValueError(f"{name} must hold floating-point embeddings; got dtype {array.dtype} "
                      "(convert with .astype(np.float32) and save again)")
   if array.shape[0] < 2:
     raise ValueError(f"{name} has {array.shape[0]} rows; need at least 2")
+  if array.shape[1] < 1:
+    raise ValueError(f"{name} has 0 columns (shape {array.shape}); embeddings need >= 1 dimension")
 
 
 class EmbeddingSource:
@@ -97,6 +133,15 @@ class EmbeddingSource:
     return int(self.image.shape[0])
 
   def rows(self, index, modality: str = "image") -> np.ndarray:
+    if modality not in ("image", "text"):
+      raise ValueError(f"modality must be 'image' or 'text'; got {modality!r}")
+    if modality == "text" and self.text is None:
+      raise ValueError(f"{self.path} has no paired text embeddings; set data.text_path or "
+                       f"data.text_key")
+    index = np.asarray(index)
+    if index.size and (index.min() < 0 or index.max() >= self.num_rows):
+      raise ValueError(f"row index out of range [0, {self.num_rows}) of {self.path}: got "
+                       f"{int(index.min())}..{int(index.max())}")
     source = self.image if modality == "image" else self.text
     order = np.argsort(index)
     out = np.empty((len(index), self.dim), np.float32)

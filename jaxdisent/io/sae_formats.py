@@ -78,6 +78,10 @@ def _meta(sae: PortableSAE) -> dict:
 
 
 def _check_dir(path, weights):
+  if not os.path.isdir(path):
+    raise FileNotFoundError(f"{path} is not a directory" + (" (it is a file)" if os.path.exists(path)
+                                                          else " (it does not exist)") +
+                            ": pass the SAE's directory (cfg.json + weights)")
   for name in (CFG, weights):
     if not os.path.exists(os.path.join(path, name)):
       raise FileNotFoundError(f"{path} has no {name}: not a "
@@ -85,28 +89,159 @@ def _check_dir(path, weights):
                               "directory")
 
 
-def _write_bundle(out_dir: str, weights: str, tensors: dict, cfg: dict) -> str:
-  """``out_dir/weights`` (safetensors) + ``out_dir/cfg.json``: the layout SAELens and sparsify share."""
+def check_out_dir(out_dir: str, overwrite: bool):
+  """Refuse an ``out_dir`` that is a file, or that already holds an SAE (unless ``overwrite``)."""
+  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+    raise ValueError(f"the output {out_dir} is an existing file, not a directory; pass a new "
+                     f"directory")
+  if os.path.isdir(out_dir) and not overwrite:
+    present = [name for name in (CFG, SAELENS_WEIGHTS, SPARSIFY_WEIGHTS)
+               if os.path.exists(os.path.join(out_dir, name))]
+    if present:
+      raise ValueError(f"{out_dir} already holds {', '.join(present)}; refusing to overwrite it: "
+                       f"pass a new directory, or overwrite=True (--overwrite=true)")
+
+
+def _write_bundle(out_dir: str, weights: str, tensors: dict, cfg: dict,
+                  overwrite: bool = False) -> str:
+  """``out_dir/weights`` (safetensors) + ``out_dir/cfg.json``: the layout SAELens and sparsify share.
+
+  Each file is written to a temporary name and renamed into place, so an interrupted export never
+  leaves a half-written file under the final name; with ``overwrite`` the other format's weights
+  file is removed (one directory holds one SAE)."""
   from safetensors.numpy import save_file  # pylint: disable=g-import-not-at-top
+  check_out_dir(out_dir, overwrite)
   os.makedirs(out_dir, exist_ok=True)
-  save_file(tensors, os.path.join(out_dir, weights))
-  with open(os.path.join(out_dir, CFG), "w") as f:
-    json.dump(cfg, f, indent=2)
+  weights_path, cfg_path = os.path.join(out_dir, weights), os.path.join(out_dir, CFG)
+  suffix = f".tmp-{os.getpid()}"
+  try:
+    save_file(tensors, weights_path + suffix)
+    with open(cfg_path + suffix, "w") as f:
+      json.dump(cfg, f, indent=2)
+    os.replace(weights_path + suffix, weights_path)
+    os.replace(cfg_path + suffix, cfg_path)
+  finally:
+    for path in (weights_path + suffix, cfg_path + suffix):
+      if os.path.exists(path):
+        os.remove(path)
+  other = os.path.join(out_dir, SPARSIFY_WEIGHTS if weights == SAELENS_WEIGHTS else SAELENS_WEIGHTS)
+  if os.path.exists(other):
+    os.remove(other)
   return out_dir
 
 
 def _read_bundle(path: str, weights: str) -> tuple[dict, dict]:
-  """(cfg, tensors) of a directory written in that layout; names the missing file if any."""
+  """(cfg, tensors) of a directory written in that layout; every failure names the file."""
   from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
   _check_dir(path, weights)
-  with open(os.path.join(path, CFG)) as f:
-    cfg = json.load(f)
-  return cfg, load_file(os.path.join(path, weights))
+  cfg_path, weights_path = os.path.join(path, CFG), os.path.join(path, weights)
+  try:
+    with open(cfg_path) as f:
+      cfg = json.load(f)
+  except (ValueError, UnicodeDecodeError) as error:
+    raise ValueError(f"{cfg_path} is not valid JSON ({' '.join(str(error).split())}); restore it "
+                     f"from the SAE's source") from None
+  if not isinstance(cfg, dict):
+    raise ValueError(f"{cfg_path} must hold a JSON object (key: value); got {type(cfg).__name__}")
+  try:
+    tensors = load_file(weights_path)
+  except Exception as error:  # SafetensorError (truncated / corrupt header), dtype errors
+    raise ValueError(f"{weights_path} cannot be read as safetensors ({type(error).__name__}: "
+                     f"{' '.join(str(error).split())}); the file is truncated or corrupt: "
+                     f"download or export it again") from None
+  return cfg, tensors
+
+
+def _cfg_number(cfg, key, where, *, integer=False, default=None):
+  """cfg[key] as a number (or ``default`` when absent / null), else a ValueError naming it."""
+  value = cfg.get(key, default)
+  if value is None or value is default:
+    return value
+  ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+  if ok and integer:
+    ok = float(value).is_integer()
+  if not ok:
+    raise ValueError(f"{where}: {key}={value!r} must be {'an integer' if integer else 'a number'}")
+  return int(value) if integer else float(value)
+
+
+def _check_scale(scale, where):
+  if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale)
+          and scale > 0):
+    raise ValueError(f"{where}: input_scale={scale!r} must be a finite number > 0 (the RMS norm "
+                     f"jaxdisent divided the inputs by; 1 if the SAE was trained on raw inputs)")
+  return float(scale)
+
+
+def _check_k(k, d_sae, where, needed: bool):
+  if k is None or k == 0:
+    if needed:
+      raise ValueError(f"{where}: a TopK SAE needs k (latents kept per sample) in cfg.json; add "
+                       f'"k": N with 1 <= N <= {d_sae}')
+    return 0
+  if not 1 <= k <= d_sae:
+    raise ValueError(f"{where}: k={k} must be in [1, {d_sae}] (the SAE has {d_sae} latents); fix "
+                     f"cfg.json")
+  return k
+
+
+def _check_tensors(params, where, cfg_d_in=None, cfg_d_sae=None, names=None):
+  """Shapes W_enc [d, M], b_enc [M], W_dec [M, d], b_dec [d] (threshold / log_threshold [M]),
+  floating point and finite; cfg.json's d_in / d_sae (given) must agree with them. ``names`` maps
+  our names to the file's (sparsify: encoder.weight [M, d] is W_enc transposed)."""
+  names = names or {}
+  label = lambda key: names.get(key, key)
+  sparsify = names.get("W_enc") == "encoder.weight"
+  latents_key = "num_latents" if sparsify else "d_sae"
+  for key, value in params.items():
+    dtype = np.asarray(value).dtype
+    if not (np.issubdtype(dtype, np.floating) or dtype.kind == "V"):   # "V": bfloat16 (ml_dtypes)
+      raise ValueError(f"{where}: tensor {label(key)} has dtype {dtype}; SAE weights are floating "
+                       f"point")
+  w_enc = np.asarray(params["W_enc"])
+  if w_enc.ndim != 2:
+    raise ValueError(f"{where}: {label('W_enc')} must be a matrix; got shape {w_enc.shape}")
+  d, m = w_enc.shape
+  stored = (m, d) if sparsify else (d, m)
+  for key, want, got in (("d_in", cfg_d_in, d), (latents_key, cfg_d_sae, m)):
+    if want is not None and want != got:
+      raise ValueError(f"{where}: cfg.json says {key}={want} but the weights have {got} "
+                       f"({label('W_enc')} has shape {stored}); fix cfg.json or use the weights it "
+                       f"belongs to")
+  expected = {"W_enc": (d, m), "b_enc": (m,), "W_dec": (m, d), "b_dec": (d,),
+              "log_threshold": (m,), "threshold": (m,)}
+  for key, value in params.items():
+    shape, want = tuple(np.shape(value)), expected.get(key)
+    if want is None:     # a tensor the formats do not use
+      continue
+    if shape != want:
+      hint = (f" (it looks transposed: {label('W_dec')} is stored [latents, d_in])"
+              if key == "W_dec" and shape == want[::-1] else "")
+      raise ValueError(f"{where}: {label(key)} has shape {shape}; with d_in={d} and "
+                       f"{latents_key}={m} (from {label('W_enc')}) it must be {want}{hint}")
+    bad = ~np.isfinite(np.asarray(value, np.float32))
+    if bad.any():
+      raise ValueError(f"{where}: {label(key)} holds {int(bad.sum())} NaN/inf value(s); the SAE is "
+                       f"broken (a diverged run?): use another checkpoint")
 
 
 # ---- SAELens -----------------------------------------------------------------------------------
 
-def export_saelens(sae: PortableSAE, out_dir: str) -> str:
+def _check_portable(sae: PortableSAE):
+  where = f"this {sae.kind} SAE"
+  missing = {"W_enc", "b_enc", "W_dec", "b_dec"} - set(sae.params)
+  if sae.kind == "jumprelu" and "log_threshold" not in sae.params:
+    missing.add("log_threshold")
+  if missing:
+    raise ValueError(f"{where} lacks parameter(s) {sorted(missing)}")
+  _check_tensors(dict(sae.params), where)
+  _check_scale(sae.input_scale, where)
+  if sae.kind in ("topk", "batchtopk"):
+    _check_k(sae.k, sae.d_sae, where, needed=True)
+
+
+def export_saelens(sae: PortableSAE, out_dir: str, overwrite: bool = False) -> str:
+  _check_portable(sae)
   tensors = _folded(sae)
   cfg = {"d_in": sae.d_in, "d_sae": sae.d_sae, "dtype": "float32", "device": "cpu",
          "apply_b_dec_to_input": True, "normalize_activations": "none",
@@ -127,7 +262,7 @@ def export_saelens(sae: PortableSAE, out_dir: str) -> str:
     cfg["architecture"] = "standard"
   else:
     raise ValueError(f"unknown SAE kind {sae.kind!r}")
-  return _write_bundle(out_dir, SAELENS_WEIGHTS, tensors, cfg)
+  return _write_bundle(out_dir, SAELENS_WEIGHTS, tensors, cfg, overwrite)
 
 
 def import_saelens(path: str) -> PortableSAE:
@@ -141,17 +276,24 @@ def import_saelens(path: str) -> PortableSAE:
   if cfg.get("normalize_activations", "none") != "none":
     raise ValueError(f"{path}: normalize_activations={cfg['normalize_activations']!r} is not "
                      "supported; fold the normalisation into the weights first")
-  meta = (cfg.get("metadata") or {}).get("jaxdisent", {})
-  scale = float(meta.get("input_scale", 1.0))
+  where = f"{path}/{CFG}"
+  meta = _jaxdisent_meta(cfg.get("metadata") or {}, where)
+  scale = _check_scale(meta.get("input_scale", 1.0), where)
+  raw = {name: tensors[name] for name in ("W_enc", "b_enc", "W_dec", "b_dec", "threshold")
+         if name in tensors}
+  _check_tensors(raw, f"{path}/{SAELENS_WEIGHTS}", _cfg_number(cfg, "d_in", where, integer=True),
+                 _cfg_number(cfg, "d_sae", where, integer=True))
+  d_sae = int(np.shape(tensors["W_enc"])[1])
   params = _unfold(tensors, scale)
   architecture = cfg.get("architecture", "standard")
-  threshold, k = -1.0, int(cfg.get("k", 0) or 0)
+  threshold, k = -1.0, _cfg_number(cfg, "k", where, integer=True, default=0) or 0
   if architecture == "jumprelu":
     if "threshold" not in tensors:
       raise ValueError(f"{path}: a jumprelu SAE needs a 'threshold' tensor")
     t = _f32(tensors["threshold"])
     if meta.get("kind") == "batchtopk" and np.all(t == t[0]):
-      kind, threshold, k = "batchtopk", float(t[0]), int(meta.get("k", 0))
+      kind, threshold = "batchtopk", float(t[0])
+      k = _check_k(_cfg_number(meta, "k", where, integer=True, default=0), d_sae, where, True)
     else:
       if np.any(t <= 0):
         raise ValueError(f"{path}: jumprelu thresholds must be > 0 (jaxdisent learns "
@@ -160,8 +302,7 @@ def import_saelens(path: str) -> PortableSAE:
       params["log_threshold"] = np.log(t)
   elif architecture == "topk":
     kind = "topk"
-    if k <= 0:
-      raise ValueError(f"{path}: a topk SAE needs k in cfg.json")
+    k = _check_k(k, d_sae, where, needed=True)
   elif architecture == "standard":
     kind = "relu"
   else:
@@ -172,10 +313,11 @@ def import_saelens(path: str) -> PortableSAE:
 
 # ---- sparsify ----------------------------------------------------------------------------------
 
-def export_sparsify(sae: PortableSAE, out_dir: str) -> str:
+def export_sparsify(sae: PortableSAE, out_dir: str, overwrite: bool = False) -> str:
   if sae.kind not in ("topk", "batchtopk"):
     raise ValueError(f"sparsify has no {sae.kind!r} activation (it encodes TopK); export "
                      "format saelens instead")
+  _check_portable(sae)
   folded = _folded(sae)
   tensors = {"encoder.weight": np.ascontiguousarray(folded["W_enc"].T),
              "encoder.bias": folded["b_enc"], "W_dec": folded["W_dec"], "b_dec": folded["b_dec"]}
@@ -183,7 +325,7 @@ def export_sparsify(sae: PortableSAE, out_dir: str) -> str:
          "normalize_decoder": True, "num_latents": sae.d_sae, "k": int(sae.k),
          "multi_topk": False, "skip_connection": False, "transcode": False, "d_in": sae.d_in,
          "jaxdisent": _meta(sae)}
-  return _write_bundle(out_dir, SPARSIFY_WEIGHTS, tensors, cfg)
+  return _write_bundle(out_dir, SPARSIFY_WEIGHTS, tensors, cfg, overwrite)
 
 
 def import_sparsify(path: str) -> PortableSAE:
@@ -195,24 +337,48 @@ def import_sparsify(path: str) -> PortableSAE:
   missing = {"encoder.weight", "encoder.bias", "W_dec", "b_dec"} - set(tensors)
   if missing:
     raise ValueError(f"{path}/{SPARSIFY_WEIGHTS} lacks {sorted(missing)}")
-  meta = cfg.get("jaxdisent", {})
-  scale = float(meta.get("input_scale", 1.0))
-  params = _unfold({"W_enc": _f32(tensors["encoder.weight"]).T, "b_enc": tensors["encoder.bias"],
-                    "W_dec": tensors["W_dec"], "b_dec": tensors["b_dec"]}, scale)
+  where = f"{path}/{CFG}"
+  meta = _jaxdisent_meta(cfg, where)
+  scale = _check_scale(meta.get("input_scale", 1.0), where)
+  encoder = np.asarray(tensors["encoder.weight"])
+  raw = {"W_enc": encoder.T if encoder.ndim == 2 else encoder, "b_enc": tensors["encoder.bias"],
+         "W_dec": tensors["W_dec"], "b_dec": tensors["b_dec"]}
+  _check_tensors(raw, f"{path}/{SPARSIFY_WEIGHTS}", _cfg_number(cfg, "d_in", where, integer=True),
+                 _cfg_number(cfg, "num_latents", where, integer=True),
+                 names={"W_enc": "encoder.weight", "b_enc": "encoder.bias"})
+  d_sae = int(raw["W_enc"].shape[1])
+  k = _check_k(_cfg_number(cfg, "k", where, integer=True), d_sae, where, needed=True)
+  params = _unfold({"W_enc": _f32(raw["W_enc"]), "b_enc": raw["b_enc"], "W_dec": raw["W_dec"],
+                    "b_dec": raw["b_dec"]}, scale)
   kind = "batchtopk" if meta.get("kind") == "batchtopk" else "topk"
-  return PortableSAE(kind, int(cfg["k"]), params, scale, float(meta.get("threshold", -1.0)))
+  threshold = _cfg_number(meta, "threshold", where, default=-1.0)
+  return PortableSAE(kind, k, params, scale, float(threshold))
 
 
-def export(sae: PortableSAE, out_dir: str, fmt: str) -> str:
+def _jaxdisent_meta(holder: dict, where: str) -> dict:
+  meta = holder.get("jaxdisent", {}) if isinstance(holder, dict) else {}
+  if not isinstance(meta, dict):
+    raise ValueError(f"{where}: 'jaxdisent' must be a JSON object; got {meta!r}")
+  return meta
+
+
+def export(sae: PortableSAE, out_dir: str, fmt: str, overwrite: bool = False) -> str:
+  """Write ``sae`` to ``out_dir`` in ``fmt``. An ``out_dir`` that already holds an SAE (cfg.json or
+  a weights file) is refused unless ``overwrite``; a file there is always refused."""
   if fmt == "saelens":
-    return export_saelens(sae, out_dir)
+    return export_saelens(sae, out_dir, overwrite)
   if fmt == "sparsify":
-    return export_sparsify(sae, out_dir)
+    return export_sparsify(sae, out_dir, overwrite)
   raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
 
 
 def load(path: str) -> PortableSAE:
   """An SAELens or sparsify directory, told apart by its weights file."""
+  if not os.path.isdir(path):
+    raise FileNotFoundError(f"{path} " + ("is a file, not an SAE directory" if os.path.exists(path)
+                                          else "does not exist") +
+                            f": pass a directory holding {CFG} and {SAELENS_WEIGHTS} (SAELens) or "
+                            f"{SPARSIFY_WEIGHTS} (sparsify)")
   if os.path.exists(os.path.join(path, SAELENS_WEIGHTS)):
     return import_saelens(path)
   if os.path.exists(os.path.join(path, SPARSIFY_WEIGHTS)):

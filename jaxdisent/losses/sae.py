@@ -15,13 +15,32 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxdisent.losses import sparse_codes
 
 
+def _check_k(k, name: str = "k", high: int | None = None, what: str = "latents"):
+  """A static Python int k >= 1 (and <= high), checked at trace time: a clear ValueError."""
+  ok = isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_))
+  if ok:
+    ok = k >= 1 and (high is None or k <= high)
+  if not ok:
+    bound = f"in [1, {high}] (the number of {what})" if high is not None else ">= 1"
+    raise ValueError(f"{name} must be a Python integer {bound}; got {k!r}")
+  return int(k)
+
+
+def _check_codes(pre_BxM, name: str = "pre_BxM"):
+  if jnp.ndim(pre_BxM) != 2:
+    raise ValueError(f"{name} must be a 2-D (batch, latents) array; got shape {jnp.shape(pre_BxM)}")
+
+
 def topk(pre_BxM, k: int):
-  """Keep each row's k largest pre-activations (Gao et al. 2024)."""
+  """Keep each row's k largest pre-activations (Gao et al. 2024); k in [1, M]."""
+  _check_codes(pre_BxM)
+  k = _check_k(k, high=pre_BxM.shape[1])
   values, _ = lax.top_k(pre_BxM, k)
   kth = values[:, -1:]
   return jnp.where(pre_BxM >= kth, pre_BxM, 0.0)
@@ -38,7 +57,9 @@ def kth_largest_nonnegative(values_N, k: int, axis_name=None):
   so the answer is the largest bit pattern t with count(values >= t) >= k, built one bit at a
   time from the top (31 counting passes, each psum'd over the data axis; no all-gather). Values
   <= 0 count as +0. When fewer than k values exist in all, returns 0 (every value is kept).
+  k >= 1 (a static Python int).
   """
+  k = _check_k(k)
   bits = lax.bitcast_convert_type(jnp.maximum(values_N.astype(jnp.float32), 0.0), jnp.int32)
 
   def count_at_least(t):
@@ -67,7 +88,9 @@ def row_candidates(pre_BxM, k: int, axis_name=None, row_cap: int | None = None):
   row has all `row_cap` candidates >= kth, so it may hold more of the batch's top entries than it
   offered (then the caller must use the exact flat selection). Same flag on every device.
   """
+  _check_codes(pre_BxM)
   batch, width = pre_BxM.shape
+  k = _check_k(k, high=width)
   total = k * global_batch_size(batch, axis_name)
   cap = min(width, max(row_cap or 4 * k, k))   # B * cap candidates must cover k * B
   # The barrier keeps XLA:CPU from fusing this top-k with what follows into a sort of the whole
@@ -90,9 +113,11 @@ def batchtopk_threshold(pre_BxM, k: int, axis_name=None, row_cap: int | None = N
   among those candidates (gathered over the data axis). That t is exact whenever no row has all
   `row_cap` of its candidates >= t (then every entry >= t of the whole batch is a candidate);
   otherwise -- a row holding more than `row_cap` of the batch's top entries -- the exact flat
-  selection runs instead (`lax.cond`, same branch on every device).
+  selection runs instead (`lax.cond`, same branch on every device). k in [1, M].
   """
+  _check_codes(pre_BxM)
   batch, width = pre_BxM.shape
+  k = _check_k(k, high=width)
   total = k * global_batch_size(batch, axis_name)
   cap = min(width, max(row_cap or 4 * k, k))
   if cap >= width:
@@ -116,7 +141,11 @@ def batchtopk_list(pre_BxM, k: int, capacity: int, axis_name=None, block: int = 
   the kept entries exceed their capacity on some device (ties at t0 or t, or, on several
   devices, an uneven split); the caller must then use the dense formulation.
   """
+  _check_codes(pre_BxM)
   batch, width = pre_BxM.shape
+  k = _check_k(k, high=width)
+  _check_k(capacity, "capacity")
+  _check_k(block, "block")
   total = k * global_batch_size(batch, axis_name)
   pad = (-width) % block
   pre = jnp.pad(pre_BxM, ((0, 0), (0, pad))) if pad else pre_BxM
@@ -155,8 +184,10 @@ def batchtopk(pre_BxM, k: int, axis_name=None, row_cap: int | None = None):
 
   Exact under sharding (see :func:`batchtopk_threshold`): every shard keeps its entries >= the
   global (k * B_global)-th largest value. Returns (codes, that threshold value), the latter being
-  the smallest kept activation (used to estimate the inference threshold).
+  the smallest kept activation (used to estimate the inference threshold). k in [1, M].
   """
+  _check_codes(pre_BxM)
+  _check_k(k, high=pre_BxM.shape[1])
   kth = lax.stop_gradient(batchtopk_threshold(pre_BxM, k, axis_name, row_cap))
   codes = jnp.where((pre_BxM >= kth) & (pre_BxM > 0), pre_BxM, 0.0)
   return codes, kth
@@ -212,7 +243,14 @@ step_function.defvjp(_step_fwd, _step_bwd)
 
 # ---- losses ------------------------------------------------------------------------------------
 
+def _same_shape(x_BxD, x_hat_BxD):
+  if jnp.shape(x_BxD) != jnp.shape(x_hat_BxD):
+    raise ValueError(f"x and x_hat must have the same shape (batch, d); got {jnp.shape(x_BxD)} and "
+                     f"{jnp.shape(x_hat_BxD)}")
+
+
 def squared_error(x_BxD, x_hat_BxD):
+  _same_shape(x_BxD, x_hat_BxD)
   return jnp.sum(jnp.square(x_BxD - x_hat_BxD), axis=-1)
 
 
@@ -237,7 +275,9 @@ def _dead_top(pre_BxM, dead_M, k_aux: int):
 def auxk_loss(pre_BxM, residual_BxD, dead_M, W_dec_MxD, k_aux: int, axis_name=None):
   """AuxK (Gao et al. 2024): the top k_aux *dead* latents reconstruct the (detached) residual,
   normalised by the residual's variance over the global batch. Zero when nothing is dead.
-  Dense formulation: the dead top-k are scattered into a B x M matrix and decoded by a matmul."""
+  Dense formulation: the dead top-k are scattered into a B x M matrix and decoded by a matmul.
+  k_aux >= 1 (more than M uses all M latents)."""
+  _check_k(k_aux, "k_aux")
   residual = lax.stop_gradient(residual_BxD)
 
   def loss_with_dead():
@@ -256,6 +296,7 @@ def auxk_loss_sparse(pre_BxM, x_BxD, b_dec_D, W_enc_DxM, b_enc_M, residual_BxD, 
   """:func:`auxk_loss` with the dead top-k kept as a B x k_aux list: `pre_BxM` is the detached
   dense pre-activation relu((x - b_dec) W_enc + b_enc); gradients reach b_dec, W_enc, b_enc and
   W_dec through the sparse VJPs of :mod:`jaxdisent.losses.sparse_codes`."""
+  _check_k(k_aux, "k_aux")
   residual = lax.stop_gradient(residual_BxD)
 
   def loss_with_dead():
@@ -271,6 +312,7 @@ def auxk_loss_sparse(pre_BxM, x_BxD, b_dec_D, W_enc_DxM, b_enc_M, residual_BxD, 
 
 def fraction_of_variance_unexplained(x_BxD, x_hat_BxD, axis_name=None):
   """FVU = sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 (global batch)."""
+  _same_shape(x_BxD, x_hat_BxD)
   mean = jnp.mean(x_BxD, axis=0)
   err = jnp.sum(squared_error(x_BxD, x_hat_BxD))
   if axis_name is not None:

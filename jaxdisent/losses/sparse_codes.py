@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 DEFAULT_CHUNK = 1024   # entries per scan step: 1024 x d floats = 3 MB at d = 768 (cache-sized;
@@ -53,6 +54,7 @@ def compact(values_BxC, index_BxC, keep_BxC, capacity: int):
   Returns (codes, overflow): overflow is True when more than `capacity` entries are kept (those
   past the capacity are dropped, so the caller must then use the dense formulation).
   """
+  _check_positive(capacity, "capacity")
   batch, width = values_BxC.shape
   keep = keep_BxC.reshape(-1)
   position = jnp.cumsum(keep.astype(jnp.int32)) - 1
@@ -63,6 +65,13 @@ def compact(values_BxC, index_BxC, keep_BxC, capacity: int):
   codes = Codes(put(jnp.where(keep, values_BxC.reshape(-1), 0), values_BxC.dtype),
                 put(rows, jnp.int32), put(index_BxC.reshape(-1).astype(jnp.int32), jnp.int32))
   return codes, count > capacity
+
+
+def _check_positive(value, name: str) -> int:
+  """A static Python int >= 1 (list capacities, chunk sizes, batch sizes): a clear ValueError."""
+  if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+    raise ValueError(f"{name} must be a Python integer >= 1; got {value!r}")
+  return int(value)
 
 
 def _chunked(chunk: int, *arrays):
@@ -119,7 +128,8 @@ _decode.defvjp(_decode_fwd, _decode_bwd)
 
 def decode(codes: Codes, W_dec_MxD, batch: int, chunk: int = DEFAULT_CHUNK):
   """sum over the list of value * W_dec row, per sample (no bias): B x d."""
-  return _decode(codes.values, codes.rows, codes.cols, W_dec_MxD, int(batch), int(chunk))
+  return _decode(codes.values, codes.rows, codes.cols, W_dec_MxD, _check_positive(batch, "batch"),
+                 _check_positive(chunk, "chunk"))
 
 
 # ---- encoder values ----------------------------------------------------------------------------
@@ -163,4 +173,4 @@ def encoder_values(codes: Codes, x_BxD, b_dec_D, W_enc_DxM, b_enc_M, chunk: int 
   """
   values = lax.stop_gradient(codes.values)
   return _encoder_values(values, lax.stop_gradient(x_BxD), b_dec_D, W_enc_DxM, b_enc_M,
-                         codes.rows, codes.cols, int(chunk))
+                         codes.rows, codes.cols, _check_positive(chunk, "chunk"))

@@ -44,6 +44,64 @@ def make_embedding_data(data_config):
 
 
 FORMULATIONS = ("auto", "sparse", "dense")
+B_DEC_INITS = ("geometric_median", "mean", "zeros")
+
+
+def validate_sae_config(config) -> None:
+  """Every SAE model.* / loss.* key with a domain, checked before anything is written (the method
+  is built before config.json): a ValueError naming the key, its value and the allowed range."""
+  m, loss = config.model, config.get("loss", {})
+
+  def integer(section, key, low, high=None, note=""):
+    value = section.get(key, None)
+    if value is None:
+      return None
+    if (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low
+        or (high is not None and value > high)):
+      bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+      prefix = "model" if section is m else "loss"
+      raise ValueError(f"{prefix}.{key}={value!r} must be an integer {bound}" +
+                       (f" ({note})" if note else ""))
+    return int(value)
+
+  def number(section, key, low, high=None, low_open=False, note=""):
+    value = section.get(key, None)
+    if value is None:
+      return
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value) and (value > low if low_open else value >= low) and (
+        high is None or value <= high)
+    if not ok:
+      bound = (f"in [{low}, {high}]" if high is not None else
+               f"{'>' if low_open else '>='} {low}")
+      prefix = "model" if section is m else "loss"
+      raise ValueError(f"{prefix}.{key}={value!r} must be a finite number {bound}" +
+                       (f" ({note})" if note else ""))
+
+  spec = sae_kinds.get(m.kind)
+  dict_size = integer(m, "dict_size", 1, note="the number of latents")
+  if spec.sparse_codes is not None or m.kind in ("topk", "batchtopk"):
+    integer(m, "k", 1, dict_size, note=f"latents kept per sample; at most dict_size={dict_size}")
+  integer(m, "init_batch", 1)
+  integer(m, "row_cap", 0, note="0 -> 4k")
+  integer(m, "sparse_chunk", 1)
+  number(m, "sparse_capacity", 0.0, note="0 -> automatic")
+  number(m, "jumprelu_init_threshold", 0.0, low_open=True)
+  if m.get("b_dec_init", "zeros") not in B_DEC_INITS:
+    raise ValueError(f"model.b_dec_init={m.b_dec_init!r} must be one of {B_DEC_INITS}")
+  formulation = m.get("formulation", "auto")
+  if formulation not in FORMULATIONS:
+    raise ValueError(f"model.formulation must be one of {FORMULATIONS}, got {formulation!r}")
+  if formulation == "sparse" and spec.sparse_codes is None:
+    raise ValueError(f"SAE kind {m.kind!r} has no sparse formulation (its active set is not "
+                     "bounded); use model.formulation=dense or auto")
+  integer(loss, "k_aux", 0, dict_size, note="0 -> d_in // 2")
+  integer(loss, "dead_tokens", 1)
+  integer(loss, "threshold_start_step", 0)
+  number(loss, "threshold_beta", 0.0, 1.0, note="the EMA decay of the inference threshold")
+  for key in ("auxk_alpha", "l1_coeff", "jumprelu_l0_coeff"):
+    number(loss, key, 0.0)
+  number(loss, "jumprelu_bandwidth", 0.0, low_open=True)
 
 
 class SAEMethod(Method):
@@ -73,6 +131,7 @@ class SAEMethod(Method):
 
   def __init__(self, config):
     super().__init__(config)
+    validate_sae_config(config)
     self.data = make_embedding_data(config.data)
     m = config.model
     self.dim = int(self.data.dim)
@@ -80,11 +139,6 @@ class SAEMethod(Method):
     self.spec = sae_kinds.get(m.kind)
     self.k = int(m.k)
     formulation = m.get("formulation", "auto")
-    if formulation not in FORMULATIONS:
-      raise ValueError(f"model.formulation must be one of {FORMULATIONS}, got {formulation!r}")
-    if formulation == "sparse" and self.spec.sparse_codes is None:
-      raise ValueError(f"SAE kind {m.kind!r} has no sparse formulation (its active set is not "
-                       "bounded); use model.formulation=dense or auto")
     self.sparse = formulation != "dense" and self.spec.sparse_codes is not None
     self.model = SparseAutoencoder(self.dim, int(m.dict_size), self.spec.jumprelu_params,
                                    jumprelu_init_threshold=m.jumprelu_init_threshold)
@@ -196,7 +250,7 @@ class SAEMethod(Method):
     return self.spec.auxk and self.config.loss.auxk_alpha > 0
 
   def _k_aux(self):
-    return int(self.config.loss.k_aux or self.dim // 2)
+    return int(self.config.loss.k_aux or max(1, self.dim // 2))
 
   def loss(self, params, model_state, batch, rng, step, axis_name=None):
     del rng

@@ -173,9 +173,26 @@ def _codes(x, name="codes_NxM"):
   return _host.as_host_array(x, name)
 
 
+def _nonnegative(codes, name):
+  if codes.min() < 0:
+    raise ValueError(f"{name} holds negative values (min {codes.min():.3g}); these measures are "
+                     f"defined on SAE activations (>= 0, after the ReLU / TopK): pass codes, not "
+                     f"pre-activations")
+  return codes
+
+
+def _atoms(x, name):
+  atoms = _codes(x, name)
+  norms = np.linalg.norm(np.asarray(atoms, np.float64), axis=1)
+  if not (norms > 0).all():
+    raise ValueError(f"{name} has zero rows (atom(s) {np.nonzero(norms == 0)[0][:5].tolist()}): an "
+                     f"atom without a direction has no cosine; drop them")
+  return atoms
+
+
 def _paired(image_codes_NxM, text_codes_NxM):
-  img = _codes(image_codes_NxM, "image_codes_NxM")
-  txt = _codes(text_codes_NxM, "text_codes_NxM")
+  img = _nonnegative(_codes(image_codes_NxM, "image_codes_NxM"), "image_codes_NxM")
+  txt = _nonnegative(_codes(text_codes_NxM, "text_codes_NxM"), "text_codes_NxM")
   if img.shape != txt.shape:
     raise ValueError(f"image and text codes must be paired (same shape, row i = pair i); got "
                      f"{img.shape} and {txt.shape}")
@@ -213,16 +230,16 @@ def dead_fraction(codes_NxM) -> float:
 
 
 def dense_fraction(codes_NxM, dense_threshold: float = 0.1) -> float:
-  if not 0.0 <= dense_threshold <= 1.0:
-    raise ValueError(f"dense_threshold is a firing rate in [0, 1]; got {dense_threshold}")
+  dense_threshold = _host.check_float(dense_threshold, "dense_threshold", 0.0, 1.0,
+                                      hint="It is a firing rate (0.1: on more than 10% of samples)")
   with _host.float64():
-    return _host.to_float(dense_fraction_core(_codes(codes_NxM), float(dense_threshold)))
+    return _host.to_float(dense_fraction_core(_codes(codes_NxM), dense_threshold))
 
 
 def concept_recovery(true_atoms_CxD, learned_atoms_MxD) -> dict:
   """Mean (and per-concept) max cosine between each planted atom and the learned atoms."""
-  true = _codes(true_atoms_CxD, "true_atoms_CxD")
-  learned = _codes(learned_atoms_MxD, "learned_atoms_MxD")
+  true = _atoms(true_atoms_CxD, "true_atoms_CxD")
+  learned = _atoms(learned_atoms_MxD, "learned_atoms_MxD")
   if true.shape[1] != learned.shape[1]:
     raise ValueError(f"atoms must live in the same space; got widths {true.shape[1]} and "
                      f"{learned.shape[1]}")
@@ -232,9 +249,11 @@ def concept_recovery(true_atoms_CxD, learned_atoms_MxD) -> dict:
 
 def stability(atoms_a_MxD, atoms_b_MxD) -> dict:
   """Hungarian matching on |cosine| of two dictionaries; mean matched cosine and per-atom values
-  (indexed by dictionary a's atoms). Host-only (combinatorial assignment)."""
-  a = _codes(atoms_a_MxD, "atoms_a_MxD")
-  b = _codes(atoms_b_MxD, "atoms_b_MxD")
+  (indexed by dictionary a's atoms). Host-only (combinatorial assignment). Dictionaries of
+  different sizes match min(M_a, M_b) pairs; the mean is over those, and a's unmatched atoms have
+  per-atom value 0."""
+  a = _atoms(atoms_a_MxD, "atoms_a_MxD")
+  b = _atoms(atoms_b_MxD, "atoms_b_MxD")
   if a.shape[1] != b.shape[1]:
     raise ValueError(f"atoms must live in the same space; got widths {a.shape[1]} and {b.shape[1]}")
   with _host.float64():
@@ -275,10 +294,14 @@ def modality_dominance(image_codes_NxM, text_codes_NxM, cutoffs=(-0.6, 0.6)) -> 
   img, txt = _paired(image_codes_NxM, text_codes_NxM)
   if isinstance(cutoffs, str):
     if cutoffs != "std":
-      raise ValueError("cutoffs must be 'std' or a (low, high) pair")
+      raise ValueError(f"cutoffs must be 'std' or a (low, high) pair; got {cutoffs!r}")
     std, pair = True, (0.0, 0.0)
   else:
-    pair = tuple(float(c) for c in cutoffs)
+    try:
+      pair = tuple(float(c) for c in cutoffs)
+    except (TypeError, ValueError):
+      raise ValueError(f"cutoffs must be 'std' or a (low, high) pair of numbers in [-1, 1]; got "
+                       f"{cutoffs!r}") from None
     if len(pair) != 2 or not -1.0 <= pair[0] <= pair[1] <= 1.0:
       raise ValueError(f"cutoffs must be 'std' or (low, high) with -1 <= low <= high <= 1; got "
                        f"{cutoffs}")
@@ -297,8 +320,10 @@ def monosemanticity(codes_NxM, inputs_NxD, top_n: int = 20, seed: int = 0) -> di
   _host.same_rows(codes, inputs, "codes_NxM", "inputs_NxD")
   n = codes.shape[0]
   _host.check_int(top_n, "top_n", 2)
+  _host.check_int(seed, "seed", 0)
   if n < top_n:
-    raise ValueError(f"need at least top_n={top_n} samples, got {n}")
+    raise ValueError(f"monosemanticity needs at least top_n={top_n} samples, got {n}; lower top_n "
+                     f"or pass more samples")
   rng = np.random.default_rng(seed)
   random_rows = np.stack([rng.choice(n, top_n, replace=False) for _ in range(20)])
   with _host.float64():

@@ -24,23 +24,37 @@ from jaxdisent.metrics.information import (check_num_bins, dense_labels, discret
                                            discrete_mutual_info_core, histogram_discretize)
 
 
-def _check(codes, factors=None):
-  codes = np.asarray(codes)
-  if codes.ndim != 2:
-    raise ValueError(f"codes must have shape (N, D); got {codes.shape}")
-  if not np.isfinite(codes).all():
-    raise ValueError("codes contain NaN or inf; check the encoder/checkpoint")
-  if factors is None:
-    return codes
-  factors = np.asarray(factors)
-  if factors.ndim == 1:
-    factors = factors[:, None]
-  if factors.ndim != 2 or factors.shape[0] != codes.shape[0]:
-    raise ValueError(f"factors must have shape (N, K) with N = {codes.shape[0]} like codes; got "
-                     f"{factors.shape}")
-  if not np.issubdtype(factors.dtype, np.integer):
-    raise TypeError(f"factors must be integer class labels, got {factors.dtype}")
-  return codes, factors
+def _supervised(codes_train, factors_train, codes_test, factors_test, metric: str,
+                every_factor_varies: bool = True):
+  """Validated (codes_train, factors_train, codes_test, factors_test) of a classifier-based score.
+
+  Codes: real (N, D) arrays without NaN/inf (bfloat16 accepted); factors: integer labels (N, K)
+  (1-D = one factor); each split's rows agree, both splits have the same code width and number of
+  factors. With ``every_factor_varies`` each factor must take >= 2 values on the training split
+  (a classifier cannot be fitted on one class; the reference's scikit-learn fit raises there too).
+  """
+  codes_train = _host.as_host_array(codes_train, "codes_train")
+  codes_test = _host.as_host_array(codes_test, "codes_test")
+  factors_train = _host.integer_labels(factors_train, "factors_train")
+  factors_test = _host.integer_labels(factors_test, "factors_test")
+  _host.same_rows(codes_train, factors_train, "codes_train", "factors_train")
+  _host.same_rows(codes_test, factors_test, "codes_test", "factors_test")
+  if codes_train.shape[1] != codes_test.shape[1]:
+    raise ValueError(f"codes_train and codes_test must have the same code dimensions; got "
+                     f"{codes_train.shape[1]} and {codes_test.shape[1]} columns (encode both "
+                     f"splits with the same model)")
+  if factors_train.shape[1] != factors_test.shape[1]:
+    raise ValueError(f"factors_train and factors_test must have the same factors; got "
+                     f"{factors_train.shape[1]} and {factors_test.shape[1]} columns")
+  constant = [k for k in range(factors_train.shape[1]) if np.unique(factors_train[:, k]).size < 2]
+  if len(constant) == factors_train.shape[1]:
+    _host.check_varies(factors_train, "factors_train", metric)
+  if every_factor_varies and constant:
+    raise ValueError(f"factor column(s) {constant} take a single value on the "
+                     f"{factors_train.shape[0]} training samples: {metric} fits a classifier per "
+                     f"factor and needs >= 2 classes; draw more training samples or drop those "
+                     f"factors")
+  return codes_train, factors_train, codes_test, factors_test
 
 
 def _codes(codes_NxD, min_rows: int = 1):
@@ -192,9 +206,7 @@ def mig(codes_NxD, factors_NxK, num_bins: int = 20) -> float:
   codes, factors, classes = _codes_and_factors(codes_NxD, factors_NxK)
   if codes.shape[1] < 2:
     raise ValueError(f"MIG needs at least 2 code dimensions; got {codes.shape[1]}")
-  if all(np.unique(f).size < 2 for f in factors.T):
-    raise ValueError("every factor is constant on these samples (zero entropy): MIG is undefined; "
-                     "sample factors that vary")
+  _host.check_varies(factors, "factors", "MIG")
   with _host.float64():
     return _host.to_float(mig_core(codes, factors, num_bins, num_factor_classes=classes))
 
@@ -204,12 +216,14 @@ def modularity(codes_NxD, factors_NxK, num_bins: int = 20) -> float:
 
   Per code j with MI row m_j: 1 - (sum_k m_jk^2 - max_k m_jk^2) / (max_k m_jk^2 (K - 1)), and 0
   for a code with no information (a constant code has exactly zero MI, so it scores 0); the score
-  is the mean over codes.
+  is the mean over codes. If every factor is constant on the samples (one row, say) no code can
+  carry information about them and modularity is undefined: a ValueError, as ``mig``.
   """
   check_num_bins(num_bins)
   codes, factors, classes = _codes_and_factors(codes_NxD, factors_NxK)
   if factors.shape[1] < 2:
     raise ValueError(f"modularity needs at least 2 factors; got {factors.shape[1]}")
+  _host.check_varies(factors, "factors", "modularity")
   with _host.float64():
     return _host.to_float(modularity_core(codes, factors, num_bins, num_factor_classes=classes))
 
@@ -219,6 +233,9 @@ def modularity_from_mi(mi_DxK) -> float:
   mi = _host.as_host_array(mi_DxK, "mi_DxK")
   if mi.shape[1] < 2:
     raise ValueError(f"modularity needs at least 2 factors; got {mi.shape[1]}")
+  if mi.min() < 0:
+    raise ValueError(f"mi_DxK holds negative values (min {mi.min():.3g}); mutual information is "
+                     f">= 0: pass a (codes, factors) MI matrix such as mutual_info_matrix's")
   with _host.float64():
     return _host.to_float(modularity_from_mi_core(np.asarray(mi, np.float64)))
 
@@ -232,17 +249,17 @@ def irs(codes_NxD, factors_NxK, *, diff_quantile: float = 0.99, num_bins: int = 
   deviation, IRS_ji = 1 - deviation; each code's score is its max over factors and IRS is their
   average weighted by the codes' max deviation. With every code constant IRS is 0 (as the
   reference). Deviation: "constant" means max == min (the reference's std > 0 can call a constant
-  float column active through rounding, with a ~1e-17 weight).
+  float column active through rounding, with a ~1e-17 weight). With every factor constant (one
+  row, say) there is no intervention to be robust to: a ValueError, as ``mig``.
   Returns {"irs": float, "irs_num_active_dims": int}.
   """
   check_num_bins(num_bins)
   codes = _codes(codes_NxD)
-  factors = _host.as_host_array(factors_NxK, "factors", allow_1d_as_column=True)
+  factors = _host.integer_labels(factors_NxK, "factors")
   _host.same_rows(codes, factors, "codes", "factors")
-  if not np.issubdtype(factors.dtype, np.integer):
-    raise TypeError(f"factors must be integer class labels, got {factors.dtype}")
-  if not 0.0 <= float(diff_quantile) <= 1.0:
-    raise ValueError(f"diff_quantile must be in [0, 1]; got {diff_quantile}")
+  diff_quantile = _host.check_float(diff_quantile, "diff_quantile", 0.0, 1.0,
+                                    hint="disentanglement_lib uses 0.99")
+  _host.check_varies(factors, "factors", "IRS")
   with _host.float64():
     return _host.to_host(irs_core(np.asarray(codes, np.float64), factors, float(diff_quantile),
                                   num_bins))
@@ -252,10 +269,15 @@ def gaussian_total_correlation(codes_NxD) -> float:
   """TC of a Gaussian with the codes' covariance: 0.5 (sum_j log S_jj - log det S) (nats).
 
   As disentanglement_lib ``unsupervised_metrics.py`` (``gaussian_total_correlation``). A singular
-  covariance (linearly dependent codes) gives +inf; a constant code (zero variance, where the
+  covariance (linearly dependent codes) gives +inf; no more samples than dimensions (always
+  singular) and a constant code (zero variance, where the
   reference returns NaN) is refused.
   """
   codes = _codes(codes_NxD, min_rows=2)
+  if codes.shape[0] <= codes.shape[1]:
+    raise ValueError(f"gaussian_total_correlation needs more samples than code dimensions (the "
+                     f"covariance of {codes.shape[0]} samples in {codes.shape[1]} dimensions is "
+                     f"singular); pass more than {codes.shape[1]} rows")
   constant = np.nonzero(codes.max(axis=0) == codes.min(axis=0))[0]
   if constant.size:
     raise ValueError(f"code dimension(s) {constant.tolist()} are constant: the Gaussian total "
@@ -286,10 +308,18 @@ def sap(codes_train, factors_train, codes_test, factors_test, *, C: float = 0.01
   For each (code j, factor k) a linear SVM (``LinearSVC(C=0.01, class_weight='balanced')``) is
   trained on code j alone and its test accuracy is the score S_jk; SAP is the mean over factors
   of the gap between the two highest S_jk. The D*K fits run in ``n_jobs`` processes
-  (metrics.parallel_fit; same models, same values).
+  (metrics.parallel_fit; same models, same values). Deviation: a factor that takes one value on
+  the training split (where LinearSVC cannot be fitted and the reference raises) scores gap 0;
+  if every factor does, SAP is undefined and this raises. SAP needs >= 2 code dimensions (a gap
+  between the two best codes).
   """
-  codes_train, factors_train = _check(codes_train, factors_train)
-  codes_test, factors_test = _check(codes_test, factors_test)
+  codes_train, factors_train, codes_test, factors_test = _supervised(
+      codes_train, factors_train, codes_test, factors_test, "SAP", every_factor_varies=False)
+  if codes_train.shape[1] < 2:
+    raise ValueError(f"SAP needs at least 2 code dimensions (the gap between the two most "
+                     f"predictive codes); got {codes_train.shape[1]}")
+  C = _host.check_float(C, "C", 0.0, low_open=True, hint="disentanglement_lib uses 0.01")
+  _host.check_jobs(n_jobs)
   scores = np.zeros((codes_train.shape[1], factors_train.shape[1]))
   cells = [(j, k) for j in range(codes_train.shape[1]) for k in range(factors_train.shape[1])
            if np.unique(factors_train[:, k]).size >= 2]
@@ -302,7 +332,12 @@ def sap(codes_train, factors_train, codes_test, factors_test, *, C: float = 0.01
 
 
 def sap_from_scores(scores_DxK) -> float:
-  top2 = -np.sort(-np.asarray(scores_DxK), axis=0)[:2]
+  """SAP from a (D, K) score matrix: the mean over factors of the gap between the two best codes."""
+  scores = _host.as_host_array(scores_DxK, "scores_DxK")
+  if scores.shape[0] < 2:
+    raise ValueError(f"SAP needs at least 2 code dimensions (rows of scores_DxK); got "
+                     f"{scores.shape[0]}")
+  top2 = -np.sort(-np.asarray(scores, np.float64), axis=0)[:2]
   return float(np.mean(top2[0] - top2[1]))
 
 
@@ -312,9 +347,29 @@ def dci_from_importance(importance_DxK):
   disentanglement = sum_j rho_j (1 - H_K(P_j.)), rho_j = code j's share of total importance,
   P_j. = row j normalised, H_K the entropy with log base K; completeness is the same on columns
   with base D. As disentanglement_lib ``dci.py`` (including its 1e-11 smoothing).
+
+  With one factor (K = 1) disentanglement is undefined (an entropy in base 1; the reference gives
+  NaN), and with one code (D = 1) completeness is: each is then NaN, with a RuntimeWarning.
   """
-  importance = np.asarray(importance_DxK, dtype=np.float64)
+  importance = np.asarray(_host.as_host_array(importance_DxK, "importance_DxK"), np.float64)
+  if importance.min() < 0:
+    raise ValueError(f"importance_DxK holds negative values (min {importance.min():.3g}); "
+                     f"importances are >= 0 (use |feature_importances_|)")
   num_codes, num_factors = importance.shape
+  for size, what, axis in ((num_factors, "disentanglement", "factor"),
+                           (num_codes, "completeness", "code dimension")):
+    if size < 2:
+      warnings.warn(f"DCI {what} is undefined with a single {axis} (an entropy in base 1): "
+                    f"reported as NaN", RuntimeWarning, stacklevel=2)
+  if num_factors < 2 or num_codes < 2:
+    with np.errstate(divide="ignore", invalid="ignore"):
+      per_code = (1.0 - scipy.stats.entropy(importance.T + 1e-11, base=num_factors)
+                  if num_factors >= 2 else np.full(num_codes, np.nan))
+      per_factor = (1.0 - scipy.stats.entropy(importance + 1e-11, base=num_codes)
+                    if num_codes >= 2 else np.full(num_factors, np.nan))
+    weights = importance if importance.sum() > 0 else np.ones_like(importance)
+    return (float(np.sum(per_code * weights.sum(axis=1) / weights.sum())),
+            float(np.sum(per_factor * weights.sum(axis=0) / weights.sum())))
   per_code = 1.0 - scipy.stats.entropy(importance.T + 1e-11, base=num_factors)
   per_factor = 1.0 - scipy.stats.entropy(importance + 1e-11, base=num_codes)
   weights = importance if importance.sum() > 0 else np.ones_like(importance)
@@ -333,12 +388,15 @@ def dci(codes_train, factors_train, codes_test, factors_test, *, importance: str
   max_features=None, n_jobs=-1)``, impurity importances; with the default sqrt feature sampling
   trees are forced onto irrelevant codes, which spreads importance and deflates disentanglement).
   Its numbers are not comparable with published ones. The per-factor fits run in ``n_jobs``
-  processes (metrics.parallel_fit; same models, same values).
+  processes (metrics.parallel_fit; same models, same values). Every factor must take >= 2 values
+  on the training split (a classifier needs two classes).
   """
-  codes_train, factors_train = _check(codes_train, factors_train)
-  codes_test, factors_test = _check(codes_test, factors_test)
   if importance not in ("gbt", "random_forest"):
     raise ValueError(f"importance must be 'gbt' or 'random_forest', got {importance!r}")
+  codes_train, factors_train, codes_test, factors_test = _supervised(
+      codes_train, factors_train, codes_test, factors_test, "DCI")
+  _host.check_int(seed, "seed", 0)
+  _host.check_jobs(n_jobs)
   num_factors = factors_train.shape[1]
   matrix = np.zeros((codes_train.shape[1], num_factors))
   fits = parallel_fit.run_tasks(parallel_fit.dci_factor, [
@@ -363,10 +421,14 @@ def explicitness(codes_train, factors_train, codes_test, factors_test, *,
   (sklearn defaults) predicts class probabilities; the score is the macro one-vs-rest ROC-AUC, and
   explicitness is the mean over factors (train and test). Classes absent from a split (small
   samples) have no AUC and are left out of the macro mean instead of making it NaN; with every
-  class present this is exactly the reference's value.
+  class present this is exactly the reference's value. A factor whose AUC is undefined on a split
+  (no test class seen in training, or a single test class) is NaN on that split, with a
+  RuntimeWarning naming it, and so is the mean. Every factor must take >= 2 values on the
+  training split.
   """
-  codes_train, factors_train = _check(codes_train, factors_train)
-  codes_test, factors_test = _check(codes_test, factors_test)
+  codes_train, factors_train, codes_test, factors_test = _supervised(
+      codes_train, factors_train, codes_test, factors_test, "explicitness")
+  _host.check_jobs(n_jobs)
   mean, std = codes_train.mean(axis=0), codes_train.std(axis=0)
   std = np.where(std > 0, std, 1.0)
   x_train, x_test = (codes_train - mean) / std, (codes_test - mean) / std
@@ -375,6 +437,14 @@ def explicitness(codes_train, factors_train, codes_test, factors_test, *,
       for k in range(factors_train.shape[1])], desc="explicitness", n_jobs=n_jobs,
       cost=lambda task: np.unique(task[1]).size)
   train, test = [auc[0] for auc in aucs], [auc[1] for auc in aucs]
+  for split, key, values in (("training", "explicitness_train", train),
+                             ("test", "explicitness", test)):
+    undefined = [k for k, value in enumerate(values) if np.isnan(value)]
+    if undefined:
+      warnings.warn(f"explicitness: the ROC-AUC of factor(s) {undefined} is undefined on the "
+                    f"{split} split (no class of it both present and absent among the classes "
+                    f"seen in training): {key} is NaN; draw more samples",
+                    RuntimeWarning, stacklevel=2)
   return {"explicitness": float(np.mean(test)), "explicitness_train": float(np.mean(train))}
 
 

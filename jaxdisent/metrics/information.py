@@ -52,10 +52,25 @@ def _x64_enabled() -> bool:
 
 # ---- discretisation ------------------------------------------------------------------------------
 
-@functools.partial(jax.jit, static_argnames="num_bins")
 def histogram_discretize(codes_NxD, num_bins: int = 20):
   """Equal-width binning per column exactly as ``np.digitize(x, np.histogram(x, num_bins)[1][:-1])``
-  minus one: int32 classes in [0, num_bins). Pure JAX; see the module docstring."""
+  minus one: int32 classes in [0, num_bins). Pure JAX (jit / vmap); see the module docstring.
+
+  Called on concrete arrays (outside jit) it refuses NaN/inf, which have no bin (np.histogram
+  raises there too); traced, it cannot look at the values, and a column holding NaN has no valid
+  classes (every entry -1), as the other cores return NaN for undefined data.
+  """
+  if not isinstance(codes_NxD, jax.core.Tracer):
+    values = np.asarray(codes_NxD)
+    if (values.dtype != object and jnp.issubdtype(values.dtype, jnp.inexact)
+        and not np.isfinite(values.astype(np.float64) if values.dtype.kind == "V" else values).all()):
+      raise ValueError("codes contains NaN or inf, which fall in no histogram bin; drop or fix "
+                       "those rows (check the encoder / checkpoint that produced them)")
+  return _histogram_discretize(codes_NxD, num_bins)
+
+
+@functools.partial(jax.jit, static_argnames="num_bins")
+def _histogram_discretize(codes_NxD, num_bins: int = 20):
   num_bins = check_num_bins(num_bins)
   codes = jnp.asarray(codes_NxD)
   if codes.ndim != 2:

@@ -13,10 +13,12 @@ Regression metrics follow the MMSA toolkit's MOSI / MOSEI evaluation, which publ
 ``sentiment_regression_metrics_core`` and ``linear_probe_r2_core`` are pure JAX (jit / vmap);
 the plain names validate and run them in float64, as the NumPy code they replace did, returning
 a dict of floats / a float. Undefined entries (corr with a constant pred or label, acc2/f1 with
-no non-zero label) are NaN, as before.
+no non-zero label) are NaN, as before, and the host wrapper warns (RuntimeWarning) naming them.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -72,15 +74,30 @@ def sentiment_regression_metrics_core(pred, label):
   return out
 
 
+def _one_value_per_sample(x, name):
+  x = _host.as_host_array(x, name, ndim=(1, 2))
+  if x.ndim == 2 and x.shape[1] != 1:
+    raise ValueError(f"{name} must hold one value per sample, shape (N,) or (N, 1); got shape "
+                     f"{x.shape}")
+  return x.reshape(-1)
+
+
 def sentiment_regression_metrics(pred, label) -> dict:
-  """MMSA regression metrics for predictions and labels in (roughly) [-3, 3]."""
-  pred = _host.as_host_array(pred, "pred", ndim=(1, 2)).reshape(-1)
-  label = _host.as_host_array(label, "label", ndim=(1, 2)).reshape(-1)
+  """MMSA regression metrics for predictions and labels in (roughly) [-3, 3]: one value per
+  sample, shape (N,) or (N, 1)."""
+  pred = _one_value_per_sample(pred, "pred")
+  label = _one_value_per_sample(label, "label")
   if pred.shape != label.shape:
     raise ValueError(f"pred {pred.shape} and label {label.shape} differ in size")
   with _host.float64():
-    return _host.to_host(sentiment_regression_metrics_core(np.asarray(pred, np.float64),
-                                                           np.asarray(label, np.float64)))
+    out = _host.to_host(sentiment_regression_metrics_core(np.asarray(pred, np.float64),
+                                                          np.asarray(label, np.float64)))
+  undefined = sorted(key for key, value in out.items() if np.isnan(value))
+  if undefined:
+    warnings.warn(f"sentiment_regression_metrics: {', '.join(undefined)} undefined on these "
+                  f"{pred.size} sample(s) (corr: a constant pred or label; acc2/f1: no non-zero "
+                  f"label): reported as NaN", RuntimeWarning, stacklevel=2)
+  return out
 
 
 @jax.jit
@@ -99,7 +116,8 @@ def linear_probe_r2_core(train_x, train_y, test_x, test_y, ridge=1e-3):
   coef = jnp.linalg.solve(jnp.dot(a.T, a, precision=hi) + reg, jnp.dot(a.T, train_y, precision=hi))
   residual = test_y - jnp.dot(b, coef, precision=hi)
   sst = jnp.sum(jnp.square(test_y - test_y.mean(0)), 0)
-  return jnp.mean(1.0 - jnp.sum(jnp.square(residual), 0) / jnp.maximum(sst, 1e-12))
+  r2 = 1.0 - jnp.sum(jnp.square(residual), 0) / jnp.where(sst > 0, sst, 1.0)
+  return jnp.mean(jnp.where(sst > 0, r2, jnp.nan))   # R^2 of a constant target is undefined
 
 
 def linear_probe_r2(train_x, train_y, test_x, test_y, ridge: float = 1e-3) -> float:
@@ -107,8 +125,14 @@ def linear_probe_r2(train_x, train_y, test_x, test_y, ridge: float = 1e-3) -> fl
 
   Features are standardised with the training statistics; the ridge penalty is `ridge` times the
   number of training rows. R^2 = 1 - SSE / SST per column on the test rows.
+
+  A target column that is constant on the test rows (SST = 0, e.g. a single test row) has no
+  R^2: the result is then NaN, with a RuntimeWarning naming the column (the core returns NaN too).
+  Training needs >= 2 rows; ``ridge=0`` on collinear or constant features (a singular system)
+  raises instead of returning NaN.
   """
-  train_x = _host.as_host_array(train_x, "train_x", ndim=(1, 2), allow_1d_as_column=True)
+  train_x = _host.as_host_array(train_x, "train_x", ndim=(1, 2), allow_1d_as_column=True,
+                                min_rows=2)
   test_x = _host.as_host_array(test_x, "test_x", ndim=(1, 2), allow_1d_as_column=True)
   train_y = _host.as_host_array(train_y, "train_y", ndim=(1, 2), allow_1d_as_column=True)
   test_y = _host.as_host_array(test_y, "test_y", ndim=(1, 2), allow_1d_as_column=True)
@@ -117,7 +141,16 @@ def linear_probe_r2(train_x, train_y, test_x, test_y, ridge: float = 1e-3) -> fl
   if train_x.shape[1] != test_x.shape[1] or train_y.shape[1] != test_y.shape[1]:
     raise ValueError(f"train and test widths differ: x {train_x.shape[1]} vs {test_x.shape[1]}, "
                      f"y {train_y.shape[1]} vs {test_y.shape[1]}")
-  if not ridge >= 0:
-    raise ValueError(f"ridge must be >= 0; got {ridge}")
+  ridge = _host.check_float(ridge, "ridge", 0.0, hint="1e-3 is the default")
+  constant = np.nonzero(np.ptp(test_y, axis=0) == 0)[0].tolist()
+  if constant:
+    warnings.warn(f"linear_probe_r2: target column(s) {constant} are constant on the "
+                  f"{test_y.shape[0]} test row(s), so R^2 (1 - SSE / SST with SST = 0) is undefined: "
+                  f"returning NaN; use more test rows or drop constant targets", RuntimeWarning,
+                  stacklevel=2)
   with _host.float64():
-    return _host.to_float(linear_probe_r2_core(train_x, train_y, test_x, test_y, float(ridge)))
+    value = _host.to_float(linear_probe_r2_core(train_x, train_y, test_x, test_y, ridge))
+  if not constant and not np.isfinite(value):
+    raise ValueError(f"the ridge probe's normal equations are singular (ridge={ridge:g} with "
+                     f"constant or collinear features in train_x): use ridge > 0 (e.g. 1e-3)")
+  return value

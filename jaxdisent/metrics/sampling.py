@@ -15,8 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdisent.metrics import parallel_fit
-from jaxdisent.metrics.information import histogram_discretize
+from jaxdisent.metrics import _host, parallel_fit
 
 
 # Images per jit call when encoding. Large batches amortise dispatch and keep both cores busy; at
@@ -51,9 +50,7 @@ def _encode_factors(data, represent_fn, factors, batch_size: int, desc: str = "e
           bar.update(out[-3].shape[0])
       codes = np.concatenate([np.asarray(c) for c in out], axis=0)
       bar.update(sum(c.shape[0] for c in out[-2:]))
-      if not np.isfinite(codes).all():
-        raise ValueError("represent_fn returned NaN/inf codes")
-      return codes
+      return _checked_codes(codes, len(factors))
     out = []
     for i in batches:
       out.append(_encode(represent_fn, data.images_from_factors(factors[i:i + batch_size]),
@@ -89,6 +86,7 @@ class CodeTable:
     if size > MAX_TABLE_SIZE:
       raise ValueError(f"{getattr(data, 'name', type(data).__name__)} has {size:,} factor "
                        f"combinations; a code table is limited to {MAX_TABLE_SIZE:,}")
+    _check_encode_batch(encode_batch)
     self.data = data
     self.represent_fn = represent_fn
     factors = np.asarray(data.index_to_factors(np.arange(size)), np.int32)
@@ -123,19 +121,44 @@ def _fused(data, represent_fn):
 def _encode(represent_fn, images, batch_size: int):
   out = [np.asarray(represent_fn(images[i:i + batch_size]))
          for i in range(0, images.shape[0], batch_size)]
-  codes = np.concatenate(out, axis=0)
-  if codes.ndim != 2 or codes.shape[0] != images.shape[0]:
-    raise ValueError(f"represent_fn must map (B, H, W, C) images to (B, D) codes; got {codes.shape}")
+  return _checked_codes(np.concatenate(out, axis=0), images.shape[0])
+
+
+def _checked_codes(codes, rows: int):
+  if codes.ndim != 2 or codes.shape[0] != rows:
+    raise ValueError(f"represent_fn must map (B, H, W, C) images to (B, D) codes; got {codes.shape} "
+                     f"for {rows} images")
+  if not np.issubdtype(codes.dtype, np.number) and jnp.issubdtype(codes.dtype, jnp.floating):
+    codes = codes.astype(np.float32)                     # bfloat16 codes
+  if not np.issubdtype(codes.dtype, np.number) or np.issubdtype(codes.dtype, np.complexfloating):
+    raise TypeError(f"represent_fn must return real numeric codes; got dtype {codes.dtype}")
   if not np.isfinite(codes).all():
     raise ValueError("represent_fn returned NaN/inf codes")
   return codes
 
 
+def _check_key(rng):
+  """A JAX PRNG key (typed ``jax.random.key`` or raw ``PRNGKey``), else a clear TypeError."""
+  typed = isinstance(rng, jax.Array) and jnp.issubdtype(rng.dtype, jax.dtypes.prng_key)
+  raw = isinstance(rng, (jax.Array, np.ndarray)) and rng.shape == (2,) and rng.dtype == np.uint32
+  if not (typed and rng.ndim == 0) and not raw:
+    raise TypeError(f"rng must be one JAX PRNG key, e.g. jax.random.key(0); got {type(rng).__name__}"
+                    + (f" of shape {rng.shape}" if hasattr(rng, "shape") else f" {rng!r}"))
+
+
 def sample_codes_and_factors(data, represent_fn, num_points: int, rng, *,
                              batch_size: int | None = None, desc: str = "encode"):
   """(codes (N, D), factors (N, K)) for N factor combinations drawn uniformly from the grid."""
+  _host.check_int(num_points, "num_points", 1)
+  _check_encode_batch(batch_size, "batch_size")
+  _check_key(rng)
   factors = np.asarray(data.sample_factors(rng, num_points))
   return _encode_factors(data, represent_fn, factors, batch_size, desc), factors
+
+
+def _check_encode_batch(value, name: str = "encode_batch"):
+  if value is not None:
+    _host.check_int(value, name, 1, hint=f"None encodes {ENCODE_BATCH} images per call")
 
 
 def _fixed_factor_batches(data, rng, num_points: int, batch_size: int, pairs: bool):
@@ -170,9 +193,13 @@ def beta_vae_score(data, represent_fn, rng, *, batch_size: int = 64, num_train: 
   Each point: pick a factor k uniformly, draw two batches of ``batch_size`` factor combinations
   that agree on k row by row, encode both; the feature is the mean over the batch of |z1 - z2|.
   A ``LogisticRegression`` predicts k from the feature; the score is its eval accuracy.
+  Needs a dataset with >= 2 factors (k is what the classifier predicts).
   """
   from sklearn import linear_model  # pylint: disable=g-import-not-at-top
   from sklearn.exceptions import ConvergenceWarning  # pylint: disable=g-import-not-at-top
+  _check_sampling_args(data, rng, batch_size=batch_size, num_train=num_train, num_eval=num_eval,
+                       encode_batch=encode_batch, min_batch=1, metric="beta_vae_score")
+  _host.check_int(seed, "seed", 0)
   k_train, k_eval = jax.random.split(rng)
 
   def points(key, n, split):
@@ -182,6 +209,9 @@ def beta_vae_score(data, represent_fn, rng, *, batch_size: int = 64, num_train: 
     return np.asarray(_mean_abs_diff(jnp.asarray(codes))), labels
 
   x_train, y_train = points(k_train, num_train, "train")
+  if np.unique(y_train).size < 2:
+    raise ValueError(f"beta_vae_score: the {num_train} training point(s) all chose the same factor, "
+                     f"so the classifier has one class; raise num_train (disentanglement_lib: 10000)")
   with warnings.catch_warnings():  # the reference's unscaled features rarely converge in 100 its
     warnings.simplefilter("ignore", ConvergenceWarning)
     model = linear_model.LogisticRegression(random_state=seed).fit(x_train, y_train)
@@ -216,6 +246,12 @@ def factor_vae_score(data, represent_fn, rng, *, batch_size: int = 64, num_train
   dims; a majority-vote classifier maps each dim to the factor it wins most; the score is its
   accuracy on ``num_eval`` fresh points.
   """
+  _check_sampling_args(data, rng, batch_size=batch_size, num_train=num_train, num_eval=num_eval,
+                       encode_batch=encode_batch, min_batch=2, metric="factor_vae_score")
+  _host.check_int(num_variance_estimate, "num_variance_estimate", 2,
+                  hint="a variance needs two samples; disentanglement_lib uses 10000")
+  prune_threshold = _host.check_float(prune_threshold, "prune_threshold", 0.0,
+                                      hint="disentanglement_lib's study uses 0.05")
   k_var, k_train, k_eval = jax.random.split(rng, 3)
   codes, _ = sample_codes_and_factors(data, represent_fn, num_variance_estimate, k_var,
                                       batch_size=encode_batch,
@@ -247,28 +283,21 @@ def factor_vae_score(data, represent_fn, rng, *, batch_size: int = 64, num_train
   }
 
 
-def irs(codes_NxD, factors_NxK, *, diff_quantile: float = 0.99, num_bins: int = 20) -> dict:
-  """Interventional Robustness Score (Suter et al. 2019), as disentanglement_lib ``irs.py``.
+def _check_sampling_args(data, rng, *, batch_size, num_train, num_eval, encode_batch, min_batch,
+                         metric):
+  _host.check_int(batch_size, "batch_size", min_batch,
+                  hint=f"{metric} compares codes within a batch; disentanglement_lib uses 64")
+  _host.check_int(num_train, "num_train", 1)
+  _host.check_int(num_eval, "num_eval", 1)
+  _check_encode_batch(encode_batch)
+  _check_key(rng)
+  if int(data.num_factors) < 2:
+    raise ValueError(f"{metric} predicts which factor was fixed: it needs a dataset with >= 2 "
+                     f"factors; got {data.num_factors}")
 
-  Factors are histogram-discretised (20 bins) and constant codes dropped. For factor i and each of
-  its values, the ``diff_quantile`` quantile of |z - E[z | g_i]| is averaged over values; divided
-  by each code's max |z - E z| this gives a deviation, IRS_ji = 1 - deviation; each code's score is
-  its max over factors and IRS is their average weighted by the codes' max deviation.
-  """
-  codes = np.asarray(codes_NxD, np.float64)
-  factors = np.asarray(histogram_discretize(np.asarray(factors_NxK, np.float32), num_bins))
-  codes = codes[:, codes.std(axis=0) > 0]
-  if codes.shape[1] == 0:
-    return {"irs": 0.0, "irs_num_active_dims": 0}
-  max_dev = np.max(np.abs(codes - codes.mean(axis=0)), axis=0)
-  cum = np.zeros((codes.shape[1], factors.shape[1]))
-  for i in range(factors.shape[1]):
-    values = np.unique(factors[:, i])
-    for value in values:
-      group = codes[factors[:, i] == value]
-      cum[:, i] += np.percentile(np.abs(group - group.mean(axis=0)), diff_quantile * 100, axis=0)
-    cum[:, i] /= len(values)
-  irs_matrix = 1.0 - cum / max_dev[:, None]
-  per_code = irs_matrix.max(axis=1)
-  score = np.average(per_code, weights=max_dev) if max_dev.sum() > 0 else per_code.mean()
-  return {"irs": float(score), "irs_num_active_dims": int(codes.shape[1])}
+
+def irs(codes_NxD, factors_NxK, *, diff_quantile: float = 0.99, num_bins: int = 20) -> dict:
+  """Interventional Robustness Score: the validated ``jaxdisent.metrics.irs`` (this module once held
+  a NumPy copy of the same definition; kept as an alias so old imports keep working)."""
+  from jaxdisent.metrics.disentanglement import irs as validated_irs  # pylint: disable=g-import-not-at-top
+  return validated_irs(codes_NxD, factors_NxK, diff_quantile=diff_quantile, num_bins=num_bins)
