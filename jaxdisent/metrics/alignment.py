@@ -36,14 +36,37 @@ def l2_normalize(feats_NxD, eps: float = 1e-12):
   return feats / jnp.maximum(jnp.linalg.norm(feats, axis=1, keepdims=True), eps)
 
 
+def _as_float32_input(x):
+  """bfloat16 / float16 (NumPy's ml_dtypes or JAX arrays) -> float32 before validation: NumPy
+  does not count ml_dtypes' bfloat16 as a number type, so the generic check would refuse it."""
+  dtype = getattr(x, "dtype", None)
+  if dtype is not None and str(dtype) in ("bfloat16", "float16", "float8_e4m3fn", "float8_e5m2"):
+    return np.asarray(x, np.float32)
+  return x
+
+
 def _pair(feats_a, feats_b, min_rows: int = 2):
-  """Host validation: two float32 (N, D) arrays of the same N, without NaN/inf."""
-  a = _host.as_host_array(feats_a, "feats_a", min_rows=min_rows)
-  b = _host.as_host_array(feats_b, "feats_b", min_rows=min_rows)
+  """Host validation: two float32 (N, D) arrays of the same N, without NaN/inf (bfloat16 and
+  float16 accepted and widened)."""
+  a = _host.as_host_array(_as_float32_input(feats_a), "feats_a", min_rows=min_rows)
+  b = _host.as_host_array(_as_float32_input(feats_b), "feats_b", min_rows=min_rows)
   if a.shape[0] != b.shape[0]:
     raise ValueError(f"both feature sets must describe the same N samples; got {a.shape[0]} and "
-                     f"{b.shape[0]} rows")
-  return a.astype(np.float32, copy=False), b.astype(np.float32, copy=False)
+                     f"{b.shape[0]} rows (pair them by row)")
+  return _finite_float32(a, "feats_a"), _finite_float32(b, "feats_b")
+
+
+def _finite_float32(x, name):
+  if np.issubdtype(x.dtype, np.floating) and x.dtype.itemsize > 4:
+    big = np.abs(x).max()
+    if big > np.finfo(np.float32).max:
+      # CKA / k-NN / SVCCA are scale-invariant: rescale before the float32 cast instead of
+      # overflowing to inf
+      x = x / big
+  out = x.astype(np.float32, copy=False)
+  if not np.isfinite(out).all():
+    raise ValueError(f"{name} does not fit float32 (values up to {np.abs(x).max():.3g}); rescale it")
+  return out
 
 
 def _core_pair(feats_a, feats_b):
@@ -51,6 +74,30 @@ def _core_pair(feats_a, feats_b):
   if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
     raise ValueError(f"features must be (N, D) arrays with the same N; got {a.shape} and {b.shape}")
   return a, b
+
+
+def _unit_scale(x):
+  """x / max|x| (x itself when it is all zeros): CKA is invariant to a global feature scale, and
+  at unit scale the fourth powers in HSIC neither overflow (features ~1e10) nor underflow
+  (features ~1e-10) in float32."""
+  big = jnp.max(jnp.abs(x))
+  return x / jnp.where(big > 0, big, 1.0)
+
+
+def _unit_row_scale(x):
+  """x / (largest row norm), computed overflow-free (x itself when it is all zeros)."""
+  x = _unit_scale(x)
+  big = jnp.max(jnp.linalg.norm(x, axis=1))
+  return x / jnp.where(big > 0, big, 1.0)
+
+
+def _cka_ratio(hxy, hxx, hyy):
+  """HSIC(K, L) / (sqrt(HSIC(K, K)) sqrt(HSIC(L, L))): the product HSIC(K, K) HSIC(L, L) can
+  overflow or underflow float32 where each square root does not. NaN where a denominator
+  term is not positive (CKA undefined)."""
+  ok = (hxx > 0) & (hyy > 0)
+  value = hxy / (jnp.sqrt(jnp.where(ok, hxx, 1.0)) * jnp.sqrt(jnp.where(ok, hyy, 1.0)))
+  return jnp.where(ok, value, jnp.nan)
 
 
 # ---- nearest neighbours --------------------------------------------------------------------------
@@ -175,6 +222,7 @@ def _linear_sums(x, y, unbiased):
 
 @functools.partial(jax.jit, static_argnames=("unbiased",))
 def _linear_cka(x, y, unbiased: bool):
+  x, y = _unit_scale(x), _unit_scale(y)
   n = x.shape[0]
   sums_xy = _linear_sums(x, y, unbiased)
   sums_xx = _linear_sums(x, x, unbiased)
@@ -182,7 +230,7 @@ def _linear_cka(x, y, unbiased: bool):
   hxy = _hsic_from_sums(*sums_xy, n, unbiased)
   hxx = _hsic_from_sums(*sums_xx, n, unbiased)
   hyy = _hsic_from_sums(*sums_yy, n, unbiased)
-  return hxy / jnp.sqrt(hxx * hyy)
+  return _cka_ratio(hxy, hxx, hyy)
 
 
 def _rbf_block(block, feats, sq_block, sq_all, gamma):
@@ -233,6 +281,7 @@ def cka_terms(feats_a, feats_b, kernel: str = "linear", unbiased: bool = False, 
               block_size: int = 1024):
   """(HSIC(K, L), HSIC(K, K), HSIC(L, L)) of ``cka`` as JAX scalars (pure; jit / vmap / grad)."""
   a, b = _core_pair(feats_a, feats_b)
+  a, b = _unit_scale(a), _unit_scale(b)   # CKA is scale-invariant (linear and median-RBF)
   n = a.shape[0]
   if unbiased and n < 4:
     raise ValueError(f"unbiased HSIC needs at least 4 samples; got {n}")
@@ -256,7 +305,7 @@ def cka_core(feats_a, feats_b, kernel: str = "linear", unbiased: bool = False, s
              block_size: int = 1024):
   """CKA as a pure JAX function (see ``cka``); NaN where CKA is undefined."""
   hxy, hxx, hyy = cka_terms(feats_a, feats_b, kernel, unbiased, sigma, block_size)
-  return hxy / jnp.sqrt(hxx * hyy)
+  return _cka_ratio(hxy, hxx, hyy)
 
 
 def unbiased_cka_core(feats_a, feats_b, kernel: str = "linear", sigma=1.0, block_size: int = 1024):
@@ -300,7 +349,7 @@ def cka(feats_a, feats_b, kernel: str = "linear", unbiased: bool = False, sigma:
       raise ValueError(f"CKA is undefined: {name} = {value:.3g} is not positive; {hint}"
                        + ("; the unbiased estimate can also go negative with very few samples"
                           if unbiased else ""))
-  return _host.to_float(terms[0] / jnp.sqrt(terms[1] * terms[2]))
+  return _host.to_float(_cka_ratio(*terms))
 
 
 def unbiased_cka(feats_a, feats_b, kernel: str = "linear", **kwargs) -> float:
@@ -312,6 +361,9 @@ def unbiased_cka(feats_a, feats_b, kernel: str = "linear", **kwargs) -> float:
 def cknna_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
   """CKNNA (unbiased) as a pure JAX function (see ``cknna``)."""
   a, b = _core_pair(feats_a, feats_b)
+  # divide by the largest row norm: a no-op on the L2-normalised features the reference is used
+  # with, and keeps the reference's 1e-6 in the denominator from depending on the feature scale
+  a, b = _unit_row_scale(a), _unit_row_scale(b)
   n = a.shape[0]
   if k < 2:
     raise ValueError(f"CKNNA needs k >= 2; got {k}")
@@ -321,7 +373,8 @@ def cknna_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
   ab = _masked_hsic(a, b, knn_a, knn_b, n)
   aa = _masked_hsic(a, a, knn_a, knn_a, n)
   bb = _masked_hsic(b, b, knn_b, knn_b, n)
-  return ab / (jnp.sqrt(aa * bb) + 1e-6)
+  ok = (aa > 0) & (bb > 0)
+  return ab / (jnp.sqrt(jnp.where(ok, aa, 0.0)) * jnp.sqrt(jnp.where(ok, bb, 0.0)) + 1e-6)
 
 
 # ---- CKNNA ---------------------------------------------------------------------------------------
