@@ -84,11 +84,12 @@ def _unit_scale(x):
   return x / jnp.where(big > 0, big, 1.0)
 
 
-def _unit_row_scale(x):
-  """x / (largest row norm), computed overflow-free (x itself when it is all zeros)."""
-  x = _unit_scale(x)
-  big = jnp.max(jnp.linalg.norm(x, axis=1))
-  return x / jnp.where(big > 0, big, 1.0)
+def _row_scale(x):
+  """The largest row norm of x, computed overflow-free (1 when x is all zeros)."""
+  big = jnp.max(jnp.abs(x))
+  big = jnp.where(big > 0, big, 1.0)
+  norm = big * jnp.max(jnp.linalg.norm(x / big, axis=1))
+  return jnp.where(norm > 0, norm, 1.0)
 
 
 def _cka_ratio(hxy, hxx, hyy):
@@ -142,9 +143,11 @@ def mutual_knn_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
 
 
 def mutual_knn(feats_a, feats_b, k: int = 10, block_size: int = 1024) -> float:
-  """Mutual k-NN alignment: mean over samples of |N_A(i) intersect N_B(i)| / k, self excluded."""
-  a, b = _pair(feats_a, feats_b)
-  _check_k(k, a.shape[0])
+  """Mutual k-NN alignment: mean over samples of |N_A(i) intersect N_B(i)| / k, self excluded.
+
+  Feature sets whose rows are all identical have no nearest neighbours (every similarity ties):
+  a ValueError here (the core breaks the ties by index, as ``lax.top_k``)."""
+  a, b = _knn_pair(feats_a, feats_b, k, "mutual k-NN")
   _check_block(block_size)
   return _host.to_float(mutual_knn_core(a, b, k, block_size))
 
@@ -160,10 +163,10 @@ def cycle_knn_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
 def cycle_knn(feats_a, feats_b, k: int = 10, block_size: int = 1024) -> float:
   """Cycle k-NN: fraction of samples i found among the A-neighbours of i's B-neighbours.
 
-  As the platonic code's ``cycle_knn``: knn_A[knn_B] (N, k, k) contains i for a hit.
+  As the platonic code's ``cycle_knn``: knn_A[knn_B] (N, k, k) contains i for a hit. Rows all
+  identical: ValueError, as ``mutual_knn``.
   """
-  a, b = _pair(feats_a, feats_b)
-  _check_k(k, a.shape[0])
+  a, b = _knn_pair(feats_a, feats_b, k, "cycle k-NN")
   _check_block(block_size)
   return _host.to_float(cycle_knn_core(a, b, k, block_size))
 
@@ -174,6 +177,92 @@ def _cycle(knn_a, knn_b):
   back = knn_a[knn_b]                                    # N x k x k
   hit = jnp.any(back == jnp.arange(n)[:, None, None], axis=(1, 2))
   return divide(jnp.sum(hit), n)
+
+
+def _sequence_dp(knn_a, knn_b, kind: str):
+  """Row-wise dynamic programme over the ordered neighbour lists (N, k) of both spaces:
+  ``kind='lcs'`` the length of their longest common subsequence, ``'edit'`` their Levenshtein
+  distance (insert / delete / substitute cost 1). Vectorised over rows: O(N k^2), no N x N."""
+  n, k = knn_a.shape
+  k_b = knn_b.shape[1]
+  if kind == "lcs":
+    first_row = jnp.zeros((n, k_b + 1), jnp.int32)
+  else:
+    first_row = jnp.broadcast_to(jnp.arange(k_b + 1, dtype=jnp.int32), (n, k_b + 1))
+
+  def over_a(prev, i):                     # prev: dp row i (over j = 0..k_b), next: row i + 1
+    x = knn_a[:, i]
+    start = jnp.zeros((n,), jnp.int32) if kind == "lcs" else jnp.full((n,), i + 1, jnp.int32)
+
+    def over_b(left, j):
+      match = x == knn_b[:, j]
+      diag, up = prev[:, j], prev[:, j + 1]
+      if kind == "lcs":
+        value = jnp.where(match, diag + 1, jnp.maximum(up, left))
+      else:
+        value = jnp.minimum(jnp.minimum(up + 1, left + 1), diag + jnp.where(match, 0, 1))
+      return value, value
+
+    _, rest = jax.lax.scan(over_b, start, jnp.arange(k_b))
+    return jnp.concatenate([start[:, None], rest.T], axis=1), None
+
+  last, _ = jax.lax.scan(over_a, first_row, jnp.arange(k))
+  return last[:, -1]
+
+
+@functools.partial(jax.jit, static_argnames=("k", "block_size"))
+def lcs_knn_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
+  """LCS k-NN as a pure JAX function (see ``lcs_knn``)."""
+  a, b = _core_pair(feats_a, feats_b)
+  _check_k(k, a.shape[0])
+  lengths = _sequence_dp(knn_indices(a, k, block_size), knn_indices(b, k, block_size), "lcs")
+  return divide(jnp.sum(lengths), lengths.shape[0])
+
+
+def lcs_knn(feats_a, feats_b, k: int = 10, block_size: int = 1024) -> float:
+  """LCS k-NN (platonic-rep's ``lcs_knn``): mean over samples of the length of the longest common
+  subsequence of i's k nearest neighbours in A and in B, each list ordered by similarity (most
+  similar first, self excluded).
+
+  As the reference, the value is a length in [0, k] (k for identical neighbour orders), not
+  divided by k. Rows all identical: ValueError, as ``mutual_knn``.
+  """
+  a, b = _knn_pair(feats_a, feats_b, k, "LCS k-NN")
+  _check_block(block_size)
+  return _host.to_float(lcs_knn_core(a, b, k, block_size))
+
+
+@functools.partial(jax.jit, static_argnames=("k", "block_size"))
+def edit_knn_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
+  """Edit-distance k-NN as a pure JAX function (see ``edit_knn``)."""
+  a, b = _core_pair(feats_a, feats_b)
+  _check_k(k, a.shape[0])
+  distance = _sequence_dp(knn_indices(a, k, block_size), knn_indices(b, k, block_size), "edit")
+  return 1.0 - divide(jnp.sum(distance), distance.shape[0] * k)
+
+
+def edit_knn(feats_a, feats_b, k: int = 10, block_size: int = 1024) -> float:
+  """Edit-distance k-NN (platonic-rep's ``edit_distance_knn``): 1 - mean_i lev(N_A(i), N_B(i)) / k
+  with lev the Levenshtein distance (``torchaudio.functional.edit_distance``: insert, delete and
+  substitute cost 1) between i's ordered k-NN lists. 1 for identical orders; 0 when no neighbour
+  is shared. Rows all identical: ValueError, as ``mutual_knn``.
+  """
+  a, b = _knn_pair(feats_a, feats_b, k, "edit-distance k-NN")
+  _check_block(block_size)
+  return _host.to_float(edit_knn_core(a, b, k, block_size))
+
+
+def _knn_pair(feats_a, feats_b, k, what, low: int = 1):
+  """_pair + k in [low, N - 1] + neither set with all rows identical (neighbours all ties)."""
+  a, b = _pair(feats_a, feats_b)
+  _check_k(k, a.shape[0])
+  if low > 1:
+    _host.check_int(k, "k", low, None, f"{what} needs k >= {low}")
+  for name, x in (("feats_a", a), ("feats_b", b)):
+    if np.all(x == x[:1]):
+      raise ValueError(f"{name} has every row identical: nearest neighbours are all ties, so "
+                       f"{what} is undefined; check that the features were extracted correctly")
+  return a, b
 
 
 def _check_k(k, n):
@@ -361,9 +450,11 @@ def unbiased_cka(feats_a, feats_b, kernel: str = "linear", **kwargs) -> float:
 def cknna_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
   """CKNNA (unbiased) as a pure JAX function (see ``cknna``)."""
   a, b = _core_pair(feats_a, feats_b)
-  # divide by the largest row norm: a no-op on the L2-normalised features the reference is used
-  # with, and keeps the reference's 1e-6 in the denominator from depending on the feature scale
-  a, b = _unit_row_scale(a), _unit_row_scale(b)
+  # Computed on features divided by their largest row norm c (HSIC scales by c^4), with the
+  # reference's 1e-6 in the denominator scaled to match: the reference's value, without its
+  # float32 overflow (features ~1e8) or underflow (~1e-8) of the HSIC sums.
+  scale_a, scale_b = _row_scale(a), _row_scale(b)
+  a, b = a / scale_a, b / scale_b
   n = a.shape[0]
   if k < 2:
     raise ValueError(f"CKNNA needs k >= 2; got {k}")
@@ -373,8 +464,9 @@ def cknna_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
   ab = _masked_hsic(a, b, knn_a, knn_b, n)
   aa = _masked_hsic(a, a, knn_a, knn_a, n)
   bb = _masked_hsic(b, b, knn_b, knn_b, n)
+  eps = jnp.exp(jnp.log(1e-6) - 2.0 * jnp.log(scale_a) - 2.0 * jnp.log(scale_b))
   ok = (aa > 0) & (bb > 0)
-  return ab / (jnp.sqrt(jnp.where(ok, aa, 0.0)) * jnp.sqrt(jnp.where(ok, bb, 0.0)) + 1e-6)
+  return ab / (jnp.sqrt(jnp.where(ok, aa, 0.0)) * jnp.sqrt(jnp.where(ok, bb, 0.0)) + eps)
 
 
 # ---- CKNNA ---------------------------------------------------------------------------------------
@@ -389,11 +481,9 @@ def cknna(feats_a, feats_b, k: int = 10, unbiased: bool = True, block_size: int 
   masks with A's own neighbourhoods. Here every term is a sum over the <= k kept entries per
   row, O(n k^2) after the neighbour search.
   """
-  a, b = _pair(feats_a, feats_b)
   if not unbiased:
     raise NotImplementedError("only the unbiased CKNNA (the reference default) is implemented")
-  _host.check_int(k, "k", 2, None, "CKNNA needs k >= 2")
-  _check_k(k, a.shape[0])
+  a, b = _knn_pair(feats_a, feats_b, k, "CKNNA", low=2)
   _check_block(block_size)
   if a.shape[0] < 4:
     raise ValueError(f"CKNNA's unbiased HSIC needs at least 4 samples; got {a.shape[0]}")
