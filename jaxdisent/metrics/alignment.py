@@ -127,6 +127,26 @@ def knn_indices(feats_NxD, k: int, block_size: int = 1024):
   return out.reshape(-1, k)[:n]
 
 
+KNN_METRICS = ("mutual_knn", "cycle_knn", "lcs_knn", "edit_knn")
+
+
+@functools.partial(jax.jit, static_argnames="metric")
+def knn_metric_from_indices(knn_a, knn_b, metric: str):
+  """``mutual_knn`` / ``cycle_knn`` / ``lcs_knn`` / ``edit_knn`` from precomputed neighbour
+  indices (``knn_indices`` of each feature set, same k): the cores compute exactly this, so a
+  caller comparing many layer pairs can search each layer's neighbours once."""
+  n, k = knn_a.shape
+  if metric == "mutual_knn":
+    return divide(jnp.sum(_overlap(knn_a, knn_b)), n * k)
+  if metric == "cycle_knn":
+    return _cycle(knn_a, knn_b)
+  if metric == "lcs_knn":
+    return divide(jnp.sum(_sequence_dp(knn_a, knn_b, "lcs")), n)
+  if metric == "edit_knn":
+    return 1.0 - divide(jnp.sum(_sequence_dp(knn_a, knn_b, "edit")), n * k)
+  raise ValueError(f"metric must be one of {', '.join(KNN_METRICS)}; got {metric!r}")
+
+
 @jax.jit
 def _overlap(knn_a, knn_b):
   """|N_A(i) intersect N_B(i)| for each i (index lists hold no duplicates)."""
@@ -138,8 +158,8 @@ def mutual_knn_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
   """Mutual k-NN alignment as a pure JAX function (see ``mutual_knn``)."""
   a, b = _core_pair(feats_a, feats_b)
   _check_k(k, a.shape[0])
-  overlap = _overlap(knn_indices(a, k, block_size), knn_indices(b, k, block_size))
-  return divide(jnp.sum(overlap), overlap.shape[0] * k)
+  return knn_metric_from_indices(knn_indices(a, k, block_size), knn_indices(b, k, block_size),
+                                 "mutual_knn")
 
 
 def mutual_knn(feats_a, feats_b, k: int = 10, block_size: int = 1024) -> float:
@@ -157,7 +177,8 @@ def cycle_knn_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
   """Cycle k-NN as a pure JAX function (see ``cycle_knn``)."""
   a, b = _core_pair(feats_a, feats_b)
   _check_k(k, a.shape[0])
-  return _cycle(knn_indices(a, k, block_size), knn_indices(b, k, block_size))
+  return knn_metric_from_indices(knn_indices(a, k, block_size), knn_indices(b, k, block_size),
+                                 "cycle_knn")
 
 
 def cycle_knn(feats_a, feats_b, k: int = 10, block_size: int = 1024) -> float:
@@ -215,8 +236,8 @@ def lcs_knn_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
   """LCS k-NN as a pure JAX function (see ``lcs_knn``)."""
   a, b = _core_pair(feats_a, feats_b)
   _check_k(k, a.shape[0])
-  lengths = _sequence_dp(knn_indices(a, k, block_size), knn_indices(b, k, block_size), "lcs")
-  return divide(jnp.sum(lengths), lengths.shape[0])
+  return knn_metric_from_indices(knn_indices(a, k, block_size), knn_indices(b, k, block_size),
+                                 "lcs_knn")
 
 
 def lcs_knn(feats_a, feats_b, k: int = 10, block_size: int = 1024) -> float:
@@ -237,8 +258,8 @@ def edit_knn_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
   """Edit-distance k-NN as a pure JAX function (see ``edit_knn``)."""
   a, b = _core_pair(feats_a, feats_b)
   _check_k(k, a.shape[0])
-  distance = _sequence_dp(knn_indices(a, k, block_size), knn_indices(b, k, block_size), "edit")
-  return 1.0 - divide(jnp.sum(distance), distance.shape[0] * k)
+  return knn_metric_from_indices(knn_indices(a, k, block_size), knn_indices(b, k, block_size),
+                                 "edit_knn")
 
 
 def edit_knn(feats_a, feats_b, k: int = 10, block_size: int = 1024) -> float:
@@ -450,17 +471,22 @@ def unbiased_cka(feats_a, feats_b, kernel: str = "linear", **kwargs) -> float:
 def cknna_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
   """CKNNA (unbiased) as a pure JAX function (see ``cknna``)."""
   a, b = _core_pair(feats_a, feats_b)
+  if k < 2:
+    raise ValueError(f"CKNNA needs k >= 2; got {k}")
+  _check_k(k, a.shape[0])
+  return cknna_from_indices(a, b, knn_indices(a, k, block_size), knn_indices(b, k, block_size))
+
+
+@jax.jit
+def cknna_from_indices(feats_a, feats_b, knn_a, knn_b):
+  """CKNNA from the features and their precomputed ``knn_indices`` (what ``cknna_core`` does)."""
+  a, b = _core_pair(feats_a, feats_b)
+  n = a.shape[0]
   # Computed on features divided by their largest row norm c (HSIC scales by c^4), with the
   # reference's 1e-6 in the denominator scaled to match: the reference's value, without its
   # float32 overflow (features ~1e8) or underflow (~1e-8) of the HSIC sums.
   scale_a, scale_b = _row_scale(a), _row_scale(b)
   a, b = a / scale_a, b / scale_b
-  n = a.shape[0]
-  if k < 2:
-    raise ValueError(f"CKNNA needs k >= 2; got {k}")
-  _check_k(k, n)
-  knn_a = knn_indices(a, k, block_size)
-  knn_b = knn_indices(b, k, block_size)
   ab = _masked_hsic(a, b, knn_a, knn_b, n)
   aa = _masked_hsic(a, a, knn_a, knn_a, n)
   bb = _masked_hsic(b, b, knn_b, knn_b, n)
