@@ -414,8 +414,8 @@ def summarize(rows, pairing: str = "same") -> dict:
     perf, depth = {}, {}
     for u in us:
       per_seed_perf, per_seed_depth = [], []
-      for seed in sorted({r["seed"] for r in group}):
-        cells = sorted((r for r in group if r["num_unique"] == u and r["seed"] == seed),
+      for seed in sorted({r.get("seed", 0) for r in group}):
+        cells = sorted((r for r in group if r["num_unique"] == u and r.get("seed", 0) == seed),
                        key=lambda r: r["encoder_depth"])
         a = [r["alignment"] for r in cells]
         per_seed_perf.append(_pearson(a, [r[perf_key] for r in cells]))
