@@ -13,7 +13,14 @@ Features are used as given; the papers L2-normalise them first (``l2_normalize``
 ``unbiased`` and ``block_size`` static); the plain names are validating host wrappers returning a
 Python float (see ``jaxdisent.metrics``). Undefined values (constant features, an RBF bandwidth so
 small that every off-diagonal kernel entry underflows) are NaN in the cores and a ValueError in
-the wrappers.
+the wrappers; so are feature sets whose rows are all identical for the k-NN metrics (their
+neighbours are all ties). The wrappers accept bfloat16 / float16 and widen it to float32.
+
+Metrics: ``mutual_knn``, ``cycle_knn``, ``lcs_knn``, ``edit_knn`` (platonic-rep's four k-NN
+measures; ``knn_metric_from_indices`` computes them from precomputed neighbours), ``cka`` /
+``unbiased_cka`` (linear or RBF kernel), ``cknna``, ``svcca``. CKA is computed on unit-scaled
+features as hsic_xy / (sqrt(hsic_xx) sqrt(hsic_yy)): finite and scale-invariant in float32 from
+feature scales 1e-8 to 1e8 (the product hsic_xx * hsic_yy over- or underflows there).
 """
 
 from __future__ import annotations
@@ -389,7 +396,10 @@ def _median_sq_distance(feats, max_points: int = 2048, seed: int = 0):
 @functools.partial(jax.jit, static_argnames=("kernel", "unbiased", "block_size"))
 def cka_terms(feats_a, feats_b, kernel: str = "linear", unbiased: bool = False, sigma=1.0,
               block_size: int = 1024):
-  """(HSIC(K, L), HSIC(K, K), HSIC(L, L)) of ``cka`` as JAX scalars (pure; jit / vmap / grad)."""
+  """(HSIC(K, L), HSIC(K, K), HSIC(L, L)) of ``cka`` as JAX scalars (pure; jit / vmap / grad).
+
+  Of the features divided by their largest absolute value (CKA does not depend on it; the HSIC
+  terms then neither overflow nor underflow float32)."""
   a, b = _core_pair(feats_a, feats_b)
   a, b = _unit_scale(a), _unit_scale(b)   # CKA is scale-invariant (linear and median-RBF)
   n = a.shape[0]
@@ -604,6 +614,9 @@ def max_over_layer_pairs(layers_a: Sequence, layers_b: Sequence,
   """(max alignment, (i, j) of the best pair, full L_A x L_B matrix) over all layer pairs."""
   if not layers_a or not layers_b:
     raise ValueError("need at least one layer on each side")
-  matrix = np.array([[metric(la, lb, **kwargs) for lb in layers_b] for la in layers_a])
+  matrix = np.array([[metric(la, lb, **kwargs) for lb in layers_b] for la in layers_a], float)
+  if np.all(np.isnan(matrix)):
+    raise ValueError(f"the metric is NaN for every one of the {matrix.size} layer pairs; check the "
+                     f"features (constant layers?)")
   best = np.unravel_index(np.nanargmax(matrix), matrix.shape)
   return float(matrix[best]), (int(best[0]), int(best[1])), matrix
