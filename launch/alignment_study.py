@@ -1,7 +1,14 @@
-"""Run the alignment-emergence study: results.csv/json, summary and plots in the workdir.
+"""Run the alignment-emergence study: results.csv/json, summary.json and plots in the workdir.
 
   python -m launch.alignment_study --config=configs/alignment_emergence.py --workdir=runs/emergence \
       [--config.grid.seeds=3 --config.grid.num_unique=[0,4,8] ...] [--devices=N]
+  python -m launch.alignment_study --config=configs/alignment_emergence.py:paper --workdir=W \
+      [--config.study.metric=mutual_knn --config.study.k=100] [--config.data.synergy=true ...]
+
+The ':paper' variant is the paper's grid (width-12 MLPs, U = 0..8, D = 1,3,5,7,9, encoder depth
+1..10, n = 65,536 split 70/15/15, 2 seeds). W/summary.json holds the three trends per
+heterogeneity depth D; W/plots/trends_per_d.png plots them. Finished (D, L) cells are kept in
+W/cells/: rerunning the same command after an interruption continues where it stopped.
 """
 
 from __future__ import annotations

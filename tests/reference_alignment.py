@@ -79,3 +79,34 @@ def svcca_exact(a, b, dim=10):
     q, _ = np.linalg.qr(u[:, :dim] - u[:, :dim].mean(0))
     return q
   return float(np.mean(np.clip(np.linalg.svd(top(a).T @ top(b), compute_uv=False), 0, 1)))
+
+
+def lcs_length(x, y):
+  """Textbook LCS dynamic programme on two sequences."""
+  dp = np.zeros((len(x) + 1, len(y) + 1), int)
+  for i in range(1, len(x) + 1):
+    for j in range(1, len(y) + 1):
+      dp[i, j] = dp[i - 1, j - 1] + 1 if x[i - 1] == y[j - 1] else max(dp[i - 1, j], dp[i, j - 1])
+  return int(dp[-1, -1])
+
+
+def levenshtein(x, y):
+  """Textbook edit distance (insert / delete / substitute cost 1)."""
+  dp = np.zeros((len(x) + 1, len(y) + 1), int)
+  dp[:, 0] = np.arange(len(x) + 1)
+  dp[0, :] = np.arange(len(y) + 1)
+  for i in range(1, len(x) + 1):
+    for j in range(1, len(y) + 1):
+      dp[i, j] = min(dp[i - 1, j] + 1, dp[i, j - 1] + 1,
+                     dp[i - 1, j - 1] + (x[i - 1] != y[j - 1]))
+  return int(dp[-1, -1])
+
+
+def lcs_knn(a, b, k):
+  ka, kb = knn(a, k), knn(b, k)
+  return float(np.mean([lcs_length(x, y) for x, y in zip(ka, kb)]))
+
+
+def edit_knn(a, b, k):
+  ka, kb = knn(a, k), knn(b, k)
+  return float(1 - np.mean([levenshtein(x, y) for x, y in zip(ka, kb)]) / k)

@@ -137,3 +137,84 @@ def test_unbiased_rbf_cka_with_a_tiny_sigma_is_an_error_not_nan():
   assert np.isnan(float(A.unbiased_cka_core(x, y, kernel="rbf", sigma=0.01)))   # core: NaN
   value = A.unbiased_cka(x, y, kernel="rbf", sigma=0.5)    # a usable small bandwidth stays finite
   assert np.isfinite(value) and 0 < value <= 1
+
+
+def test_sequence_dp_known_answers():
+  """LCS and Levenshtein of hand-worked neighbour lists."""
+  import jax.numpy as jnp
+  knn_a = jnp.array([[1, 2, 3, 4], [1, 2, 3, 4], [1, 2, 3, 4], [1, 2, 3, 4]])
+  knn_b = jnp.array([[1, 2, 3, 4],      # identical: LCS 4, distance 0
+                     [4, 3, 2, 1],      # reversed: LCS 1, distance 4 (two swaps of 2 subs each)
+                     [2, 3, 4, 9],      # shifted by one: LCS 3, distance 2 (delete 1, insert 9)
+                     [5, 6, 7, 8]])     # disjoint: LCS 0, distance 4
+  assert A._sequence_dp(knn_a, knn_b, "lcs").tolist() == [4, 1, 3, 0]
+  assert A._sequence_dp(knn_a, knn_b, "edit").tolist() == [0, 4, 2, 4]
+  rng = np.random.default_rng(3)
+  xs, ys = rng.integers(0, 6, (50, 7)), rng.integers(0, 6, (50, 7))
+  assert A._sequence_dp(jnp.asarray(xs), jnp.asarray(ys), "lcs").tolist() == [
+      ref.lcs_length(x, y) for x, y in zip(xs, ys)]
+  assert A._sequence_dp(jnp.asarray(xs), jnp.asarray(ys), "edit").tolist() == [
+      ref.levenshtein(x, y) for x, y in zip(xs, ys)]
+
+
+@pytest.mark.parametrize("noise", [0.1, 1.0])
+def test_lcs_and_edit_knn_match_the_numpy_transcription(noise):
+  x = features(120)
+  y = related(x, noise)
+  assert A.lcs_knn(x, y, k=6, block_size=32) == pytest.approx(ref.lcs_knn(x, y, 6), abs=1e-6)
+  assert A.edit_knn(x, y, k=6, block_size=32) == pytest.approx(ref.edit_knn(x, y, 6), abs=1e-6)
+  # identical inputs: every neighbour list equal -> LCS = k, edit score 1
+  assert A.lcs_knn(x, x, k=6) == 6.0 and A.edit_knn(x, x, k=6) == 1.0
+
+
+def test_cka_is_finite_and_scale_invariant_from_1e_minus_8_to_1e8():
+  """The HSIC products overflowed / underflowed float32 (features * 1e-6 gave inf)."""
+  x = features(200)
+  y = related(x, 0.5)
+  for kernel in ("linear", "rbf"):
+    for unbiased in (False, True):
+      base = A.cka(x, y, kernel=kernel, unbiased=unbiased)
+      for scale in (1e-8, 1e-6, 1e-3, 1e3, 1e6, 1e8):
+        for a, b in ((x * np.float32(scale), y), (x * np.float32(scale), y * np.float32(scale))):
+          value = A.cka(a.astype(np.float32), b.astype(np.float32), kernel=kernel,
+                        unbiased=unbiased)
+          assert np.isfinite(value) and value == pytest.approx(base, rel=1e-4), (
+              kernel, unbiased, scale)
+        core = float(A.cka_core(x * np.float32(scale), y, kernel, unbiased))
+        assert core == pytest.approx(base, rel=1e-4)
+  # float64 input beyond float32's range is rescaled before the cast
+  assert A.cka(x.astype(np.float64) * 1e30, y) == pytest.approx(A.cka(x, y), rel=1e-5)
+  # CKNNA keeps the reference's absolute 1e-6 in its denominator, so it is not scale-invariant
+  # (the papers L2-normalise first); it must stay finite and equal the reference formula
+  for scale in (1e-8, 1e8):
+    xs = (x * scale).astype(np.float64)
+    assert A.cknna(xs.astype(np.float32), y, k=10) == pytest.approx(
+        ref.cknna(xs, y.astype(np.float64), 10), rel=1e-3, abs=1e-6)
+
+
+def test_bfloat16_inputs_are_accepted():
+  import jax.numpy as jnp
+  import ml_dtypes
+  x = features(200)
+  y = related(x, 0.5)
+  x16 = x.astype(ml_dtypes.bfloat16)
+  widened = x16.astype(np.float32)
+  for fn in (A.cka, A.unbiased_cka, lambda a, b: A.cka(a, b, kernel="rbf"),
+             lambda a, b: A.mutual_knn(a, b, k=5), lambda a, b: A.cknna(a, b, k=5), A.svcca,
+             lambda a, b: A.lcs_knn(a, b, k=5), lambda a, b: A.edit_knn(a, b, k=5)):
+    assert fn(x16, y) == fn(widened, y)
+    assert fn(jnp.asarray(x, jnp.bfloat16), y) == fn(widened, y)
+
+
+def test_knn_metrics_refuse_all_identical_rows():
+  x = features(50)
+  same = np.ones_like(x)
+  for fn in (A.mutual_knn, A.cycle_knn, A.lcs_knn, A.edit_knn, A.cknna):
+    with pytest.raises(ValueError, match="feats_b has every row identical"):
+      fn(x, same, k=5)
+    with pytest.raises(ValueError, match="k must be"):
+      fn(x, x, k=50)          # k >= N
+    with pytest.raises(ValueError, match="same N samples"):
+      fn(x, x[:10], k=5)
+    with pytest.raises(ValueError, match="NaN"):
+      fn(x, np.where(x > 2, np.nan, x), k=5)

@@ -81,3 +81,99 @@ def test_summary_statistics():
 def test_synergy_grid_is_checked():
   with pytest.raises(ValueError, match="<= 4"):
     run_study(tiny_config(**{"data.synergy": True}), None, log=lambda *a: None)
+
+
+def test_paper_variant_is_the_papers_grid():
+  config = load_config(os.path.join(ROOT, "configs", "alignment_emergence.py:paper"))
+  assert config.model.width == 12
+  assert tuple(config.grid.num_unique) == tuple(range(9))
+  assert tuple(config.grid.heterogeneity_depth) == (1, 3, 5, 7, 9)
+  assert tuple(config.grid.encoder_depth) == tuple(range(1, 11))
+  sizes = (config.data.num_train, config.data.num_val, config.data.num_eval)
+  assert sum(sizes) == 65_536 and [round(s / 65_536, 2) for s in sizes] == [0.7, 0.15, 0.15]
+  assert config.grid.seeds >= 2 and config.study.pairing == "fixed"
+  with pytest.raises(ValueError, match="unknown variant"):
+    load_config(os.path.join(ROOT, "configs", "alignment_emergence.py:papr"))
+
+
+def fixed_config(**overrides):
+  base = {"grid.num_unique": [0, 4, 8], "grid.heterogeneity_depth": [1], "grid.encoder_depth": [1, 2],
+          "grid.seeds": 1, "data.num_train": 512, "data.num_val": 64, "data.num_eval": 128,
+          "train.num_steps": 30, "study.pairing": "fixed", "study.fixed_depth": 2}
+  base.update(overrides)
+  return tiny_config(**base)
+
+
+def test_fixed_pairing_resume_and_summary_json(tmp_path):
+  workdir = str(tmp_path / "w")
+  first = run_study(fixed_config(), workdir, log=lambda *a: None)
+  rows = first["rows"]
+  assert len(rows) == 6 and all(r["reference_depth"] == 2 for r in rows)
+  assert all(r["val_accuracy2"] is not None for r in rows)
+  # the reference encoder (depth 2) is trained in the depth-2 cell: with pairing 'same' the
+  # depth-2 rows are the same computation
+  same = run_study(fixed_config(**{"study.pairing": "same", "grid.encoder_depth": [2]}), None,
+                   log=lambda *a: None)["rows"]
+  for a, b in zip([r for r in rows if r["encoder_depth"] == 2], same, strict=True):
+    assert a["alignment"] == b["alignment"] and a["accuracy1"] == b["accuracy1"]
+  summary = json.loads((tmp_path / "w" / "summary.json").read_text())
+  per_d = summary["per_heterogeneity_depth"]["1"]
+  assert set(per_d["max_alignment"]) == {"0", "4", "8"}
+  assert summary["performance_for_trend_2"] == "accuracy2"
+  assert os.path.getsize(tmp_path / "w" / "plots" / "trends_per_d.png") > 1000
+  # resume: a lost cell is recomputed (with the reference cell), the others reused, same rows
+  os.remove(tmp_path / "w" / "cells" / "h1_L1.json")
+  again = run_study(fixed_config(), workdir, log=lambda *a: None)
+  assert again["rows"] == rows and again["summary"]["cells_reused"] == 0
+  third = run_study(fixed_config(), workdir, log=lambda *a: None)
+  assert third["rows"] == rows and third["summary"]["cells_reused"] == 2
+  with pytest.raises(ValueError, match="written with other settings"):
+    run_study(fixed_config(**{"train.num_steps": 31}), workdir, log=lambda *a: None)
+
+
+def test_metric_is_selectable():
+  config = fixed_config(**{"study.metric": "mutual_knn", "study.k": 5, "grid.num_unique": [0],
+                           "study.pairing": "same", "grid.encoder_depth": [1]})
+  rows = run_study(config, None, log=lambda *a: None)["rows"]
+  assert len(rows) == 1 and 0 <= rows[0]["alignment"] <= 1
+  # mutual k-NN values are multiples of 1 / (N k)
+  assert rows[0]["alignment"] * 128 * 5 == pytest.approx(round(rows[0]["alignment"] * 128 * 5))
+
+
+@pytest.mark.parametrize("override,message", [
+    ({"study.metric": "cosine"}, "study.metric='cosine' is not one of"),
+    ({"study.pairing": "cross"}, "study.pairing='cross' must be"),
+    ({"study.fixed_depth": 3}, "study.fixed_depth=3 must be one of grid.encoder_depth"),
+    ({"study.metric": "mutual_knn", "study.k": 128}, "study.k=128 must be in"),
+    ({"study.metric": "svcca", "study.cca_dim": 65}, "study.cca_dim=65 must be in"),
+    ({"grid.num_unique": [0, 9]}, "9 is outside 0..8"),
+    ({"grid.encoder_depth": [1, 2, 2]}, "repeats a value"),
+])
+def test_study_config_errors(override, message):
+  with pytest.raises(ValueError, match=message.replace("(", "\\(").replace(")", "\\)")):
+    run_study(fixed_config(**override), None, log=lambda *a: None)
+
+
+def test_per_d_trends_on_known_rows():
+  """Alignment falls with U and rises with depth; performance follows alignment at U = 0 only."""
+  rows = []
+  for h in (1, 3):
+    for u in range(4):
+      for seed in (0, 1):
+        for depth in (1, 2, 3):
+          alignment = 0.9 - 0.2 * u + 0.01 * depth * (3 - u)
+          performance = alignment if u == 0 else 0.5 + 0.1 * ((depth * 7 + seed) % 3)
+          rows.append({"num_unique": u, "heterogeneity_depth": h, "encoder_depth": depth,
+                       "seed": seed, "alignment": alignment, "performance": performance,
+                       "accuracy2": performance})
+  summary = summarize(rows, pairing="fixed")
+  for h in (1, 3):
+    entry = summary["per_heterogeneity_depth"][h]
+    assert entry["spearman_max_alignment_vs_uniqueness"] == pytest.approx(-1.0)
+    assert entry["max_alignment_monotone_decreasing"]
+    assert entry["max_alignment"][0] == pytest.approx(0.99)
+    assert entry["alignment_performance_correlation"][0] == pytest.approx(1.0)
+    assert entry["alignment_depth_correlation"][0] == pytest.approx(1.0)
+    assert entry["alignment_depth_correlation"][3] is None      # alignment constant over depth
+  assert summary["alignment_depth_correlation_median_by_uniqueness"][1] == pytest.approx(1.0)
+  assert summary["spearman_max_alignment_range"] == pytest.approx([-1.0, -1.0])

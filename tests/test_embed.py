@@ -7,7 +7,12 @@ import os
 import numpy as np
 import pytest
 
-import torch  # noqa: E402  (the embed extra: pip install -e '.[embed]')
+# the embed extra (pip install -e '.[embed]'): without it these tests skip instead of failing
+# to collect
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("tokenizers")
+pytest.importorskip("PIL")
 from PIL import Image  # noqa: E402
 from tokenizers import Tokenizer, models, pre_tokenizers, processors  # noqa: E402
 from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel,  # noqa: E402
@@ -114,3 +119,76 @@ def test_embed_errors(tmp_path, tiny_clip):
   (tmp_path / "bad.json").write_text("[]")
   with pytest.raises(ValueError, match="not a COCO captions file"):
     coco_items(str(tmp_path / "bad.json"))
+
+
+def _tiny_language_model(path):
+  """A 3-layer GPT-2 with a word-level tokenizer and no pad token (as GPT-2 ships)."""
+  from transformers import GPT2Config, GPT2Model
+  vocab = {"[UNK]": 0, "<|endoftext|>": 1}
+  vocab.update({w: i + 2 for i, w in enumerate(WORDS)})
+  backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+  backend.pre_tokenizer = pre_tokenizers.Whitespace()
+  tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]",
+                                      eos_token="<|endoftext|>", model_max_length=16)
+  torch.manual_seed(1)
+  GPT2Model(GPT2Config(n_embd=16, n_layer=3, n_head=2, vocab_size=len(vocab), n_positions=16,
+                       bos_token_id=1, eos_token_id=1)).save_pretrained(str(path))
+  tokenizer.save_pretrained(str(path))
+  return str(path)
+
+
+def test_layers_all_pools_as_platonic_rep_and_feeds_compare(tmp_path, tiny_clip, pictures):
+  folder, captions = pictures
+  out = str(tmp_path / "layers")
+  assert embed_main([f"--model={tiny_clip}", f"--images={folder}", f"--out={out}",
+                     "--layers=all", "--batch_size=3"]) == 0
+  image = np.load(os.path.join(out, "image_layers.npz"))
+  text = np.load(os.path.join(out, "text_layers.npz"))
+  assert image.files == ["layer_0", "layer_1"]                 # one per vision block
+  assert text.files == ["layer_0", "layer_1", "layer_2"]       # embeddings + 2 blocks
+  assert image["layer_0"].shape == (7, 32) and text["layer_2"].shape == (7, 32)
+  # the pooling, recomputed by hand for one row embedded alone
+  model = CLIPModel.from_pretrained(tiny_clip).eval()
+  processor = CLIPImageProcessor.from_pretrained(tiny_clip)
+  tokenizer = PreTrainedTokenizerFast.from_pretrained(tiny_clip)
+  paths = open(os.path.join(out, "images.txt")).read().splitlines()
+  with torch.no_grad():
+    pixels = processor(images=[Image.open(paths[4]).convert("RGB")], return_tensors="pt")
+    hidden = model.vision_model(pixel_values=pixels["pixel_values"],
+                                output_hidden_states=True).hidden_states
+    tokens = tokenizer([captions[4]], return_tensors="pt")
+    text_hidden = model.text_model(**tokens, output_hidden_states=True).hidden_states
+  for i in range(2):
+    np.testing.assert_allclose(image[f"layer_{i}"][4], hidden[i + 1][0, 0].numpy(), atol=1e-5)
+  for i in range(3):
+    np.testing.assert_allclose(text[f"layer_{i}"][4], text_hidden[i][0].mean(0).numpy(), atol=1e-5)
+  index = json.loads(open(os.path.join(out, "index.json")).read())
+  assert index["layers"] == "all" and index["num_layers"] == {"image": 2, "text": 3}
+  # the two files go straight into launch.compare
+  from launch.common import run_main
+  from launch.compare import main as compare_main
+  report = str(tmp_path / "r.json")
+  assert run_main(compare_main, [f"--a={out}/image_layers.npz", f"--b={out}/text_layers.npz",
+                                 "--metric=cka,mutual_knn", "--k=3", f"--out={report}"]) == 0
+  assert len(json.loads(open(report).read())["metrics"]["cka"]["matrix"]) == 2
+
+
+def test_layers_all_with_a_language_model(tmp_path, pictures):
+  folder, captions = pictures
+  lm = _tiny_language_model(tmp_path / "lm")
+  out = str(tmp_path / "lm_layers")
+  assert embed_main([f"--model={lm}", f"--images={folder}", f"--out={out}", "--layers=all",
+                     "--batch_size=4"]) == 0
+  assert not os.path.exists(os.path.join(out, "image_layers.npz"))
+  text = np.load(os.path.join(out, "text_layers.npz"))
+  assert text.files == [f"layer_{i}" for i in range(4)] and text["layer_3"].shape == (7, 16)
+  # padded batches: the masked mean equals the row embedded alone
+  from transformers import GPT2Model
+  model = GPT2Model.from_pretrained(lm).eval()
+  tokenizer = PreTrainedTokenizerFast.from_pretrained(lm)
+  with torch.no_grad():
+    hidden = model(**tokenizer([captions[0]], return_tensors="pt"),
+                   output_hidden_states=True).hidden_states
+  np.testing.assert_allclose(text["layer_3"][0], hidden[3][0].mean(0).numpy(), atol=1e-5)
+  assert embed_main([f"--model={lm}", f"--images={folder}", f"--out={out}2",
+                     "--layers=some"]) == 2

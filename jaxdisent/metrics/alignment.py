@@ -13,7 +13,14 @@ Features are used as given; the papers L2-normalise them first (``l2_normalize``
 ``unbiased`` and ``block_size`` static); the plain names are validating host wrappers returning a
 Python float (see ``jaxdisent.metrics``). Undefined values (constant features, an RBF bandwidth so
 small that every off-diagonal kernel entry underflows) are NaN in the cores and a ValueError in
-the wrappers.
+the wrappers; so are feature sets whose rows are all identical for the k-NN metrics (their
+neighbours are all ties). The wrappers accept bfloat16 / float16 and widen it to float32.
+
+Metrics: ``mutual_knn``, ``cycle_knn``, ``lcs_knn``, ``edit_knn`` (platonic-rep's four k-NN
+measures; ``knn_metric_from_indices`` computes them from precomputed neighbours), ``cka`` /
+``unbiased_cka`` (linear or RBF kernel), ``cknna``, ``svcca``. CKA is computed on unit-scaled
+features as hsic_xy / (sqrt(hsic_xx) sqrt(hsic_yy)): finite and scale-invariant in float32 from
+feature scales 1e-8 to 1e8 (the product hsic_xx * hsic_yy over- or underflows there).
 """
 
 from __future__ import annotations
@@ -36,14 +43,37 @@ def l2_normalize(feats_NxD, eps: float = 1e-12):
   return feats / jnp.maximum(jnp.linalg.norm(feats, axis=1, keepdims=True), eps)
 
 
+def _as_float32_input(x):
+  """bfloat16 / float16 (NumPy's ml_dtypes or JAX arrays) -> float32 before validation: NumPy
+  does not count ml_dtypes' bfloat16 as a number type, so the generic check would refuse it."""
+  dtype = getattr(x, "dtype", None)
+  if dtype is not None and str(dtype) in ("bfloat16", "float16", "float8_e4m3fn", "float8_e5m2"):
+    return np.asarray(x, np.float32)
+  return x
+
+
 def _pair(feats_a, feats_b, min_rows: int = 2):
-  """Host validation: two float32 (N, D) arrays of the same N, without NaN/inf."""
-  a = _host.as_host_array(feats_a, "feats_a", min_rows=min_rows)
-  b = _host.as_host_array(feats_b, "feats_b", min_rows=min_rows)
+  """Host validation: two float32 (N, D) arrays of the same N, without NaN/inf (bfloat16 and
+  float16 accepted and widened)."""
+  a = _host.as_host_array(_as_float32_input(feats_a), "feats_a", min_rows=min_rows)
+  b = _host.as_host_array(_as_float32_input(feats_b), "feats_b", min_rows=min_rows)
   if a.shape[0] != b.shape[0]:
     raise ValueError(f"both feature sets must describe the same N samples; got {a.shape[0]} and "
-                     f"{b.shape[0]} rows")
-  return a.astype(np.float32, copy=False), b.astype(np.float32, copy=False)
+                     f"{b.shape[0]} rows (pair them by row)")
+  return _finite_float32(a, "feats_a"), _finite_float32(b, "feats_b")
+
+
+def _finite_float32(x, name):
+  if np.issubdtype(x.dtype, np.floating) and x.dtype.itemsize > 4:
+    big = np.abs(x).max()
+    if big > np.finfo(np.float32).max:
+      # CKA / k-NN / SVCCA are scale-invariant: rescale before the float32 cast instead of
+      # overflowing to inf
+      x = x / big
+  out = x.astype(np.float32, copy=False)
+  if not np.isfinite(out).all():
+    raise ValueError(f"{name} does not fit float32 (values up to {np.abs(x).max():.3g}); rescale it")
+  return out
 
 
 def _core_pair(feats_a, feats_b):
@@ -51,6 +81,31 @@ def _core_pair(feats_a, feats_b):
   if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[0]:
     raise ValueError(f"features must be (N, D) arrays with the same N; got {a.shape} and {b.shape}")
   return a, b
+
+
+def _unit_scale(x):
+  """x / max|x| (x itself when it is all zeros): CKA is invariant to a global feature scale, and
+  at unit scale the fourth powers in HSIC neither overflow (features ~1e10) nor underflow
+  (features ~1e-10) in float32."""
+  big = jnp.max(jnp.abs(x))
+  return x / jnp.where(big > 0, big, 1.0)
+
+
+def _row_scale(x):
+  """The largest row norm of x, computed overflow-free (1 when x is all zeros)."""
+  big = jnp.max(jnp.abs(x))
+  big = jnp.where(big > 0, big, 1.0)
+  norm = big * jnp.max(jnp.linalg.norm(x / big, axis=1))
+  return jnp.where(norm > 0, norm, 1.0)
+
+
+def _cka_ratio(hxy, hxx, hyy):
+  """HSIC(K, L) / (sqrt(HSIC(K, K)) sqrt(HSIC(L, L))): the product HSIC(K, K) HSIC(L, L) can
+  overflow or underflow float32 where each square root does not. NaN where a denominator
+  term is not positive (CKA undefined)."""
+  ok = (hxx > 0) & (hyy > 0)
+  value = hxy / (jnp.sqrt(jnp.where(ok, hxx, 1.0)) * jnp.sqrt(jnp.where(ok, hyy, 1.0)))
+  return jnp.where(ok, value, jnp.nan)
 
 
 # ---- nearest neighbours --------------------------------------------------------------------------
@@ -79,6 +134,26 @@ def knn_indices(feats_NxD, k: int, block_size: int = 1024):
   return out.reshape(-1, k)[:n]
 
 
+KNN_METRICS = ("mutual_knn", "cycle_knn", "lcs_knn", "edit_knn")
+
+
+@functools.partial(jax.jit, static_argnames="metric")
+def knn_metric_from_indices(knn_a, knn_b, metric: str):
+  """``mutual_knn`` / ``cycle_knn`` / ``lcs_knn`` / ``edit_knn`` from precomputed neighbour
+  indices (``knn_indices`` of each feature set, same k): the cores compute exactly this, so a
+  caller comparing many layer pairs can search each layer's neighbours once."""
+  n, k = knn_a.shape
+  if metric == "mutual_knn":
+    return divide(jnp.sum(_overlap(knn_a, knn_b)), n * k)
+  if metric == "cycle_knn":
+    return _cycle(knn_a, knn_b)
+  if metric == "lcs_knn":
+    return divide(jnp.sum(_sequence_dp(knn_a, knn_b, "lcs")), n)
+  if metric == "edit_knn":
+    return 1.0 - divide(jnp.sum(_sequence_dp(knn_a, knn_b, "edit")), n * k)
+  raise ValueError(f"metric must be one of {', '.join(KNN_METRICS)}; got {metric!r}")
+
+
 @jax.jit
 def _overlap(knn_a, knn_b):
   """|N_A(i) intersect N_B(i)| for each i (index lists hold no duplicates)."""
@@ -90,14 +165,16 @@ def mutual_knn_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
   """Mutual k-NN alignment as a pure JAX function (see ``mutual_knn``)."""
   a, b = _core_pair(feats_a, feats_b)
   _check_k(k, a.shape[0])
-  overlap = _overlap(knn_indices(a, k, block_size), knn_indices(b, k, block_size))
-  return divide(jnp.sum(overlap), overlap.shape[0] * k)
+  return knn_metric_from_indices(knn_indices(a, k, block_size), knn_indices(b, k, block_size),
+                                 "mutual_knn")
 
 
 def mutual_knn(feats_a, feats_b, k: int = 10, block_size: int = 1024) -> float:
-  """Mutual k-NN alignment: mean over samples of |N_A(i) intersect N_B(i)| / k, self excluded."""
-  a, b = _pair(feats_a, feats_b)
-  _check_k(k, a.shape[0])
+  """Mutual k-NN alignment: mean over samples of |N_A(i) intersect N_B(i)| / k, self excluded.
+
+  Feature sets whose rows are all identical have no nearest neighbours (every similarity ties):
+  a ValueError here (the core breaks the ties by index, as ``lax.top_k``)."""
+  a, b = _knn_pair(feats_a, feats_b, k, "mutual k-NN")
   _check_block(block_size)
   return _host.to_float(mutual_knn_core(a, b, k, block_size))
 
@@ -107,16 +184,17 @@ def cycle_knn_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
   """Cycle k-NN as a pure JAX function (see ``cycle_knn``)."""
   a, b = _core_pair(feats_a, feats_b)
   _check_k(k, a.shape[0])
-  return _cycle(knn_indices(a, k, block_size), knn_indices(b, k, block_size))
+  return knn_metric_from_indices(knn_indices(a, k, block_size), knn_indices(b, k, block_size),
+                                 "cycle_knn")
 
 
 def cycle_knn(feats_a, feats_b, k: int = 10, block_size: int = 1024) -> float:
   """Cycle k-NN: fraction of samples i found among the A-neighbours of i's B-neighbours.
 
-  As the platonic code's ``cycle_knn``: knn_A[knn_B] (N, k, k) contains i for a hit.
+  As the platonic code's ``cycle_knn``: knn_A[knn_B] (N, k, k) contains i for a hit. Rows all
+  identical: ValueError, as ``mutual_knn``.
   """
-  a, b = _pair(feats_a, feats_b)
-  _check_k(k, a.shape[0])
+  a, b = _knn_pair(feats_a, feats_b, k, "cycle k-NN")
   _check_block(block_size)
   return _host.to_float(cycle_knn_core(a, b, k, block_size))
 
@@ -127,6 +205,92 @@ def _cycle(knn_a, knn_b):
   back = knn_a[knn_b]                                    # N x k x k
   hit = jnp.any(back == jnp.arange(n)[:, None, None], axis=(1, 2))
   return divide(jnp.sum(hit), n)
+
+
+def _sequence_dp(knn_a, knn_b, kind: str):
+  """Row-wise dynamic programme over the ordered neighbour lists (N, k) of both spaces:
+  ``kind='lcs'`` the length of their longest common subsequence, ``'edit'`` their Levenshtein
+  distance (insert / delete / substitute cost 1). Vectorised over rows: O(N k^2), no N x N."""
+  n, k = knn_a.shape
+  k_b = knn_b.shape[1]
+  if kind == "lcs":
+    first_row = jnp.zeros((n, k_b + 1), jnp.int32)
+  else:
+    first_row = jnp.broadcast_to(jnp.arange(k_b + 1, dtype=jnp.int32), (n, k_b + 1))
+
+  def over_a(prev, i):                     # prev: dp row i (over j = 0..k_b), next: row i + 1
+    x = knn_a[:, i]
+    start = jnp.zeros((n,), jnp.int32) if kind == "lcs" else jnp.full((n,), i + 1, jnp.int32)
+
+    def over_b(left, j):
+      match = x == knn_b[:, j]
+      diag, up = prev[:, j], prev[:, j + 1]
+      if kind == "lcs":
+        value = jnp.where(match, diag + 1, jnp.maximum(up, left))
+      else:
+        value = jnp.minimum(jnp.minimum(up + 1, left + 1), diag + jnp.where(match, 0, 1))
+      return value, value
+
+    _, rest = jax.lax.scan(over_b, start, jnp.arange(k_b))
+    return jnp.concatenate([start[:, None], rest.T], axis=1), None
+
+  last, _ = jax.lax.scan(over_a, first_row, jnp.arange(k))
+  return last[:, -1]
+
+
+@functools.partial(jax.jit, static_argnames=("k", "block_size"))
+def lcs_knn_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
+  """LCS k-NN as a pure JAX function (see ``lcs_knn``)."""
+  a, b = _core_pair(feats_a, feats_b)
+  _check_k(k, a.shape[0])
+  return knn_metric_from_indices(knn_indices(a, k, block_size), knn_indices(b, k, block_size),
+                                 "lcs_knn")
+
+
+def lcs_knn(feats_a, feats_b, k: int = 10, block_size: int = 1024) -> float:
+  """LCS k-NN (platonic-rep's ``lcs_knn``): mean over samples of the length of the longest common
+  subsequence of i's k nearest neighbours in A and in B, each list ordered by similarity (most
+  similar first, self excluded).
+
+  As the reference, the value is a length in [0, k] (k for identical neighbour orders), not
+  divided by k. Rows all identical: ValueError, as ``mutual_knn``.
+  """
+  a, b = _knn_pair(feats_a, feats_b, k, "LCS k-NN")
+  _check_block(block_size)
+  return _host.to_float(lcs_knn_core(a, b, k, block_size))
+
+
+@functools.partial(jax.jit, static_argnames=("k", "block_size"))
+def edit_knn_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
+  """Edit-distance k-NN as a pure JAX function (see ``edit_knn``)."""
+  a, b = _core_pair(feats_a, feats_b)
+  _check_k(k, a.shape[0])
+  return knn_metric_from_indices(knn_indices(a, k, block_size), knn_indices(b, k, block_size),
+                                 "edit_knn")
+
+
+def edit_knn(feats_a, feats_b, k: int = 10, block_size: int = 1024) -> float:
+  """Edit-distance k-NN (platonic-rep's ``edit_distance_knn``): 1 - mean_i lev(N_A(i), N_B(i)) / k
+  with lev the Levenshtein distance (``torchaudio.functional.edit_distance``: insert, delete and
+  substitute cost 1) between i's ordered k-NN lists. 1 for identical orders; 0 when no neighbour
+  is shared. Rows all identical: ValueError, as ``mutual_knn``.
+  """
+  a, b = _knn_pair(feats_a, feats_b, k, "edit-distance k-NN")
+  _check_block(block_size)
+  return _host.to_float(edit_knn_core(a, b, k, block_size))
+
+
+def _knn_pair(feats_a, feats_b, k, what, low: int = 1):
+  """_pair + k in [low, N - 1] + neither set with all rows identical (neighbours all ties)."""
+  a, b = _pair(feats_a, feats_b)
+  _check_k(k, a.shape[0])
+  if low > 1:
+    _host.check_int(k, "k", low, None, f"{what} needs k >= {low}")
+  for name, x in (("feats_a", a), ("feats_b", b)):
+    if np.all(x == x[:1]):
+      raise ValueError(f"{name} has every row identical: nearest neighbours are all ties, so "
+                       f"{what} is undefined; check that the features were extracted correctly")
+  return a, b
 
 
 def _check_k(k, n):
@@ -175,6 +339,7 @@ def _linear_sums(x, y, unbiased):
 
 @functools.partial(jax.jit, static_argnames=("unbiased",))
 def _linear_cka(x, y, unbiased: bool):
+  x, y = _unit_scale(x), _unit_scale(y)
   n = x.shape[0]
   sums_xy = _linear_sums(x, y, unbiased)
   sums_xx = _linear_sums(x, x, unbiased)
@@ -182,7 +347,7 @@ def _linear_cka(x, y, unbiased: bool):
   hxy = _hsic_from_sums(*sums_xy, n, unbiased)
   hxx = _hsic_from_sums(*sums_xx, n, unbiased)
   hyy = _hsic_from_sums(*sums_yy, n, unbiased)
-  return hxy / jnp.sqrt(hxx * hyy)
+  return _cka_ratio(hxy, hxx, hyy)
 
 
 def _rbf_block(block, feats, sq_block, sq_all, gamma):
@@ -231,8 +396,12 @@ def _median_sq_distance(feats, max_points: int = 2048, seed: int = 0):
 @functools.partial(jax.jit, static_argnames=("kernel", "unbiased", "block_size"))
 def cka_terms(feats_a, feats_b, kernel: str = "linear", unbiased: bool = False, sigma=1.0,
               block_size: int = 1024):
-  """(HSIC(K, L), HSIC(K, K), HSIC(L, L)) of ``cka`` as JAX scalars (pure; jit / vmap / grad)."""
+  """(HSIC(K, L), HSIC(K, K), HSIC(L, L)) of ``cka`` as JAX scalars (pure; jit / vmap / grad).
+
+  Of the features divided by their largest absolute value (CKA does not depend on it; the HSIC
+  terms then neither overflow nor underflow float32)."""
   a, b = _core_pair(feats_a, feats_b)
+  a, b = _unit_scale(a), _unit_scale(b)   # CKA is scale-invariant (linear and median-RBF)
   n = a.shape[0]
   if unbiased and n < 4:
     raise ValueError(f"unbiased HSIC needs at least 4 samples; got {n}")
@@ -256,7 +425,7 @@ def cka_core(feats_a, feats_b, kernel: str = "linear", unbiased: bool = False, s
              block_size: int = 1024):
   """CKA as a pure JAX function (see ``cka``); NaN where CKA is undefined."""
   hxy, hxx, hyy = cka_terms(feats_a, feats_b, kernel, unbiased, sigma, block_size)
-  return hxy / jnp.sqrt(hxx * hyy)
+  return _cka_ratio(hxy, hxx, hyy)
 
 
 def unbiased_cka_core(feats_a, feats_b, kernel: str = "linear", sigma=1.0, block_size: int = 1024):
@@ -300,7 +469,7 @@ def cka(feats_a, feats_b, kernel: str = "linear", unbiased: bool = False, sigma:
       raise ValueError(f"CKA is undefined: {name} = {value:.3g} is not positive; {hint}"
                        + ("; the unbiased estimate can also go negative with very few samples"
                           if unbiased else ""))
-  return _host.to_float(terms[0] / jnp.sqrt(terms[1] * terms[2]))
+  return _host.to_float(_cka_ratio(*terms))
 
 
 def unbiased_cka(feats_a, feats_b, kernel: str = "linear", **kwargs) -> float:
@@ -312,16 +481,28 @@ def unbiased_cka(feats_a, feats_b, kernel: str = "linear", **kwargs) -> float:
 def cknna_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
   """CKNNA (unbiased) as a pure JAX function (see ``cknna``)."""
   a, b = _core_pair(feats_a, feats_b)
-  n = a.shape[0]
   if k < 2:
     raise ValueError(f"CKNNA needs k >= 2; got {k}")
-  _check_k(k, n)
-  knn_a = knn_indices(a, k, block_size)
-  knn_b = knn_indices(b, k, block_size)
+  _check_k(k, a.shape[0])
+  return cknna_from_indices(a, b, knn_indices(a, k, block_size), knn_indices(b, k, block_size))
+
+
+@jax.jit
+def cknna_from_indices(feats_a, feats_b, knn_a, knn_b):
+  """CKNNA from the features and their precomputed ``knn_indices`` (what ``cknna_core`` does)."""
+  a, b = _core_pair(feats_a, feats_b)
+  n = a.shape[0]
+  # Computed on features divided by their largest row norm c (HSIC scales by c^4), with the
+  # reference's 1e-6 in the denominator scaled to match: the reference's value, without its
+  # float32 overflow (features ~1e8) or underflow (~1e-8) of the HSIC sums.
+  scale_a, scale_b = _row_scale(a), _row_scale(b)
+  a, b = a / scale_a, b / scale_b
   ab = _masked_hsic(a, b, knn_a, knn_b, n)
   aa = _masked_hsic(a, a, knn_a, knn_a, n)
   bb = _masked_hsic(b, b, knn_b, knn_b, n)
-  return ab / (jnp.sqrt(aa * bb) + 1e-6)
+  eps = jnp.exp(jnp.log(1e-6) - 2.0 * jnp.log(scale_a) - 2.0 * jnp.log(scale_b))
+  ok = (aa > 0) & (bb > 0)
+  return ab / (jnp.sqrt(jnp.where(ok, aa, 0.0)) * jnp.sqrt(jnp.where(ok, bb, 0.0)) + eps)
 
 
 # ---- CKNNA ---------------------------------------------------------------------------------------
@@ -336,11 +517,9 @@ def cknna(feats_a, feats_b, k: int = 10, unbiased: bool = True, block_size: int 
   masks with A's own neighbourhoods. Here every term is a sum over the <= k kept entries per
   row, O(n k^2) after the neighbour search.
   """
-  a, b = _pair(feats_a, feats_b)
   if not unbiased:
     raise NotImplementedError("only the unbiased CKNNA (the reference default) is implemented")
-  _host.check_int(k, "k", 2, None, "CKNNA needs k >= 2")
-  _check_k(k, a.shape[0])
+  a, b = _knn_pair(feats_a, feats_b, k, "CKNNA", low=2)
   _check_block(block_size)
   if a.shape[0] < 4:
     raise ValueError(f"CKNNA's unbiased HSIC needs at least 4 samples; got {a.shape[0]}")
@@ -435,6 +614,9 @@ def max_over_layer_pairs(layers_a: Sequence, layers_b: Sequence,
   """(max alignment, (i, j) of the best pair, full L_A x L_B matrix) over all layer pairs."""
   if not layers_a or not layers_b:
     raise ValueError("need at least one layer on each side")
-  matrix = np.array([[metric(la, lb, **kwargs) for lb in layers_b] for la in layers_a])
+  matrix = np.array([[metric(la, lb, **kwargs) for lb in layers_b] for la in layers_a], float)
+  if np.all(np.isnan(matrix)):
+    raise ValueError(f"the metric is NaN for every one of the {matrix.size} layer pairs; check the "
+                     f"features (constant layers?)")
   best = np.unravel_index(np.nanargmax(matrix), matrix.shape)
   return float(matrix[best]), (int(best[0]), int(best[1])), matrix

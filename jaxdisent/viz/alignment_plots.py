@@ -19,7 +19,7 @@ def alignment_vs_uniqueness(rows, path: str) -> str:
     ax.errorbar(us, [np.mean(v) for v in values], yerr=[np.std(v) for v in values], marker="o",
                 capsize=3, label=f"heterogeneity depth {h}")
   ax.set_xlabel("uniqueness U (label bits not shared)")
-  ax.set_ylabel("max unbiased CKA over layer pairs")
+  ax.set_ylabel("max alignment over layer pairs")
   ax.legend(fontsize=8)
   ax.grid(alpha=0.3)
   fig.tight_layout()
@@ -36,6 +36,30 @@ def correlation_vs_uniqueness(correlation_by_u: dict, path: str) -> str:
   ax.set_xlabel("uniqueness U")
   ax.set_ylabel("Pearson r(alignment, performance)")
   ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def trends_per_depth(per_d: dict, path: str) -> str:
+  """The paper's three trends, one line per heterogeneity depth D: max alignment vs U, median
+  alignment-performance correlation vs U, median alignment-depth correlation vs U."""
+  fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+  panels = (("max_alignment", "max alignment over depths and seeds"),
+            ("alignment_performance_correlation", "median r(alignment, performance)"),
+            ("alignment_depth_correlation", "median r(alignment, encoder depth)"))
+  for ax, (key, label) in zip(axes, panels):
+    for d in sorted(per_d, key=int):
+      series = {int(u): v for u, v in per_d[d][key].items() if v is not None}
+      us = sorted(series)
+      ax.plot(us, [series[u] for u in us], marker="o", label=f"D = {d}")
+    if key != "max_alignment":
+      ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("uniqueness U")
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
+  axes[0].legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
