@@ -15,6 +15,14 @@ weighted, possibly bidirectional graphs:
   pair; a reversed edge counts once), as NOTEARS' extra + missing + reversed.
 * ``direction_accuracy``: over true pairs with an asymmetric truth (|W_ij| != |W_ji|), the fraction
   where sign(|w_ij| - |w_ji|) equals sign(|W_ij| - |W_ji|).
+
+The truth must hold both edges and non-edges off the diagonal (|W| > 0 is an edge): otherwise the
+ranking measures are undefined and ``graph_recovery`` raises (a dense / soft truth, e.g. a
+correlation or probability matrix, has no non-edges: binarise it first).
+
+:func:`count_accuracy` is the NOTEARS reference's scorer of a DAG estimate (xunzheng/notears,
+``utils.count_accuracy``), for structure learners whose output is a thresholded DAG (e.g.
+``jaxdisent.oracles.notears_linear``); see its docstring.
 """
 
 from __future__ import annotations
@@ -31,6 +39,18 @@ def _check(learned, truth):
   if not np.isfinite(learned).all():
     raise ValueError("learned adjacency has NaN/inf entries")
   return learned, truth
+
+
+def _check_truth_has_both_classes(truth):
+  if not np.isfinite(truth).all():
+    raise ValueError("true adjacency has NaN/inf entries; the truth must be a finite (weighted) "
+                     "adjacency, nonzero = edge")
+  a = len(truth)
+  edges = int((_off_diagonal(truth) > 0).sum())
+  if edges == 0 or edges == a * (a - 1):
+    raise ValueError(f"true adjacency has {edges} edges among {a * (a - 1)} ordered pairs: AUROC / "
+                     "AUPRC need both edges and non-edges (nonzero = edge; a dense or soft truth "
+                     "such as a correlation or probability matrix must be binarised first)")
 
 
 def _off_diagonal(m):
@@ -60,6 +80,7 @@ def average_precision(scores, labels) -> float:
 def graph_recovery(learned_AxA, true_AxA, threshold: float = 0.3) -> dict:
   """All measures of the module docstring as a flat dict of floats."""
   learned, truth = _check(learned_AxA, true_AxA)
+  _check_truth_has_both_classes(truth)
   scores, labels = _off_diagonal(learned), _off_diagonal(truth) > 0
   relative = learned / max(float(learned.max()), 1e-12)
   predicted = (relative > threshold) & ~np.eye(len(learned), dtype=bool)
@@ -91,4 +112,68 @@ def graph_recovery(learned_AxA, true_AxA, threshold: float = 0.3) -> dict:
       "nnz": float(predicted.sum()),
       "direction_accuracy": correct / total if total else float("nan"),
       "threshold": float(threshold),
+  }
+
+
+def _dag_edges(m, name):
+  edges = np.asarray(m) != 0
+  a = len(edges)
+  alive = np.ones(a, bool)
+  while alive.any():
+    roots = np.flatnonzero(alive)[edges[np.ix_(alive, alive)].sum(axis=0) == 0]
+    if not len(roots):
+      raise ValueError(f"count_accuracy: the {name} graph has a cycle (or a self-loop); it scores "
+                       "DAGs (raise the estimate's threshold, or use graph_recovery for cyclic / "
+                       "weighted graphs)")
+    alive[roots] = False
+  return edges
+
+
+def count_accuracy(true_DxD, est_DxD) -> dict:
+  """NOTEARS' accuracy of an estimated DAG against the true DAG (xunzheng/notears ``count_accuracy``).
+
+  Nonzero entries are directed edges, ``W[i, j] != 0`` meaning i -> j (weights are allowed; only
+  their support counts). With pred / cond the predicted / true edge sets:
+
+  * true positive: a predicted edge present in the truth with the same direction;
+  * reverse: a predicted edge whose reverse is a true edge; false positive: a predicted edge with
+    no true edge between the pair in either direction;
+  * ``fdr`` = (reverse + false positive) / max(nnz, 1), ``tpr`` = true positive / max(|cond|, 1),
+    ``fpr`` = (reverse + false positive) / max(D(D-1)/2 - |cond|, 1) (the reference's negatives:
+    unordered non-adjacent pairs), ``nnz`` = number of predicted edges;
+  * ``shd`` = extra + missing pairs of the undirected skeletons + reversed edges (a reversal counts
+    once, not as a missing plus an extra edge).
+
+  Both graphs must be DAGs (the reference requires it of the estimate; a 2-cycle makes reverse and
+  true positive overlap). Deviation: the reference's CPDAG input (-1 = undirected edge) is not
+  supported, since here -1 is an edge weight. ``shd`` and ``nnz`` are ints, the rates floats.
+  """
+  truth = np.asarray(true_DxD)
+  est = np.asarray(est_DxD)
+  if truth.shape != est.shape or truth.ndim != 2 or truth.shape[0] != truth.shape[1]:
+    raise ValueError(f"count_accuracy: true {truth.shape} and estimated {est.shape} graphs must be "
+                     "equal square (D, D) matrices")
+  for name, m in (("true", truth), ("estimated", est)):
+    if not np.issubdtype(m.dtype, np.number) and m.dtype != bool:
+      raise ValueError(f"count_accuracy: the {name} graph must be numeric; got dtype {m.dtype}")
+    if not np.isfinite(m.astype(np.float64)).all():
+      raise ValueError(f"count_accuracy: the {name} graph has NaN/inf entries")
+  cond, pred = _dag_edges(truth, "true"), _dag_edges(est, "estimated")
+  d = len(truth)
+  cond_skeleton = cond | cond.T
+  true_pos = int((pred & cond).sum())
+  false_pos = int((pred & ~cond_skeleton).sum())
+  reverse = int((pred & ~cond & cond.T).sum())
+  nnz, num_cond = int(pred.sum()), int(cond.sum())
+  lower = np.tril(np.ones((d, d), bool), k=-1)
+  pred_skeleton = (pred | pred.T) & lower
+  cond_lower = cond_skeleton & lower
+  extra = int((pred_skeleton & ~cond_lower).sum())
+  missing = int((cond_lower & ~pred_skeleton).sum())
+  return {
+      "fdr": (reverse + false_pos) / max(nnz, 1),
+      "tpr": true_pos / max(num_cond, 1),
+      "fpr": (reverse + false_pos) / max(0.5 * d * (d - 1) - num_cond, 1),
+      "shd": extra + missing + reverse,
+      "nnz": nnz,
   }

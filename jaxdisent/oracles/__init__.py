@@ -15,6 +15,7 @@ import numpy as np
 
 from jaxdisent.oracles.base import Scores, check_attribute_names, load_scores
 from jaxdisent.oracles.simulated import SimulatedOracle, simulated_scores
+from jaxdisent.oracles.notears import notears_linear  # the standalone structure learner
 
 KINDS = ("simulated", "labels", "statistical", "chat")
 
@@ -115,3 +116,4 @@ def _normalise(relations):
 
 __all__ = ["KINDS", "OracleView", "Scores", "SimulatedOracle", "load_scores", "make_oracle_view",
            "oracle_scores", "attribute_subset"]
+__all__ += ["notears_linear"]
