@@ -359,3 +359,19 @@ def test_sae_config_keys_with_a_domain_are_checked_when_the_method_is_built():
   # k is unused by relu / jumprelu SAEs; the boundary k = dict_size is valid
   make_method(sae_config(**{"model.kind": "relu", "model.k": 0}))
   assert make_method(sae_config(**{"model.k": 64})).k == 64
+
+
+def test_ranking_scores_refuse_undefined_inputs():
+  from jaxdisent.metrics import graph
+  with pytest.raises(ValueError, match="needs both classes"):
+    graph.auroc(np.array([0.1, 0.2]), np.array([1, 1]))
+  with pytest.raises(ValueError, match="without a positive"):
+    graph.average_precision(np.array([0.1, 0.2]), np.array([0, 0]))
+  with pytest.raises(ValueError, match="one length"):
+    graph.auroc(np.array([0.1, 0.2]), np.array([1]))
+  with pytest.raises(ValueError, match="NaN"):
+    graph.auroc(np.array([np.nan, 0.2]), np.array([1, 0]))
+  assert graph.auroc(np.array([0.9, 0.1, 0.5]), np.array([1, 0, 0])) == 1.0
+  assert graph.auroc(np.array([0.5, 0.5]), np.array([1, 0])) == 0.5
+  assert graph.average_precision(np.array([0.9, 0.1, 0.5]), np.array([0, 1, 1])) == \
+      pytest.approx((1 / 2 + 2 / 3) / 2)

@@ -58,19 +58,41 @@ def _off_diagonal(m):
 
 
 def auroc(scores, labels) -> float:
-  scores, labels = np.asarray(scores, np.float64), np.asarray(labels, bool)
+  """Area under the ROC curve (ties count half): P(score of a positive > score of a negative).
+
+  Raises ValueError when the shapes differ, a score is NaN/inf, or the labels hold only one class
+  (AUROC is undefined there: every caller that wants a number must decide what it means).
+  """
+  scores, labels = np.asarray(scores, np.float64), np.asarray(labels)
+  if scores.shape != labels.shape or scores.ndim != 1:
+    raise ValueError(f"auroc needs 1-D scores and labels of one length; got {scores.shape} and "
+                     f"{labels.shape}")
+  if not np.isfinite(scores).all():
+    raise ValueError("auroc: scores contain NaN/inf")
+  labels = labels.astype(bool)
   pos, neg = scores[labels], scores[~labels]
   if not len(pos) or not len(neg):
-    return float("nan")
+    raise ValueError(f"auroc is undefined with {len(pos)} positive and {len(neg)} negative "
+                     "labels: it needs both classes")
   greater = (pos[:, None] > neg[None, :]).sum()
   ties = (pos[:, None] == neg[None, :]).sum()
   return float((greater + 0.5 * ties) / (len(pos) * len(neg)))
 
 
 def average_precision(scores, labels) -> float:
-  scores, labels = np.asarray(scores, np.float64), np.asarray(labels, bool)
+  """Mean precision at the rank of each positive (ties ranked pessimistically).
+
+  Raises ValueError on mismatched shapes, NaN/inf scores or no positive label (undefined).
+  """
+  scores, labels = np.asarray(scores, np.float64), np.asarray(labels)
+  if scores.shape != labels.shape or scores.ndim != 1:
+    raise ValueError(f"average_precision needs 1-D scores and labels of one length; got "
+                     f"{scores.shape} and {labels.shape}")
+  if not np.isfinite(scores).all():
+    raise ValueError("average_precision: scores contain NaN/inf")
+  labels = labels.astype(bool)
   if not labels.any():
-    return float("nan")
+    raise ValueError("average_precision is undefined without a positive label")
   order = np.lexsort((labels, -scores))  # by score desc; among ties negatives first
   hits = labels[order]
   precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
