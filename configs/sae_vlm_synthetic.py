@@ -19,6 +19,7 @@ def get_config():
   config.data.key = ""
   config.data.text_path = ""
   config.data.text_key = ""
+  config.data.image_fraction = 0.5      # share of images in training batches; 0.5 = paired 1:1
   config.data.synthetic = ml_collections.ConfigDict()
   config.data.synthetic.dim = 64
   config.data.synthetic.num_shared = 24
