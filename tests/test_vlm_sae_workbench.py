@@ -109,3 +109,43 @@ def test_image_fraction_mixture(tmp_path):
                                                 image_fraction=0.5).batch(0, 2, 0, 8)["x"])
   with pytest.raises(ValueError, match="text_path"):
     EmbeddingSource(str(tmp_path / "i.npy"), image_fraction=0.3)
+
+
+# ---- part 1: the evaluator's paired analyses --------------------------------------------------
+
+def test_paired_analyses_on_the_planted_dictionary(tmp_path):
+  """The ideal SAE (codes = planted activations, atoms = planted directions) has known classes."""
+  from jaxdisent.evals.dictionary import paired_analyses
+  data = SyntheticVLM(dim=32, num_shared=8, num_image_only=6, num_text_only=5, active_per_pair=6.0)
+  image, text, acts_img, acts_txt = map(np.asarray, data.pairs(jax.random.key(2), 3000))
+  truth = data.truth()
+  live = (acts_img + acts_txt > 0).any(0)
+  assert live.all()
+  out = paired_analyses(image, text, acts_img, acts_txt, truth["directions"],
+                        planted_directions=truth["directions"], out_dir=str(tmp_path), title="t")
+  # image-only concepts have MDS = 1, text-only -1, shared ~0 (10% magnitude jitter)
+  assert (out["mds_image-dominant"], out["mds_text-dominant"], out["mds_cross-modal"],
+          out["mds_dead"]) == (6, 5, 8, 0)
+  assert out["mds_fraction_image-dominant"] == 6 / 19
+  assert out["modality_score_q10"] == 0.0 and out["modality_score_q90"] == 1.0
+  assert 0.45 < out["modality_score_q50"] < 0.55              # a shared concept in the middle
+  # single-modality concepts fire on a fraction f of one modality: balanced accuracy (1 + f) / 2
+  fires = np.where(truth["modality"] == IMAGE, (acts_img > 0).mean(0), (acts_txt > 0).mean(0))
+  expected = np.where(truth["modality"] == SHARED, np.nan, 0.5 * (1 + fires))
+  features = json.loads((tmp_path / "features.json").read_text())["features"]
+  got = np.array([f["modality_classifier_balanced_accuracy"] for f in features])
+  single = truth["modality"] != SHARED
+  np.testing.assert_allclose(got[single], expected[single], atol=1e-12)
+  assert np.all(got[~single] < 0.56)
+  assert out["subspace_fraction_planted"] == pytest.approx(out["subspace_fraction_mean"])
+  # the planted concepts are the monosemantic ideal: every live one beats random samples
+  assert out["monosemanticity_win_rate"] == 1.0 and out["monosemanticity_mean_score"] > 0.2
+  # bridges: positive co-firing across a pair times atom cosine, i != j only
+  bridges = json.loads((tmp_path / "bridges.json").read_text())["top_pairs"]
+  assert bridges and all(b["image_feature"] != b["text_feature"] and b["score"] > 0 for b in bridges)
+  assert out["bridge_count"] >= 1 and out["bridge_top_score"] == pytest.approx(bridges[0]["score"])
+  for name in ("modality_histogram.png", "energy_vs_modality.png"):
+    assert (tmp_path / name).stat().st_size > 5000
+  with pytest.raises(ValueError, match="mds_cutoffs"):
+    paired_analyses(image, text, acts_img, acts_txt, truth["directions"],
+                    settings={"mds_cutoffs": "wide"})

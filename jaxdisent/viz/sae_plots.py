@@ -1,4 +1,5 @@
-"""SAE sweep plots: the R^2 vs L0 frontier and stability vs energy."""
+"""SAE plots: the R^2 vs L0 frontier, stability vs energy, the modality-score histogram by MDS
+class, energy vs modality score and the deletion (intervention) bars."""
 
 from __future__ import annotations
 
@@ -38,6 +39,60 @@ def stability_vs_energy(energy_M, matched_cosine_M, path: str, title: str = "") 
   ax.set_xlabel("energy E[z_i] (run A)")
   ax.set_ylabel("Hungarian-matched |cosine| to run B")
   ax.set_ylim(0, 1.02)
+  ax.grid(alpha=0.3)
+  if title:
+    ax.set_title(title, fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+MDS_COLOURS = {"image-dominant": "tab:blue", "text-dominant": "tab:orange",
+               "cross-modal": "tab:green"}
+
+
+def modality_histogram(modality_score_M, mds_label_M, path: str, title: str = "",
+                       bins: int = 20) -> str:
+  """Histogram of the live features' modality score E_img / (E_img + E_txt), stacked by MDS class."""
+  score = np.asarray(modality_score_M, np.float64)
+  labels = np.asarray(mds_label_M).astype(str)
+  fig, ax = plt.subplots(figsize=(5.5, 4))
+  groups = [(name, score[(labels == name) & np.isfinite(score)]) for name in MDS_COLOURS]
+  groups = [(name, values) for name, values in groups if len(values)]
+  if groups:
+    ax.hist([values for _, values in groups], bins=np.linspace(0, 1, bins + 1), stacked=True,
+            color=[MDS_COLOURS[name] for name, _ in groups],
+            label=[f"{name} ({len(values)})" for name, values in groups])
+    ax.legend(fontsize=8)
+  ax.set_xlabel("modality score  E_img[z] / (E_img[z] + E_txt[z])  (1 = image only)")
+  ax.set_ylabel("live features")
+  ax.set_xlim(0, 1)
+  if title:
+    ax.set_title(title, fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def energy_vs_modality(energy_M, modality_score_M, mds_label_M, path: str, title: str = "") -> str:
+  """Each live feature's energy E[z_i] (log) against its modality score, coloured by MDS class."""
+  energy = np.asarray(energy_M, np.float64)
+  score = np.asarray(modality_score_M, np.float64)
+  labels = np.asarray(mds_label_M).astype(str)
+  fig, ax = plt.subplots(figsize=(5.5, 4))
+  for name, colour in MDS_COLOURS.items():
+    keep = (labels == name) & (energy > 0) & np.isfinite(score)
+    if keep.any():
+      ax.scatter(score[keep], energy[keep], s=10, alpha=0.7, color=colour,
+                 label=f"{name} ({int(keep.sum())})")
+  if (energy > 0).any():
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+  ax.set_xlabel("modality score (1 = image only, 0 = text only)")
+  ax.set_ylabel("energy E[z_i]")
+  ax.set_xlim(-0.02, 1.02)
   ax.grid(alpha=0.3)
   if title:
     ax.set_title(title, fontsize=8)
