@@ -100,3 +100,31 @@ def energy_vs_modality(energy_M, modality_score_M, mds_label_M, path: str, title
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return path
+
+
+def intervention_bars(records, path: str) -> str:
+  """Recall@1 before / after / random control per intervention (``records``: [(name, record)]
+  as written by launch.intervene), image->text and text->image side by side."""
+  fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.3 * len(records) + 3), 3.8), sharey=True)
+  width = 0.27
+  x = np.arange(len(records))
+  for ax, direction in zip(axes, ("image_to_text", "text_to_image")):
+    for offset, (part, colour) in zip((-width, 0.0, width), (("before", "tab:gray"),
+                                                              ("after", "tab:red"),
+                                                              ("random_control", "tab:blue"))):
+      values = [r[direction]["recall_at_1"][part] for _, r in records]
+      errors = ([r[direction]["recall_at_1"].get("random_control_std", 0.0) for _, r in records]
+                if part == "random_control" else None)
+      ax.bar(x + offset, values, width, color=colour, yerr=errors, capsize=2,
+             label=part.replace("_", " "))
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{name}\n({r['num_features']})" for name, r in records], fontsize=7,
+                       rotation=20)
+    ax.set_title(direction.replace("_", " ") + " recall@1", fontsize=9)
+    ax.set_ylim(0, 1.02)
+    ax.grid(axis="y", alpha=0.3)
+  axes[0].legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
