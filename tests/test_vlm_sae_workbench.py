@@ -278,3 +278,76 @@ def test_zero_shot_and_steering(trained_run, tmp_path):
   record = intervene(trained_run, steer={5: 2.0}, num_pairs=64, num_random=2, log=lambda *a: None)
   assert record["steer"] == "5:2" and record["num_features"] == 1
   assert os.path.exists(os.path.join(trained_run, "interventions", "steer_5-2.json"))
+
+
+# ---- part 4: naming --------------------------------------------------------------------------
+
+def _planted_vocabulary(data, tmp_path):
+  """One phrase per planted concept, embedded as a caption of that concept alone would be."""
+  truth = data.truth()
+  vocab = truth["directions"] - truth["gap"]
+  vocab /= np.linalg.norm(vocab, axis=1, keepdims=True)
+  phrases = [f"concept {c}" for c in range(len(vocab))]
+  (tmp_path / "vocab.txt").write_text("\n".join(phrases) + "\n")
+  np.save(tmp_path / "vocab.npy", vocab.astype(np.float32))
+  return phrases, vocab
+
+
+def test_naming_planted_atoms(tmp_path):
+  from jaxdisent.metrics import naming
+  data = SyntheticVLM(dim=32, num_shared=16, num_image_only=8, num_text_only=8)
+  phrases, vocab = _planted_vocabulary(data, tmp_path)
+  atoms = data.truth()["directions"]
+  names = naming.name_atoms(atoms, vocab, phrases, top=3)
+  assert [n["name"] for n in names] == phrases                  # every planted atom named right
+  assert all(n["margin"] > 0 and n["cosines"][0] >= n["cosines"][1] for n in names)
+  # a margin threshold withholds names
+  assert all(n["name"] is None for n in naming.name_atoms(atoms, vocab, phrases, min_margin=2.0))
+  loaded, emb = naming.load_vocabulary(str(tmp_path / "vocab.txt"), str(tmp_path / "vocab.npy"))
+  assert loaded == phrases and emb.shape == vocab.shape
+  with pytest.raises(ValueError, match="phrases but"):
+    naming.name_atoms(atoms, vocab[:-1], phrases)
+  with pytest.raises(ValueError, match="model that embedded"):
+    naming.name_atoms(atoms[:, :8], vocab, phrases)
+  np.save(tmp_path / "short.npy", vocab[:3].astype(np.float32))
+  with pytest.raises(ValueError, match="embed exactly"):
+    naming.load_vocabulary(str(tmp_path / "vocab.txt"), str(tmp_path / "short.npy"))
+
+
+@pytest.mark.slow
+def test_names_on_the_trained_run(trained_run, tmp_path):
+  from jaxdisent.metrics import dictionary as D
+  from jaxdisent.metrics import naming
+  from jaxdisent.train.restore import restore_latest
+  from launch.evaluate import main as evaluate_main
+  from launch.explore import explore
+  from launch.intervene import main as intervene_main
+  _, method, state, _ = restore_latest(trained_run)
+  phrases, vocab = _planted_vocabulary(method.data, tmp_path)
+  atoms = np.asarray(state.params["W_dec"])
+  recovery = D.concept_recovery(method.data.truth()["directions"], atoms)
+  names = naming.name_atoms(atoms, vocab, phrases)
+  recovered = np.nonzero(recovery["per_concept"] > 0.95)[0]
+  assert len(recovered) >= 5
+  for c in recovered:  # the atom that recovers planted concept c is named after it
+    assert names[recovery["best_atom"][c]]["name"] == f"concept {c}"
+  assert evaluate_main([f"--workdir={trained_run}",
+                        f"--config.evals.dictionary.vocabulary={tmp_path / 'vocab.txt'}",
+                        f"--config.evals.dictionary.vocabulary_embeddings={tmp_path / 'vocab.npy'}"]) == 0
+  from jaxdisent.evals import read_record
+  assert read_record(trained_run)["evals"]["dictionary"]["named_fraction"] > 0.5
+  features = json.loads(open(os.path.join(trained_run, "eval", "step_600", "dictionary",
+                                          "features.json")).read())["features"]
+  c = int(recovered[0])
+  assert features[recovery["best_atom"][c]]["name"] == f"concept {c}"
+  vocabulary = [f"--vocabulary={tmp_path / 'vocab.txt'}", f"--vocabulary_embeddings={tmp_path / 'vocab.npy'}"]
+  assert intervene_main([f"--workdir={trained_run}", f"--ablate=name:concept {c}", "--num_pairs=64",
+                         "--num_random=2", *vocabulary]) == 0
+  record = json.loads(open(os.path.join(trained_run, "interventions", f"name_concept-{c}.json")).read())
+  assert record["features"] == [int(recovery["best_atom"][c])]
+  assert record["feature_names"] == [f"concept {c}"]
+  assert intervene_main([f"--workdir={trained_run}", "--ablate=name:zebra", *vocabulary]) == 2
+  page = explore(trained_run, num_pairs=64, out=str(tmp_path / "e.html"), log=lambda *a: None,
+                 vocabulary=str(tmp_path / "vocab.txt"),
+                 vocabulary_embeddings=str(tmp_path / "vocab.npy"))
+  assert f'"name": "concept {c}"' in open(page).read()
