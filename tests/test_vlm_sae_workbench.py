@@ -351,3 +351,33 @@ def test_names_on_the_trained_run(trained_run, tmp_path):
                  vocabulary=str(tmp_path / "vocab.txt"),
                  vocabulary_embeddings=str(tmp_path / "vocab.npy"))
   assert f'"name": "concept {c}"' in open(page).read()
+
+
+@pytest.mark.slow
+def test_embedding_file_run_writes_the_same_keys(tmp_path):
+  """configs/sae_embeddings.py on paired image/text files (trained on a 30 % image mixture)."""
+  from conftest import ROOT
+  from jaxdisent.evals import read_record
+  from jaxdisent.train import fit
+  from jaxdisent.train.config import load_config
+  from launch.evaluate import main
+  data = SyntheticVLM(dim=16, num_shared=6, num_image_only=5, num_text_only=5)
+  image, text, _, _ = map(np.asarray, data.pairs(jax.random.key(5), 3000))
+  np.save(tmp_path / "img.npy", image)
+  np.save(tmp_path / "txt.npy", text)
+  config = load_config(os.path.join(ROOT, "configs", "sae_embeddings.py"), {
+      "data.path": str(tmp_path / "img.npy"), "data.text_path": str(tmp_path / "txt.npy"),
+      "data.image_fraction": 0.3, "model.dict_size": 64, "model.k": 3, "model.init_batch": 256,
+      "train.batch_size": 64, "train.num_steps": 30, "train.log_every": 10,
+      "train.checkpoint_every": 30, "loss.dead_tokens": 128, "loss.threshold_start_step": 1,
+      "evals.dictionary.num_pairs": 512, "train.eval_at_end": False, "train.plots_at_end": False})
+  workdir = str(tmp_path / "run")
+  fit(config, workdir, quiet=True)
+  assert main([f"--workdir={workdir}"]) == 0
+  scores = read_record(workdir)["evals"]["dictionary"]
+  for key in PAIRED_KEYS:
+    assert key in scores, key
+  classes = ("image-dominant", "text-dominant", "cross-modal", "dead")
+  assert sum(scores[f"mds_{c}"] for c in classes) == 64
+  assert "concept_recovery" not in scores                 # no planted truth in files
+  assert main([f"--workdir={workdir}", "--config.evals.dictionary.mds_cutoffs=wide"]) == 2
