@@ -381,3 +381,22 @@ def test_embedding_file_run_writes_the_same_keys(tmp_path):
   assert sum(scores[f"mds_{c}"] for c in classes) == 64
   assert "concept_recovery" not in scores                 # no planted truth in files
   assert main([f"--workdir={workdir}", "--config.evals.dictionary.mds_cutoffs=wide"]) == 2
+
+
+def test_embed_a_vocabulary(tmp_path_factory, tmp_path):
+  """launch.embed --texts: one normalised text embedding per phrase, loadable for naming."""
+  pytest.importorskip("transformers")
+  import test_embed
+  from jaxdisent.metrics import naming
+  from launch.embed import Embedder, main as embed_main
+  model = test_embed.tiny_clip.__wrapped__(tmp_path_factory)
+  (tmp_path / "vocab.txt").write_text("red cat\n\nblue car\ngreen grass\n")
+  out = tmp_path / "out"
+  assert embed_main([f"--model={model}", f"--texts={tmp_path / 'vocab.txt'}", f"--out={out}",
+                     "--batch_size=2"]) == 0
+  phrases, emb = naming.load_vocabulary(str(out / "vocabulary.txt"),
+                                        str(out / "vocabulary_embeddings.npy"))
+  assert phrases == ["red cat", "blue car", "green grass"]
+  np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
+  np.testing.assert_allclose(emb, Embedder(model).texts(phrases), atol=1e-5)
+  assert embed_main([f"--model={model}", f"--texts={tmp_path / 'none.txt'}", f"--out={out}"]) == 2
