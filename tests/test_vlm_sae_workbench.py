@@ -400,3 +400,31 @@ def test_embed_a_vocabulary(tmp_path_factory, tmp_path):
   np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
   np.testing.assert_allclose(emb, Embedder(model).texts(phrases), atol=1e-5)
   assert embed_main([f"--model={model}", f"--texts={tmp_path / 'none.txt'}", f"--out={out}"]) == 2
+
+
+@pytest.mark.slow
+def test_sae_sweep_mixture_grid_and_seed_stability(tmp_path):
+  from conftest import ROOT
+  from launch.sae_sweep import main as sweep_main, seed_stability
+  config = os.path.join(ROOT, "configs", "sae_vlm_synthetic.py")
+  small = ["--config.data.synthetic.dim=16", "--config.data.synthetic.num_shared=6",
+           "--config.data.synthetic.num_image_only=5", "--config.data.synthetic.num_text_only=5",
+           "--config.model.dict_size=32", "--config.model.init_batch=128",
+           "--config.train.batch_size=64", "--config.train.num_steps=5",
+           "--config.train.log_every=5", "--config.evals.dictionary.num_pairs=128"]
+  assert sweep_main([f"--config={config}", f"--workdir={tmp_path}", "--kinds=batchtopk", "--ks=2",
+                     "--seeds=0,1", "--grid=data.image_fraction=0.3,0.7", *small]) == 0
+  rows = json.loads((tmp_path / "stability.json").read_text())
+  assert [(r["data.image_fraction"], r["seeds"]) for r in rows] == [("0.3", [0, 1]), ("0.7", [0, 1])]
+  assert all(0 < r["mean_matched_cosine"] <= 1 and r["num_seed_pairs"] == 1 for r in rows)
+  points = json.loads((tmp_path / "frontier.json").read_text())
+  assert {p["run"] for p in points} == {f"batchtopk_k=2_image_fraction={f}_seed{s}"
+                                        for f in ("0.3", "0.7") for s in (0, 1)}
+  assert all("stability" in p for p in points)
+  # known answer: a run paired with itself is perfectly stable
+  run = points[0]["run"]
+  same = seed_stability(str(tmp_path), [{"kind": "batchtopk", "seed": 0, "run": run},
+                                        {"kind": "batchtopk", "seed": 1, "run": run}])
+  assert same[0]["mean_matched_cosine"] == pytest.approx(1.0, abs=1e-9)
+  assert same[0]["energy_weighted_matched_cosine"] == pytest.approx(1.0, abs=1e-9)
+  assert sweep_main([f"--config={config}", f"--workdir={tmp_path}", "--grid=seed=0,1"]) == 2
