@@ -1,6 +1,6 @@
 """Evaluator of sparse autoencoders: the dictionary measures on held-out embeddings, and on paired
 image/text embeddings (synthetic, or files with ``data.text_path`` / ``data.text_key``) the
-analyses of the monosemanticity ([pach2025]) and linear-structure ([papadimitriou2025]) papers.
+analyses of the monosemanticity ([yan2025]) and linear-structure ([papadimitriou2025]) papers.
 
 Scalars (``eval/dictionary/<key>`` in metrics.jsonl and ``eval/step_N.json``):
 

@@ -1,6 +1,6 @@
 """Concept interventions on SAE codes, scored by a task: retrieval and zero-shot accuracy.
 
-An edit acts on codes z (N, M) before decoding ([pach2025]'s deletion experiment, SAELens-style
+An edit acts on codes z (N, M) before decoding ([yan2025]'s deletion experiment, SAELens-style
 multi-feature steering):
 
   z' = where(set_mask, set_value, z * keep) + add
