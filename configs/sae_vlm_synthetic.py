@@ -70,6 +70,7 @@ def get_config():
   config.evals.dictionary.mds_cutoffs = "-0.6,0.6"
   config.evals.dictionary.bridge_relative = 0.1
   config.evals.dictionary.good_classifier = 0.9
+  config.evals.dictionary.subspace_lda = True   # False: the mean-difference direction alone
   config.evals.dictionary.vocabulary = ""
   config.evals.dictionary.vocabulary_embeddings = ""
   config.evals.dictionary.name_margin = 0.0

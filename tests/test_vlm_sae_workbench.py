@@ -226,6 +226,9 @@ def test_crossd_deletion_hurts_retrieval_more_than_random(trained_run):
   # bad specs: one line, exit 2, nothing written
   assert main([f"--workdir={trained_run}", "--ablate=mds:Foo"]) == 2
   assert main([f"--workdir={trained_run}", "--ablate=idx:100000"]) == 2
+  assert main([f"--workdir={trained_run}", "--ablate=foo:1"]) == 2
+  assert main([f"--workdir={trained_run}", "--steer=3"]) == 2
+  assert main([f"--workdir={trained_run}", "--ablate=random:2", "--steer=3:1"]) == 2
   assert main([f"--workdir={trained_run}"]) == 2
   assert sorted(os.listdir(directory)) == ["deletion.png", "mds_CrossD.json", "mds_ImgD.json",
                                            "mds_TxtD.json", "random_4.json", "summary.md"]

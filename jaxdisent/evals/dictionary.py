@@ -19,7 +19,8 @@ Scalars (``eval/dictionary/<key>`` in metrics.jsonl and ``eval/step_N.json``):
     (``metrics.dictionary.monosemanticity`` on images and texts together, top_n 20);
   - ``subspace_dim``, ``subspace_fraction_mean`` / ``subspace_fraction_energy_weighted`` /
     ``subspace_near_orthogonal_fraction`` (< 0.1): each live atom's share of ||d||^2 inside the
-    modality subspace (``metrics.linear_structure``); on synthetic data also
+    modality subspace (``metrics.linear_structure``; mean difference + LDA direction, or the mean
+    difference alone with ``settings.subspace_lda=False``); on synthetic data also
     ``subspace_fraction_planted`` (the planted concepts' own value, the known answer's scale);
   - ``modality_classifier_mean_balanced_accuracy`` / ``..._good_fraction`` /
     ``..._good_energy_share`` (``settings.good_classifier``, 0.9);
@@ -151,7 +152,7 @@ def paired_analyses(image_NxD, text_NxD, codes_img, codes_txt, atoms_MxD, *, set
   else:
     mono_score = np.full(num, np.nan)
 
-  basis = L.modality_subspace(image_NxD, text_NxD)
+  basis = L.modality_subspace(image_NxD, text_NxD, lda=bool(settings.get("subspace_lda", True)))
   sub = L.subspace_energy_fraction(atoms, basis)
   fraction = sub["per_atom"]
   out["subspace_dim"] = int(len(basis))
@@ -209,7 +210,8 @@ def dictionary(ctx, settings) -> dict:
   classifier measures and plots of the module doc.
 
   Settings: num_pairs (held-out pairs / rows, default 4096), seed offset ``data_seed`` (1234),
-  mds_cutoffs, bridge_relative, num_bridges, good_classifier, monosemanticity_top_n, vocabulary,
+  mds_cutoffs, bridge_relative, num_bridges, good_classifier, monosemanticity_top_n, subspace_lda,
+  vocabulary,
   vocabulary_embeddings, names_per_atom, name_margin (module doc).
   """
   num_pairs = int(settings.get("num_pairs", 4096))
