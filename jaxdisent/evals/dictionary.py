@@ -137,7 +137,9 @@ def paired_analyses(image_NxD, text_NxD, codes_img, codes_txt, atoms_MxD, *, set
     out["bridge_top_score"] = best
   else:
     out.update({"bridge_count": 0, "bridge_count_img_txt": 0, "bridge_top_score": 0.0})
-  flat = np.argsort(-bridge, axis=None)[:num_bridges]
+  count = min(num_bridges, bridge.size)
+  flat = np.argpartition(-bridge, count - 1, axis=None)[:count] if count else np.zeros(0, int)
+  flat = flat[np.argsort(-bridge.ravel()[flat], kind="stable")]  # top pairs, best first
   pairs = [{"image_feature": int(i), "text_feature": int(j), "score": float(bridge[i, j]),
             "classes": [str(labels[i]), str(labels[j])]}
            for i, j in zip(*np.unravel_index(flat, bridge.shape)) if bridge[i, j] > 0]
