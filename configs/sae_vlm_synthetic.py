@@ -19,6 +19,7 @@ def get_config():
   config.data.key = ""
   config.data.text_path = ""
   config.data.text_key = ""
+  config.data.image_fraction = 0.5      # share of images in training batches; 0.5 = paired 1:1
   config.data.synthetic = ml_collections.ConfigDict()
   config.data.synthetic.dim = 64
   config.data.synthetic.num_shared = 24
@@ -62,4 +63,15 @@ def get_config():
   config.evals = ml_collections.ConfigDict()   # evaluators (jaxdisent/evals)
   config.evals.dictionary = ml_collections.ConfigDict()
   config.evals.dictionary.num_pairs = 4096
+  # paired data (jaxdisent/evals/dictionary.py): MDS cut-offs "LOW,HIGH" or "std" (the paper's
+  # mean +- std; can put the upper cut-off above 1), bridge pairs >= bridge_relative x the top
+  # score, "good" modality classifiers (balanced accuracy), concept naming from a vocabulary file
+  # (one phrase per line) and its text embeddings from the same model (.npy)
+  config.evals.dictionary.mds_cutoffs = "-0.6,0.6"
+  config.evals.dictionary.bridge_relative = 0.1
+  config.evals.dictionary.good_classifier = 0.9
+  config.evals.dictionary.subspace_lda = True   # False: the mean-difference direction alone
+  config.evals.dictionary.vocabulary = ""
+  config.evals.dictionary.vocabulary_embeddings = ""
+  config.evals.dictionary.name_margin = 0.0
   return config

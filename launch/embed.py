@@ -5,6 +5,7 @@
   python -m launch.embed --model=PATH --coco=captions_val2017.json --image_root=val2017 --out=DIR
       [--batch_size=64] [--all_captions=false] [--device=cpu] [--max_batches=N]
   python -m launch.embed --layers=all --model=PATH --images=FOLDER --out=DIR   # every layer
+  python -m launch.embed --model=PATH --texts=vocabulary.txt --out=DIR   # concept vocabulary
 
 --model is a Hugging Face transformers checkpoint directory (config.json + weights, with its
 tokenizer and preprocessor files): CLIPModel or SiglipModel. Nothing is downloaded.
@@ -14,7 +15,12 @@ it. Texts are embedded when every image has one, otherwise only images are.
 caption}]}); one row per image with its first caption, or one row per caption with
 --all_captions=true. Images are read from --image_root (default: the JSON's folder).
 
-DIR receives image_embeddings.npy and text_embeddings.npy (float32, L2-normalised rows, row i of
+--texts: text only, one phrase per non-empty line (a concept vocabulary for naming SAE features):
+DIR receives vocabulary.txt (the phrases kept) and vocabulary_embeddings.npy (float32,
+L2-normalised, row i = phrase i), for --vocabulary / --vocabulary_embeddings of launch.intervene,
+launch.explore and evals.dictionary.
+
+Otherwise DIR receives image_embeddings.npy and text_embeddings.npy (float32, L2-normalised rows, row i of
 both = pair i), captions.txt and images.txt (one line per row, for launch.explore --captions /
 --thumbnails) and index.json. Work is resumable: rows are written into DIR/*.partial.npy and the
 count of finished rows into DIR/embed_progress.json after every batch; re-running the same
@@ -335,15 +341,50 @@ def embed(model_dir, items, out, batch_size=64, device="cpu", max_batches=None, 
   return outputs
 
 
+def embed_texts(model_dir, phrases_path, out, batch_size=64, device="cpu", log=print):
+  """Embed each non-empty line of ``phrases_path`` -> out/vocabulary_embeddings.npy (+ .txt)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  if batch_size < 1:
+    raise UsageError("--batch_size must be >= 1")
+  if not os.path.exists(phrases_path):
+    raise FileNotFoundError(f"--texts file {phrases_path!r} not found (one phrase per line)")
+  with open(phrases_path, encoding="utf-8") as f:
+    phrases = [line.strip() for line in f if line.strip()]
+  if len(phrases) < 2:
+    raise UsageError(f"{phrases_path} has {len(phrases)} phrase(s); a vocabulary needs at least 2")
+  embedder = Embedder(model_dir, device)
+  rows = np.concatenate([np.asarray(embedder.texts(phrases[i:i + batch_size]), np.float32)
+                         for i in range(0, len(phrases), batch_size)])
+  os.makedirs(out, exist_ok=True)
+  path = os.path.join(out, "vocabulary_embeddings.npy")
+  np.save(path + ".tmp.npy", rows)
+  os.replace(path + ".tmp.npy", path)
+  with open(os.path.join(out, "vocabulary.txt"), "w", encoding="utf-8") as f:
+    f.writelines(f"{phrase}\n" for phrase in phrases)
+  log(f"[jaxdisent] {len(phrases)} phrases, {rows.shape[1]} dims -> {path}")
+  return path
+
+
 def main(argv) -> int:
   try:
     _, flags = parse_args(argv, {"model": None, "images": None, "coco": None, "image_root": None,
                                  "out": None, "batch_size": "64", "all_captions": "false",
-                                 "device": "cpu", "max_batches": None, "layers": "final"})
+                                 "device": "cpu", "max_batches": None, "layers": "final",
+                                 "texts": None})
     if not flags["model"] or not flags["out"]:
       raise UsageError("--model=CHECKPOINT_DIR and --out=DIR are required")
+    if flags["texts"]:
+      if flags["images"] or flags["coco"]:
+        raise UsageError("--texts embeds a vocabulary alone; run --images / --coco separately")
+      try:
+        embed_texts(flags["model"], flags["texts"], flags["out"], int(flags["batch_size"]),
+                    flags["device"], log=lambda *a: print(*a, file=sys.stderr))
+      except (UsageError, FileNotFoundError, ValueError, ImportError) as error:
+        return fail(str(error))
+      return 0
     if bool(flags["images"]) == bool(flags["coco"]):
-      raise UsageError("give exactly one of --images=FOLDER or --coco=CAPTIONS.json")
+      raise UsageError("give exactly one of --images=FOLDER, --coco=CAPTIONS.json or "
+                       "--texts=PHRASES.txt")
     batch_size = int(flags["batch_size"])
     max_batches = int(flags["max_batches"]) if flags["max_batches"] else None
     all_captions = flags["all_captions"].lower() in ("1", "true", "yes")

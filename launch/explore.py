@@ -2,10 +2,13 @@
 
   python -m launch.explore --workdir=runs/sae [--captions=captions.txt] [--thumbnails=paths.txt]
       [--num_pairs=4096] [--out=DIR/explorer.html]
+      [--vocabulary=phrases.txt --vocabulary_embeddings=phrases.npy]
 
 --captions / --thumbnails: text files with one caption / image path (or URL) per line, in the same
 row order as the embeddings (pair i = line i). Without them samples are named by row. For the
-synthetic default data, samples are described by their planted concepts.
+synthetic default data, samples are described by their planted concepts. --vocabulary (one phrase
+per line) with its text embeddings (same model) names each concept by its nearest phrases
+(jaxdisent.metrics.naming).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ def _read_lines(path, expected):
   return lines
 
 
-def explore(workdir, *, num_pairs=4096, captions=None, thumbnails=None, out=None, log=print):
+def explore(workdir, *, num_pairs=4096, captions=None, thumbnails=None, out=None, log=print,
+            vocabulary=None, vocabulary_embeddings=None):
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from jaxdisent.train.restore import restore_latest  # pylint: disable=g-import-not-at-top
@@ -52,7 +56,13 @@ def explore(workdir, *, num_pairs=4096, captions=None, thumbnails=None, out=None
     codes_txt = np.asarray(encode(data.rows(index, "text"))) if data.text is not None else None
   caption_lines = _read_lines(captions, rows)[:rows] if captions else None
   thumb_lines = _read_lines(thumbnails, rows)[:rows] if thumbnails else None
+  concept_names = None
+  if vocabulary:
+    from jaxdisent.metrics import naming  # pylint: disable=g-import-not-at-top
+    phrases, vocab = naming.load_vocabulary(vocabulary, vocabulary_embeddings or "")
+    concept_names = naming.name_atoms(np.asarray(state.params["W_dec"]), vocab, phrases)
   table = explorer.concept_table(codes_img, codes_txt, np.asarray(state.params["W_dec"]),
+                                 concept_names=concept_names,
                                  captions=caption_lines, thumbnails=thumb_lines, sample_names=names)
   out = out or os.path.join(workdir, "explorer.html")
   explorer.write_page(table, out, title=f"jaxdisent concepts: {config.model.kind} SAE, "
@@ -64,7 +74,8 @@ def explore(workdir, *, num_pairs=4096, captions=None, thumbnails=None, out=None
 def main(argv) -> int:
   try:
     _, flags = parse_args(argv, {"workdir": None, "captions": None, "thumbnails": None,
-                                 "num_pairs": "4096", "out": None, "devices": None})
+                                 "num_pairs": "4096", "out": None, "devices": None,
+                                 "vocabulary": None, "vocabulary_embeddings": None})
     if not flags["workdir"]:
       raise UsageError("--workdir=DIR is required")
     num_pairs = parse_int("num_pairs", flags["num_pairs"], minimum=1)
@@ -74,7 +85,8 @@ def main(argv) -> int:
   from jaxdisent.train.checkpoint import CheckpointError  # pylint: disable=g-import-not-at-top
   try:
     explore(flags["workdir"], num_pairs=num_pairs, captions=flags["captions"],
-            thumbnails=flags["thumbnails"], out=flags["out"],
+            thumbnails=flags["thumbnails"], out=flags["out"], vocabulary=flags["vocabulary"],
+            vocabulary_embeddings=flags["vocabulary_embeddings"],
             log=lambda *a: print(*a, file=sys.stderr))
   except (FileNotFoundError, ValueError, CheckpointError) as error:
     return fail(str(error))

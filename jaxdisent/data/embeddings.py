@@ -108,7 +108,7 @@ class EmbeddingSource:
   """
 
   def __init__(self, path: str, key: str | None = None, text_path: str | None = None,
-               text_key: str | None = None):
+               text_key: str | None = None, image_fraction: float = 0.5):
     self.image = _open_array(path, key)
     _check_array(self.image, f"{path}[{key}]" if key else path)
     self.text = None
@@ -123,6 +123,7 @@ class EmbeddingSource:
                          f"{self.text.shape[1]}")
     self.path = path
     self.text_path = text_path or path
+    self.image_fraction = _checked_image_fraction(image_fraction, self.text is not None)
 
   @property
   def dim(self) -> int:
@@ -156,11 +157,29 @@ class EmbeddingSource:
   def batch(self, seed: int, step: int, start: int, size: int):
     key = step_key(seed, step, salt=rng_streams.EMBEDDING_FILES)
     global_index = np.arange(start, start + size)
-    pair = global_index // 2 if self.text is not None else global_index
+    mixed = self.text is not None and self.image_fraction != 0.5  # data.image_fraction
+    pair = global_index // 2 if self.text is not None and not mixed else global_index
     rows = np.asarray(jax.vmap(lambda i: jax.random.randint(jax.random.fold_in(key, i), (), 0,
                                                             self.num_rows))(pair))
     if self.text is None:
       x = self.rows(rows)
     else:
-      x = np.where((global_index % 2 == 0)[:, None], self.rows(rows, "image"), self.rows(rows, "text"))
+      is_image = _is_image(global_index, self.image_fraction) if mixed else global_index % 2 == 0
+      x = np.where(is_image[:, None], self.rows(rows, "image"), self.rows(rows, "text"))
     return {"x": x, "index": global_index.astype(np.int32)}
+
+
+def _checked_image_fraction(image_fraction, paired: bool) -> float:
+  """data.image_fraction (share of image rows in training batches); needs paired files unless 0.5."""
+  from jaxdisent.data.synthetic_vlm import check_image_fraction  # pylint: disable=g-import-not-at-top
+  value = check_image_fraction(image_fraction)
+  if value != 0.5 and not paired:
+    raise ValueError(f"data.image_fraction={image_fraction!r} mixes images and texts, but only "
+                     "one embedding file is given; add --config.data.text_path (or data.text_key) "
+                     "or leave image_fraction at 0.5")
+  return value
+
+
+def _is_image(global_index, image_fraction: float):
+  from jaxdisent.data.synthetic_vlm import mixture_is_image  # pylint: disable=g-import-not-at-top
+  return mixture_is_image(global_index, image_fraction, np)

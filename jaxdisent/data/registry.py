@@ -101,7 +101,8 @@ def _synthetic_vlm(config, argument):
   s = config.data.synthetic
   return SyntheticVLM(dim=s.dim, num_shared=s.num_shared, num_image_only=s.num_image_only,
                       num_text_only=s.num_text_only, active_per_pair=s.active_per_pair,
-                      modality_gap=s.modality_gap, noise=s.noise, seed=s.seed)
+                      modality_gap=s.modality_gap, noise=s.noise, seed=s.seed,
+                      image_fraction=config.data.get("image_fraction", 0.5))
 
 
 @register_source("embeddings", "file", "embeddings in data.path (.npy, .npz or .safetensors)")
@@ -112,7 +113,8 @@ def _embedding_file(config, argument):
   if not _path(data):
     raise ValueError("data.source='file' needs --config.data.path=EMBEDDINGS.npy|.npz|.safetensors")
   return EmbeddingSource(_path(data), data.get("key", "") or None,
-                         data.get("text_path", "") or None, data.get("text_key", "") or None)
+                         data.get("text_path", "") or None, data.get("text_key", "") or None,
+                         image_fraction=data.get("image_fraction", 0.5))
 
 
 # ---- multimodal sequences (DecAlign) ----------------------------------------------------------

@@ -8,6 +8,12 @@ members of the pair with the caption's magnitude jittered by 10%. Each embedding
 ``sum_c a_c d_c + modality_offset + noise``, then L2-normalised; ``modality_offset`` is +g for
 images and -g for captions (the modality gap), g a fixed random direction of norm ``modality_gap``.
 
+Training batches mix images and captions 1:1 by default (example i is the image of pair i // 2
+for even i, its caption for odd i). ``image_fraction`` p in [0, 1] (``config.data.image_fraction``)
+trains on an image:text mixture instead: example i is an image iff ceil((i + 1) p) > ceil(i p)
+(every prefix of n examples holds round(n p) +- 1 images, on every device split), each example
+from its own pair; p = 0.5 keeps the paired 1:1 batches bit for bit.
+
 Everything is a pure function of (seed, step, index); ``truth()`` returns the ground truth.
 """
 
@@ -37,6 +43,10 @@ class SyntheticVLM:
   modality_gap: float = 0.5
   noise: float = 0.02
   seed: int = 0
+  image_fraction: float = 0.5    # share of images in training batches (module doc)
+
+  def __post_init__(self):
+    check_image_fraction(self.image_fraction)
 
   @property
   def num_concepts(self) -> int:
@@ -83,15 +93,40 @@ class SyntheticVLM:
 
   def batch(self, seed: int, step: int, start: int, size: int):
     """Training batch of ``size`` embeddings: example i is the image (even i) or caption (odd i)
-    of pair i // 2, so a batch holds whole pairs wherever it is split evenly."""
+    of pair i // 2, so a batch holds whole pairs wherever it is split evenly (with the default
+    ``image_fraction`` 0.5; otherwise the mixture of the module doc)."""
     return _synthetic_batch(self, int(seed), jnp.asarray(step, jnp.int32), int(start), int(size))
+
+
+def check_image_fraction(image_fraction) -> float:
+  """``data.image_fraction`` as a float in [0, 1], else a ValueError naming the fix."""
+  try:
+    value = float(image_fraction)
+  except (TypeError, ValueError):
+    raise ValueError(f"data.image_fraction={image_fraction!r} must be a number in [0, 1] (share "
+                     "of images in training batches; 0.5 = paired 1:1)") from None
+  if not 0.0 <= value <= 1.0:
+    raise ValueError(f"data.image_fraction={image_fraction!r} must be in [0, 1] (share of images "
+                     "in training batches; 0.5 = paired 1:1)")
+  return value
+
+
+def mixture_is_image(index, image_fraction: float, xp=np):
+  """Whether global example ``index`` is an image under the image:text mixture ``image_fraction``
+  (module doc): ceil((i + 1) p) > ceil(i p), in float64 for NumPy, the default float for jnp."""
+  p = float(image_fraction)
+  index = xp.asarray(index)
+  return xp.ceil((index + 1) * p) > xp.ceil(index * p)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 3, 4))
 def _synthetic_batch(data: SyntheticVLM, seed, step, start, size):
   index = jnp.arange(start, start + size)
-  keys = per_example_keys(step_key(seed, step, salt=rng_streams.SYNTHETIC_VLM), index // 2)
+  paired = float(data.image_fraction) == 0.5
+  keys = per_example_keys(step_key(seed, step, salt=rng_streams.SYNTHETIC_VLM),
+                          index // 2 if paired else index)
   one = lambda k: jax.tree.map(lambda a: a[0], data.pairs(k, 1))
   image, text, _, _ = jax.vmap(one)(keys)
-  x = jnp.where((index % 2 == 0)[:, None], image, text)
+  is_image = (index % 2 == 0) if paired else mixture_is_image(index, data.image_fraction, jnp)
+  x = jnp.where(is_image[:, None], image, text)
   return {"x": x, "index": index.astype(jnp.int32)}

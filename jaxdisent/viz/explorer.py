@@ -18,12 +18,17 @@ from jaxdisent.metrics import dictionary as D
 
 
 def concept_table(image_codes_NxM, text_codes_NxM, atoms_MxD, *, captions=None, thumbnails=None,
-                  top_n: int = 8, num_partners: int = 3, sample_names=None) -> dict:
+                  top_n: int = 8, num_partners: int = 3, sample_names=None,
+                  concept_names=None) -> dict:
   """Everything the explorer shows, as plain JSON-able data.
 
   ``image_codes`` and ``text_codes`` are paired (row i = pair i); either may be None for unpaired
-  data. ``captions[i]`` / ``thumbnails[i]`` describe pair i.
+  data. ``captions[i]`` / ``thumbnails[i]`` describe pair i. ``concept_names[i]`` is atom i's
+  entry of :func:`jaxdisent.metrics.naming.name_atoms` (name, nearest phrases, margin).
   """
+  if concept_names is not None and len(concept_names) != np.shape(atoms_MxD)[0]:
+    raise ValueError(f"concept_names has {len(concept_names)} entries for "
+                     f"{np.shape(atoms_MxD)[0]} atoms; name every atom (metrics.naming.name_atoms)")
   sides = [c for c in (image_codes_NxM, text_codes_NxM) if c is not None]
   if not sides:
     raise ValueError("need image and/or text codes")
@@ -57,6 +62,10 @@ def concept_table(image_codes_NxM, text_codes_NxM, atoms_MxD, *, captions=None, 
       samples.append(entry)
     concept = {"id": i, "energy": float(energy[i]), "firing_rate": float(rate[i]),
                "top_samples": samples}
+    if concept_names is not None:
+      concept["name"] = concept_names[i]["name"]
+      concept["names"] = concept_names[i]["names"]
+      concept["name_margin"] = round(float(concept_names[i]["margin"]), 4)
     if paired:
       concept["modality_score"] = None if np.isnan(modality[i]) else float(modality[i])
       concept["mds"] = None if np.isnan(mds["mds"][i]) else float(mds["mds"][i])
@@ -88,7 +97,7 @@ img.thumb {{ height: 40px; vertical-align: middle; }}
 <h1>{title}</h1><div class="meta" id="meta"></div>
 <input id="search" placeholder="search concepts, classes, captions..." aria-label="search">
 <table><thead><tr>
-<th data-key="id">concept</th><th data-key="energy">energy</th><th data-key="firing_rate">firing rate</th>
+<th data-key="id">concept</th><th data-key="name">name (margin)</th><th data-key="energy">energy</th><th data-key="firing_rate">firing rate</th>
 <th data-key="modality_score">modality score</th><th data-key="mds_class">MDS class</th>
 <th>top-activating samples</th><th>bridge partners</th></tr></thead>
 <tbody id="rows"></tbody></table>
@@ -117,7 +126,8 @@ function render() {{
     return (x < y ? -1 : 1) * (descending ? -1 : 1);
   }});
   document.getElementById('rows').innerHTML = rows.map(c => '<tr data-id="' + c.id + '"><td>#' + c.id +
-    '</td><td>' + fmt(c.energy) + '</td><td>' + fmt(c.firing_rate) + '</td><td>' + fmt(c.modality_score) +
+    '</td><td title="' + esc((c.names || []).join(', ')) + '">' +
+    (c.name ? esc(c.name) + ' (' + fmt(c.name_margin) + ')' : '-') + '</td><td>' + fmt(c.energy) + '</td><td>' + fmt(c.firing_rate) + '</td><td>' + fmt(c.modality_score) +
     '</td><td><span class="tag">' + fmt(c.mds_class) + '</span></td><td>' + c.top_samples.map(sampleHtml).join('') +
     '</td><td>' + (c.bridge_partners || []).map(p => '#' + p.id + ' (' + p.score.toPrecision(2) + ')').join(', ') +
     '</td></tr>').join('');
