@@ -218,3 +218,29 @@ def test_knn_metrics_refuse_all_identical_rows():
       fn(x, x[:10], k=5)
     with pytest.raises(ValueError, match="NaN"):
       fn(x, np.where(x > 2, np.nan, x), k=5)
+
+
+def test_max_over_layer_pairs_with_an_all_nan_metric_is_a_clear_error():
+  x = features(50)
+  with pytest.raises(ValueError, match="NaN for every one of the 4 layer pairs"):
+    A.max_over_layer_pairs([x, x], [x, x], metric=lambda a, b: float("nan"))
+  # a NaN pair among finite ones is skipped by the arg-max
+  values = iter([np.nan, 0.2, 0.7, 0.1])
+  best, where, _ = A.max_over_layer_pairs([x, x], [x, x], metric=lambda a, b: next(values))
+  assert (best, where) == (0.7, (1, 0))
+
+
+def test_rbf_cka_with_a_small_bandwidth_is_finite():
+  """Unbiased RBF CKA with sigma = 0.1 was inf (the reference: 0.3885 on its inputs): the product
+  HSIC(K, K) HSIC(L, L) underflowed while each factor is a normal float32."""
+  x = features(200)
+  y = related(x, 0.5)
+  for unbiased in (False, True):
+    value = A.cka(x, y, kernel="rbf", sigma=0.1, unbiased=unbiased)
+    assert np.isfinite(value) and -1 <= value <= 1
+  # the ratio itself: HSIC terms ~1e-30 (their product, 1e-60, is 0 in float32) and ~1e30
+  import jax.numpy as jnp
+  for h in (1e-30, 1e30):
+    terms = [jnp.float32(h * 0.5), jnp.float32(h), jnp.float32(h)]
+    assert float(A._cka_ratio(*terms)) == pytest.approx(0.5, rel=1e-6)
+    assert not np.isfinite(float(terms[0] / jnp.sqrt(terms[1] * terms[2])))   # the old formula
