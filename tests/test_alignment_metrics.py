@@ -192,6 +192,21 @@ def test_cka_is_finite_and_scale_invariant_from_1e_minus_8_to_1e8():
         ref.cknna(xs, y.astype(np.float64), 10), rel=1e-3, abs=1e-6)
 
 
+def test_knn_metrics_and_svcca_survive_extreme_feature_scales():
+  """Inner products of features ~1e20 overflow float32 and of ~1e-20 underflow (every similarity
+  0: the neighbours became ties); such features are rescaled, ordinary ones are not touched."""
+  x = features(200)
+  y = related(x, 0.5)
+  fns = {"mutual_knn": lambda a, b: A.mutual_knn(a, b, k=5),
+         "cycle_knn": lambda a, b: A.cycle_knn(a, b, k=5),
+         "lcs_knn": lambda a, b: A.lcs_knn(a, b, k=5),
+         "edit_knn": lambda a, b: A.edit_knn(a, b, k=5), "svcca": A.svcca}
+  for name, fn in fns.items():
+    base = fn(x, y)
+    for scale in (1e-30, 1e-20, 1e20, 1e30):
+      assert fn(x * np.float32(scale), y) == pytest.approx(base, rel=1e-5), (name, scale)
+
+
 def test_bfloat16_inputs_are_accepted():
   import jax.numpy as jnp
   import ml_dtypes
