@@ -192,6 +192,21 @@ def test_cka_is_finite_and_scale_invariant_from_1e_minus_8_to_1e8():
         ref.cknna(xs, y.astype(np.float64), 10), rel=1e-3, abs=1e-6)
 
 
+def test_knn_metrics_and_svcca_survive_extreme_feature_scales():
+  """Inner products of features ~1e20 overflow float32 and of ~1e-20 underflow (every similarity
+  0: the neighbours became ties); such features are rescaled, ordinary ones are not touched."""
+  x = features(200)
+  y = related(x, 0.5)
+  fns = {"mutual_knn": lambda a, b: A.mutual_knn(a, b, k=5),
+         "cycle_knn": lambda a, b: A.cycle_knn(a, b, k=5),
+         "lcs_knn": lambda a, b: A.lcs_knn(a, b, k=5),
+         "edit_knn": lambda a, b: A.edit_knn(a, b, k=5), "svcca": A.svcca}
+  for name, fn in fns.items():
+    base = fn(x, y)
+    for scale in (1e-30, 1e-20, 1e20, 1e30):
+      assert fn(x * np.float32(scale), y) == pytest.approx(base, rel=1e-5), (name, scale)
+
+
 def test_bfloat16_inputs_are_accepted():
   import jax.numpy as jnp
   import ml_dtypes
@@ -218,3 +233,30 @@ def test_knn_metrics_refuse_all_identical_rows():
       fn(x, x[:10], k=5)
     with pytest.raises(ValueError, match="NaN"):
       fn(x, np.where(x > 2, np.nan, x), k=5)
+
+
+def test_max_over_layer_pairs_with_an_all_nan_metric_is_a_clear_error():
+  x = features(50)
+  with pytest.raises(ValueError, match="NaN for every one of the 4 layer pairs"):
+    A.max_over_layer_pairs([x, x], [x, x], metric=lambda a, b: float("nan"))
+  # a NaN pair among finite ones is skipped by the arg-max
+  values = iter([np.nan, 0.2, 0.7, 0.1])
+  best, where, _ = A.max_over_layer_pairs([x, x], [x, x], metric=lambda a, b: next(values))
+  assert (best, where) == (0.7, (1, 0))
+
+
+def test_rbf_cka_with_a_small_bandwidth_is_finite():
+  """Unbiased RBF CKA with sigma = 0.1 was inf (the reference: 0.3885 on its inputs): the product
+  HSIC(K, K) HSIC(L, L) underflowed while each factor is a normal float32."""
+  x = features(200)
+  y = related(x, 0.5)
+  for unbiased in (False, True):
+    value = A.cka(x, y, kernel="rbf", sigma=0.1, unbiased=unbiased)
+    assert np.isfinite(value) and -1 <= value <= 1
+  # the ratio itself: HSIC terms ~1e-30 (their product, 1e-60, is 0 in float32) and ~1e30
+  import jax.numpy as jnp
+  for h in (1e-30, 1e30):
+    terms = [jnp.float32(h * 0.5), jnp.float32(h), jnp.float32(h)]
+    assert float(A._cka_ratio(*terms)) == pytest.approx(0.5, rel=1e-6)
+    old = float(terms[0] / jnp.sqrt(terms[1] * terms[2]))   # the old formula: inf, or 0
+    assert old in (0.0, float("inf"))

@@ -94,6 +94,8 @@ METRICS = [
     Case("knn_indices", functools.partial(A.knn_indices, k=5, block_size=16), lambda r: (feats(r),)),
     Case("mutual_knn_core", functools.partial(A.mutual_knn_core, k=5, block_size=16), related),
     Case("cycle_knn_core", functools.partial(A.cycle_knn_core, k=5, block_size=16), related),
+    Case("lcs_knn_core", functools.partial(A.lcs_knn_core, k=5, block_size=16), related),
+    Case("edit_knn_core", functools.partial(A.edit_knn_core, k=5, block_size=16), related),
     Case("cka_core_linear", A.cka_core, related, grad_arg=0),
     Case("cka_core_rbf", functools.partial(A.cka_core, kernel="rbf", block_size=16), related,
          grad_arg=0),

@@ -83,6 +83,15 @@ def _core_pair(feats_a, feats_b):
   return a, b
 
 
+def _safe_scale(x):
+  """x / max|x| where max|x| is outside [1e-10, 1e10] (x itself inside it): inner products and
+  variances of such features over- or underflow float32, and k-NN orders and SVCCA do not depend
+  on a global scale; inside the range nothing changes, so values stay bitwise the reference's."""
+  big = jnp.max(jnp.abs(x))
+  extreme = (big > 1e10) | ((big < 1e-10) & (big > 0))
+  return x / jnp.where(extreme, big, 1.0)
+
+
 def _unit_scale(x):
   """x / max|x| (x itself when it is all zeros): CKA is invariant to a global feature scale, and
   at unit scale the fourth powers in HSIC neither overflow (features ~1e10) nor underflow
@@ -117,7 +126,7 @@ def knn_indices(feats_NxD, k: int, block_size: int = 1024):
   Ties and order follow ``lax.top_k`` (largest similarity first), as ``torch.argsort``/``topk``
   in the reference. Computed in row blocks: memory O(block_size * N).
   """
-  feats = jnp.asarray(feats_NxD, jnp.float32)
+  feats = _safe_scale(jnp.asarray(feats_NxD, jnp.float32))
   n = feats.shape[0]
   pad = (-n) % block_size
   rows = jnp.pad(feats, ((0, pad), (0, 0))).reshape(-1, block_size, feats.shape[1])
@@ -572,7 +581,10 @@ def svcca(feats_a, feats_b, cca_dim: int = 10) -> float:
   ``cca_dim`` left singular vectors; we then take the *exact* canonical correlations (singular
   values of Q_A' Q_B) where the reference fits scikit-learn's iterative CCA. Most of the
   difference to the reference's numbers comes from its randomised ``torch.svd_lowrank``: with an
-  exact SVD in the reference the two agree to ~1e-5.
+  exact SVD in the reference the two agree to ~1e-5. As the reference, each dimension is divided
+  by its std + 1e-8, so features whose scale is near 1e-8 are distorted by that 1e-8; features
+  with max |x| outside [1e-10, 1e10] are first divided by max |x| (their variances would over- or
+  underflow float32).
   """
   a, b = _pair(feats_a, feats_b)
   limit = min(a.shape[1], b.shape[1], a.shape[0] - 1)
@@ -593,6 +605,7 @@ def svcca_core(feats_a, feats_b, cca_dim: int = 10):
   a, b = _core_pair(feats_a, feats_b)
   _host.check_int(cca_dim, "cca_dim", 1, min(a.shape[1], b.shape[1], a.shape[0]))
   def top_directions(x):
+    x = _safe_scale(x)
     x = x - x.mean(axis=0)
     x = x / (x.std(axis=0) + 1e-8)
     # top right singular vectors from the d x d Gram matrix: O(n d^2), no n x n
