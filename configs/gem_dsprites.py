@@ -55,7 +55,7 @@ def get_config():
   config.oracle.seed = 0
   config.oracle.ridge = 1e-3             # relation estimator (jaxdisent/graphs/relations.py)
   config.oracle.gain = 2.0
-  config.oracle.basis = "quadratic"      # or linear (scores only; see jaxdisent/graphs/relations.py)
+  config.oracle.basis = "poly"           # or quadratic / linear (jaxdisent/graphs/relations.py)
   # chat oracle (launch/oracle.py only; see README "GEM" for vLLM / Ollama / llama.cpp / hosted)
   config.oracle.base_url = "http://127.0.0.1:8000/v1"
   config.oracle.model = ""

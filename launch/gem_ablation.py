@@ -77,7 +77,7 @@ def oracle_sweep(base_config, accuracies, seeds):
       cols = [source.attribute_names.index(a) for a in scores.attributes]
       relations = directed_relations(scores.scores, scores.valid, oracle.get("ridge", 1e-3),
                                      oracle.get("gain", 2.0),
-                                     basis=oracle.get("basis", "quadratic"))
+                                     basis=oracle.get("basis", "poly"))
       rows.append({"accuracy": float(accuracy), "seed": int(seed),
                    **graph_recovery(relations, truth[np.ix_(cols, cols)])})
   lines = ["| oracle accuracy | seeds | AUROC | AUPRC | direction accuracy |", "|---|---|---|---|---|"]
