@@ -176,8 +176,8 @@ def _check_degree(degree, a):
   count = _monomial_count(a - 1, degree)
   if count > MAX_POLY_FEATURES:
     raise ValueError(f"basis='poly' of degree {degree} on {a} attributes conditions on {count} "
-                     f"monomials (> {MAX_POLY_FEATURES}); lower oracle.degree or use "
-                     "basis='quadratic'")
+                     f"monomials (> {MAX_POLY_FEATURES}); use oracle.basis='quadratic' (or a lower "
+                     "degree= in directed_relations)")
   return degree
 
 
