@@ -5,5 +5,6 @@ from jaxdisent.graphs.relations import (check_scores, directed_relations, greedy
                                         hungarian_assignment, pairwise_correlation, rank_relations,
                                         relations_from_correlation)
 
-__all__ = ["CORRUPTIONS", "corrupt_prior", "check_scores", "directed_relations", "greedy_assignment", "hungarian_assignment",
-           "pairwise_correlation", "rank_relations", "relations_from_correlation"]
+__all__ = ["CORRUPTIONS", "corrupt_prior", "check_scores", "directed_relations", "greedy_assignment",
+           "hungarian_assignment", "pairwise_correlation", "rank_relations",
+           "relations_from_correlation"]

@@ -12,7 +12,8 @@ oracle's relation matrix (max-normalised, zero diagonal), selected by ``model.pr
 * ``spurious_k``: k entries on pairs with no true edge in either direction set to the prior's
   maximum (k false edges added; needs the true graph).
 
-``random`` / ``spurious_k`` draw with ``numpy.random.default_rng(seed)`` (``model.prior_corruption_seed``).
+``random`` / ``spurious_k`` draw with ``numpy.random.default_rng(seed)``
+(``model.prior_corruption_seed``).
 """
 
 from __future__ import annotations

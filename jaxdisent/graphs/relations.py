@@ -29,8 +29,9 @@ Bases (``basis``, config key ``oracle.basis``):
   R^2 of z_b on P_d(all others)) are as above with this dependence in place of |r|. Each test uses
   the rows where a, b and S are all valid; R2 the rows with every attribute valid. Why: on Pendulum
   shadow length is an interaction of angle and light (exact values: R^2 0.31 on angle, light and
-  their squares, 0.95 on their degree-3 polynomial with cross terms); without cross terms it looks unexplained, is oriented as a cause,
-  and the spurious shadow_length - shadow_position edge survives conditioning on (angle, light).
+  their squares, 0.95 on their degree-3 polynomial with cross terms); without cross terms it
+  looks unexplained, is oriented as a cause, and the spurious shadow_length - shadow_position
+  edge survives conditioning on (angle, light).
   Cost: one small least-squares solve per test (A^3 tests); the "all others" set has
   C(A-1+d, d) - 1 monomials, refused above 2,000 (lower the degree or use ``'quadratic'``).
   Known limit: on noise-free factor values (the ``labels`` oracle) the shadows are deterministic

@@ -21,6 +21,9 @@ relation-aware before the decoder. GEM publishes no loss, GNN, prompt or adversa
   + ``loss.structure_weight`` * NOTEARS least squares of the standardised codes on A
   + ``loss.adversarial_weight`` * (generator + discriminator losses on images)
   (exact forms in ``jaxdisent.losses.graph``);
+* controls (issue 22): ``model.prior_corruption`` replaces the oracle's relations by a deliberately
+  wrong prior (``jaxdisent.graphs.corrupt``) before training, and ``optimizer.graph_learning_rate``
+  > 0 gives ``adjacency_delta`` its own Adam (see :meth:`GEMMethod.optimizer`);
 * ``oracle.kind='statistical'``: no external knowledge; the prior is the same estimator applied to
   the moving-average correlation of the model's own codes (all D nodes).
 
