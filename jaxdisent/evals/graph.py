@@ -71,9 +71,9 @@ def graph_recovery(ctx, settings):
     results.update({f"prior_{k}": v for k, v in measures(prior, truth, threshold).items()
                     if k != "threshold"})
     # what training added over the prior the DisGraph starts from (and is pulled toward)
-    names = [k[len("prior_"):] for k in results if k.startswith("prior_")]
-    results.update({f"learned_minus_prior_{n}": results[f"learned_{n}"] - results[f"prior_{n}"]
-                    for n in names if f"learned_{n}" in results})
+    measured = [k[len("prior_"):] for k in results if k.startswith("prior_")]
+    results.update({f"learned_minus_prior_{m}": results[f"learned_{m}"] - results[f"prior_{m}"]
+                    for m in measured if f"learned_{m}" in results})
   corr = np.nan_to_num(np.corrcoef(codes.T, values.T)[:codes.shape[1], codes.shape[1]:])
   results["matched_abs_corr"] = float(np.mean(np.abs(corr[nodes, np.arange(len(nodes))])))
   zeros = jnp.zeros((min(256, count), method.latent_dim))
