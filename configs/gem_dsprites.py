@@ -34,6 +34,10 @@ def get_config():
   config.model.gnn_hidden = 16
   config.model.gnn_layers = 2
   config.model.discriminator_hidden = 128
+  # a deliberately wrong oracle prior, to measure what training adds (jaxdisent/graphs/corrupt.py):
+  config.model.prior_corruption = "none"   # none | reversed | uniform | random | drop_k | spurious_k
+  config.model.prior_corruption_k = 1      # edges removed (drop_k) / added (spurious_k)
+  config.model.prior_corruption_seed = 0   # draws of random / spurious_k
 
   config.loss = ml_collections.ConfigDict()
   config.loss.kl_weight = 4.0            # beta; 1.0 = plain VAE
@@ -55,7 +59,7 @@ def get_config():
   config.oracle.seed = 0
   config.oracle.ridge = 1e-3             # relation estimator (jaxdisent/graphs/relations.py)
   config.oracle.gain = 2.0
-  config.oracle.basis = "quadratic"      # or linear (scores only; see jaxdisent/graphs/relations.py)
+  config.oracle.basis = "poly"           # or quadratic / linear (jaxdisent/graphs/relations.py)
   # chat oracle (launch/oracle.py only; see README "GEM" for vLLM / Ollama / llama.cpp / hosted).
   # Every field of jaxdisent.oracles.chat.ChatSettings is a key here (tests/test_gem_chat.py).
   config.oracle.base_url = "http://127.0.0.1:8000/v1"
@@ -72,6 +76,7 @@ def get_config():
   config.oracle.min_answer_rate = 0.5      # launch.oracle exits 2 below this share of valid scores
 
   config.optimizer = common.optimizer(5e-4)
+  config.optimizer.graph_learning_rate = 0.0  # > 0: own Adam for the DisGraph (DEAR: 1e-3); 0: same
   config.train = common.train(num_steps=600, batch_size=64, log_every=50, checkpoint_every=300)
 
   config.evals = ml_collections.ConfigDict()

@@ -9,8 +9,13 @@ skips finished runs): ``full``; ``no_gnn`` (model.kind=none: the decoder reads z
 (kl_weight=1: plain VAE instead of beta-VAE); ``no_adversarial`` (adversarial_weight=0);
 ``no_oracle_prior`` (oracle.kind=statistical + structure_weight=1: the graph is learned from the
 model's own codes); ``beta_vae`` (no GNN, no graph terms, no adversarial term: the plain beta-VAE
-on the same data). Each run is scored by the ``graph_recovery`` and ``gem_disentanglement``
-evaluators.
+on the same data); ``untrained`` (the control: the full model at initialisation, no training, so
+its DisGraph is exactly the prior); ``prior_reversed`` / ``prior_uniform`` / ``prior_random`` /
+``prior_drop_k`` / ``prior_spurious_k`` (the full model from a deliberately wrong prior,
+``model.prior_corruption``, k = ``model.prior_corruption_k``; see jaxdisent/graphs/corrupt.py),
+each to the same schedule. Each run is scored by the ``graph_recovery`` and
+``gem_disentanglement`` evaluators; the table shows ``learned_*``, ``prior_*`` (the prior that
+run started from) and ``learned_minus_prior_*`` (what training added).
 
 The sweep scores ``oracle.num_images`` pool images with the simulated oracle at each accuracy
 (``--sweep_seeds`` oracle seeds) and measures the recovery of the relation matrix it yields (the
@@ -36,8 +41,15 @@ VARIANTS = {
     "no_oracle_prior": {"oracle.kind": "statistical", "loss.structure_weight": 1.0},
     "beta_vae": {"model.kind": "none", "loss.graph_prior_weight": 0.0,
                  "loss.sparsity_weight": 0.0, "loss.adversarial_weight": 0.0},
+    "untrained": {},            # the full model evaluated at initialisation (no training step)
+    "prior_reversed": {"model.prior_corruption": "reversed"},
+    "prior_uniform": {"model.prior_corruption": "uniform"},
+    "prior_random": {"model.prior_corruption": "random"},
+    "prior_drop_k": {"model.prior_corruption": "drop_k"},
+    "prior_spurious_k": {"model.prior_corruption": "spurious_k"},
 }
-KEYS = ("learned_auroc", "learned_auprc", "learned_shd", "learned_direction_accuracy", "recon",
+KEYS = ("learned_auroc", "prior_auroc", "learned_minus_prior_auroc", "learned_auprc",
+        "learned_minus_prior_auprc", "learned_shd", "learned_direction_accuracy", "recon",
         "mig", "irs", "dci_disentanglement", "factor_vae_score")
 
 
@@ -59,6 +71,24 @@ def summarize(rows, variants):
   return table, "\n".join(lines) + "\n"
 
 
+def _evaluate_untrained(config, workdir, log):
+  """The control row: the model at initialisation (its DisGraph is exactly the prior), scored by
+  the same evaluators; written as WORKDIR/eval/step_0.json."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from jaxdisent.evals import read_record, run_evaluations  # pylint: disable=g-import-not-at-top
+  from jaxdisent.methods import make_method  # pylint: disable=g-import-not-at-top
+  from jaxdisent.train.lock import workdir_lock  # pylint: disable=g-import-not-at-top
+  from jaxdisent.train.state import TrainState  # pylint: disable=g-import-not-at-top
+  method = make_method(config)
+  params, model_state = method.init(jax.random.key(config.seed))
+  state = TrainState.create(params, method.optimizer().init(params), model_state)
+  os.makedirs(workdir, exist_ok=True)
+  with workdir_lock(workdir, "evaluating the untrained control"):
+    run_evaluations(method, state, 0, workdir, config, training=False,
+                    only=["graph_recovery", "gem_disentanglement"], log=log)
+  return read_record(workdir, 0)
+
+
 def oracle_sweep(base_config, accuracies, seeds):
   """Recovery of the simulated oracle's relation matrix vs its accuracy (no training)."""
   from jaxdisent.data.graph_source import make_graph_source  # pylint: disable=g-import-not-at-top
@@ -77,7 +107,7 @@ def oracle_sweep(base_config, accuracies, seeds):
       cols = [source.attribute_names.index(a) for a in scores.attributes]
       relations = directed_relations(scores.scores, scores.valid, oracle.get("ridge", 1e-3),
                                      oracle.get("gain", 2.0),
-                                     basis=oracle.get("basis", "quadratic"))
+                                     basis=oracle.get("basis", "poly"))
       rows.append({"accuracy": float(accuracy), "seed": int(seed),
                    **graph_recovery(relations, truth[np.ix_(cols, cols)])})
   lines = ["| oracle accuracy | seeds | AUROC | AUPRC | direction accuracy |", "|---|---|---|---|---|"]
@@ -143,14 +173,17 @@ def main(argv) -> int:
       workdir = os.path.join(root, f"{variant}_seed{seed}")
       log(f"[ablation] {variant} seed {seed} -> {workdir}")
       try:
-        result = fit(config, workdir)
-        if result.preempted:
-          return fail("preempted; re-run the same command to resume")
-        record = read_record(workdir, result.step) or {"evals": {}}
-        if "gem_disentanglement" not in record["evals"]:
-          run_evaluations(result.method, result.state, result.step, workdir, config,
-                          training=False, only=["gem_disentanglement"], log=log)
-          record = read_record(workdir, result.step)
+        if variant == "untrained":
+          record = read_record(workdir, 0) or _evaluate_untrained(config, workdir, log)
+        else:
+          result = fit(config, workdir)
+          if result.preempted:
+            return fail("preempted; re-run the same command to resume")
+          record = read_record(workdir, result.step) or {"evals": {}}
+          if "gem_disentanglement" not in record["evals"]:
+            run_evaluations(result.method, result.state, result.step, workdir, config,
+                            training=False, only=["gem_disentanglement"], log=log)
+            record = read_record(workdir, result.step)
       except ValueError as error:
         return fail(f"{variant} seed {seed}: {error}")
       flat = {}

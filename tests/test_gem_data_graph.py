@@ -193,7 +193,7 @@ def test_quadratic_basis_sees_u_shaped_relations():
   w_ = rng.normal(size=5000)                 # unrelated
   scores = np.stack([x, y, w_], 1)
   linear = directed_relations(scores, basis="linear")
-  quadratic = directed_relations(scores)
+  quadratic = directed_relations(scores, basis="quadratic")
   assert linear[0, 1] < 0.05 and quadratic[0, 1] > 0.3
   assert quadratic[0, 2] < 0.05 and quadratic[1, 2] < 0.05
   with pytest.raises(ValueError, match="unknown relation basis"):

@@ -88,7 +88,8 @@ def test_notears_recovers_a_small_dag_exactly():
   assert count_accuracy(truth, est)["shd"] == 0
   assert (np.sign(est) == np.sign(truth)).all()
   # the raw solution is the L1-penalised least squares fit of each column on its support S (at a
-  # DAG the gradient of h vanishes on the edges), i.e. X_S^T (x_j - X_S w_S) / n = lambda1 sign(w_S).
+  # DAG the gradient of h vanishes on the edges):
+  #   X_S^T (x_j - X_S w_S) / n = lambda1 sign(w_S).
   # Tolerance 0.03: L-BFGS-B's stopping rule and the dual term's pull through near-cycles of ~1e-4
   # entries leave ~0.015 here; dropping the L1 term would move these weights by ~0.1.
   raw = notears_linear(x, w_threshold=0.0)

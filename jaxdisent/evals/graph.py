@@ -8,9 +8,11 @@ matched to each attribute during training (``model_state['node_of_attribute']``)
 statistical oracle (no attribute knowledge in training) the evaluation matches nodes by the
 Hungarian algorithm on |corr(latent mean, true factor value)|. It reports the recovery measures of
 :mod:`jaxdisent.metrics.graph` for the learned graph and (``prior_*``) for the oracle's relation
-matrix, and reconstruction loss on the evaluated images, and writes ``graph.png`` (learned, prior,
-truth), ``relations.png`` (heatmap), ``recovery_curves.png``, ``traversals.png`` (rows labelled
-with attribute names), ``learned_adjacency.npy``, ``relations.json`` (ranked relations).
+matrix (the prior the run used: corrupted when ``model.prior_corruption`` is set), their
+difference ``learned_minus_prior_*`` (what training added; 0 for an untrained model), and
+reconstruction loss on the evaluated images, and writes ``graph.png`` (learned, prior, truth),
+``relations.png`` (heatmap), ``recovery_curves.png``, ``traversals.png`` (rows labelled with
+attribute names), ``learned_adjacency.npy``, ``relations.json`` (ranked relations).
 """
 
 from __future__ import annotations
@@ -68,6 +70,10 @@ def graph_recovery(ctx, settings):
   if prior is not None and truth.any():
     results.update({f"prior_{k}": v for k, v in measures(prior, truth, threshold).items()
                     if k != "threshold"})
+    # what training added over the prior the DisGraph starts from (and is pulled toward)
+    measured = [k[len("prior_"):] for k in results if k.startswith("prior_")]
+    results.update({f"learned_minus_prior_{m}": results[f"learned_{m}"] - results[f"prior_{m}"]
+                    for m in measured if f"learned_{m}" in results})
   corr = np.nan_to_num(np.corrcoef(codes.T, values.T)[:codes.shape[1], codes.shape[1]:])
   results["matched_abs_corr"] = float(np.mean(np.abs(corr[nodes, np.arange(len(nodes))])))
   zeros = jnp.zeros((min(256, count), method.latent_dim))

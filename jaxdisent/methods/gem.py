@@ -21,6 +21,9 @@ relation-aware before the decoder. GEM publishes no loss, GNN, prompt or adversa
   + ``loss.structure_weight`` * NOTEARS least squares of the standardised codes on A
   + ``loss.adversarial_weight`` * (generator + discriminator losses on images)
   (exact forms in ``jaxdisent.losses.graph``);
+* controls (issue 22): ``model.prior_corruption`` replaces the oracle's relations by a deliberately
+  wrong prior (``jaxdisent.graphs.corrupt``) before training, and ``optimizer.graph_learning_rate``
+  > 0 gives ``adjacency_delta`` its own Adam (see :meth:`GEMMethod.optimizer`);
 * ``oracle.kind='statistical'``: no external knowledge; the prior is the same estimator applied to
   the moving-average correlation of the model's own codes (all D nodes).
 
@@ -30,17 +33,20 @@ step is the same on 1 or N devices.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax import lax
 
 from jaxdisent.data import per_example_keys, step_key
 from jaxdisent import rng as rng_streams
 from jaxdisent.data.graph_source import make_graph_source
+from jaxdisent.graphs.corrupt import corrupt_prior
 from jaxdisent.graphs.relations import greedy_assignment, relations_from_correlation
 from jaxdisent.losses import graph as graph_losses
 from jaxdisent.losses import vae as vae_losses
@@ -66,6 +72,16 @@ class GEMMethod(Method):
     self.use_gnn = kind == "gnn"
     self.latent_dim = int(model.latent_dim)
     self.oracle = make_oracle_view(self.data, config.oracle)
+    corruption = model.get("prior_corruption", "none")
+    if corruption != "none" or self.oracle.relations is not None:
+      if self.oracle.relations is None:
+        raise ValueError(f"model.prior_corruption={corruption!r} corrupts the oracle's relation "
+                         "prior, and oracle.kind='statistical' has none; use 'none'")
+      truth = self.data.true_adjacency()
+      cols = self.oracle.columns
+      self.oracle = dataclasses.replace(self.oracle, relations=corrupt_prior(
+          self.oracle.relations, None if truth is None else truth[np.ix_(cols, cols)], corruption,
+          model.get("prior_corruption_k", 1), model.get("prior_corruption_seed", 0)))
     self.num_attributes = len(self.oracle.attributes)
     if self.num_attributes > self.latent_dim:
       raise ValueError(f"the oracle scores {self.num_attributes} attributes but the model has "
@@ -83,6 +99,27 @@ class GEMMethod(Method):
     self._batch = jax.jit(self._batch_impl, static_argnums=(0, 2, 3))
 
   # ---- engine hooks ------------------------------------------------------------------------
+
+  def optimizer(self):
+    """The engine's Adam; with ``optimizer.graph_learning_rate`` > 0 the graph parameters
+    (``adjacency_delta``) get their own Adam at that rate (an optimiser group, as DEAR trains A at
+    1e-3 beside 5e-5 for the networks) and the networks keep ``optimizer.learning_rate`` with its
+    warmup / clipping (clipping then sees the networks' gradients only). 0 (default): one Adam for
+    all parameters, as before."""
+    opt = self.config.optimizer
+    graph_lr = float(opt.get("graph_learning_rate", 0.0) or 0.0)
+    if not np.isfinite(graph_lr) or graph_lr < 0:
+      raise ValueError(f"optimizer.graph_learning_rate={graph_lr} must be a finite number >= 0 "
+                       "(0 = the networks' learning rate)")
+    networks = super().optimizer()
+    if not graph_lr:
+      return networks
+    graph = optax.adam(graph_lr, b1=opt.get("b1", 0.9), b2=opt.get("b2", 0.999),
+                       eps=opt.get("eps", 1e-8))
+    labels = lambda params: {k: jax.tree.map(
+        lambda _, k=k: "graph" if k == "adjacency_delta" else "networks", v)
+                             for k, v in params.items()}
+    return optax.multi_transform({"networks": networks, "graph": graph}, labels)
 
   def init(self, rng):
     k_vae, k_gnn, k_disc = jax.random.split(rng, 3)

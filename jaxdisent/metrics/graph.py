@@ -152,7 +152,7 @@ def _dag_edges(m, name):
 
 
 def count_accuracy(true_DxD, est_DxD) -> dict:
-  """NOTEARS' accuracy of an estimated DAG against the true DAG (xunzheng/notears ``count_accuracy``).
+  """NOTEARS' accuracy of an estimated DAG against the true DAG (xunzheng/notears' count_accuracy).
 
   Nonzero entries are directed edges, ``W[i, j] != 0`` meaning i -> j (weights are allowed; only
   their support counts). With pred / cond the predicted / true edge sets:

@@ -70,7 +70,7 @@ def make_oracle_view(source, oracle_config) -> OracleView:
   columns = check_attribute_names(names, source.attribute_names)
   path = oracle_config.get("scores_path", "") or ""
   ridge, gain = float(oracle_config.get("ridge", 1e-3)), float(oracle_config.get("gain", 2.0))
-  basis = oracle_config.get("basis", "quadratic")
+  basis = oracle_config.get("basis", "poly")
   if kind == "statistical":
     return OracleView(kind, names, columns, None, None, None)
   if path:
