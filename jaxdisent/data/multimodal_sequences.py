@@ -115,6 +115,7 @@ class MMSAData:
   per-epoch permutation keyed by (seed, epoch), so batches are a pure function of (seed, step)."""
 
   task = "regression"
+  accept_2d_features = False
 
   def __init__(self, path: str, modalities=MMSA_MODALITIES, label_key: str = "regression_labels",
                global_batch_size: int = 0):
@@ -155,11 +156,13 @@ class MMSAData:
     if missing:
       raise ValueError(f"{path}: split {split!r} is missing {missing} (has {sorted(data)}); an "
                        f"MMSA pickle needs {need}")
-    label = np.asarray(data[label_key], np.float32).reshape(-1)
+    label = self._read_labels(path, split, data[label_key], label_key)
     n = label.shape[0]
     out = {"label": label}
     for name in self.names:
       x = np.asarray(data[name], np.float32)
+      if x.ndim == 2 and self.accept_2d_features:   # utterance-level features: length 1
+        x = x[:, None, :]
       if x.ndim != 3 or x.shape[0] != n:
         raise ValueError(f"{path}: split {split!r} {name!r} must be (N={n}, length, width), got "
                          f"{x.shape}")
@@ -180,6 +183,10 @@ class MMSAData:
       out[name + "_mask"] = mask
     return out
 
+  def _read_labels(self, path, split, labels, label_key):
+    del path, split, label_key
+    return np.asarray(labels, np.float32).reshape(-1)
+
   def batch(self, seed: int, step: int, start: int, size: int) -> dict:
     """Rows [start, start + size) of global batch `step`: global position g = step * B + row walks
     through a fresh permutation of the training split every epoch (B = `global_batch_size`)."""
@@ -198,3 +205,40 @@ class MMSAData:
     if name not in SPLITS:
       raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
     return dict(self._splits[name])
+
+
+class IEMOCAPData(MMSAData):
+  """IEMOCAP emotion recognition from an MMSA-style pickle (the layout DecAlign's official
+  ``scripts/prepare_iemocap.py`` writes and its ``data_loader.py`` reads): ``train`` / ``valid`` /
+  ``test`` dicts with ``text`` / ``audio`` / ``vision`` features, (N, L, D) sequences or (N, D)
+  utterance-level vectors (read as length 1), and ``classification_labels`` (N,) integer class ids.
+  The paper's table uses 4 classes (0 happy+excited, 1 sad, 2 angry, 3 neutral); ``num_classes``
+  sets how many, and every label must be an integer in [0, num_classes). Optional
+  ``<modality>_lengths`` work as for MMSA pickles. Labels come back as int32."""
+
+  task = "classification"
+  accept_2d_features = True
+
+  def __init__(self, path: str, modalities=MMSA_MODALITIES, num_classes: int = 4,
+               label_key: str = "classification_labels", global_batch_size: int = 0):
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+      raise ValueError(f"IEMOCAP needs num_classes >= 2 (4 in the paper's table); got {num_classes!r}")
+    self.num_classes = int(num_classes)
+    super().__init__(path, modalities, label_key, global_batch_size)
+
+  def _read_labels(self, path, split, labels, label_key):
+    y = np.asarray(labels)
+    if y.ndim == 2 and y.shape[1] == 1:
+      y = y[:, 0]
+    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+      raise ValueError(f"{path}: split {split!r} {label_key!r} must be (N,) integer class ids; got "
+                       f"shape {y.shape}, dtype {y.dtype}")
+    if np.issubdtype(y.dtype, np.floating) and not np.all(y == np.round(y)):
+      raise ValueError(f"{path}: split {split!r} {label_key!r} holds non-integer values (e.g. "
+                       f"{y[y != np.round(y)][0].item()!r}); IEMOCAP labels are class ids 0..{self.num_classes - 1}")
+    bad = (y < 0) | (y >= self.num_classes)
+    if bad.any():
+      raise ValueError(f"{path}: split {split!r} {label_key!r} has class id {y[bad][0].item()!r} outside "
+                       f"[0, {self.num_classes}); set --config.model.num_classes to the number of "
+                       f"classes in the pickle")
+    return y.astype(np.int32)

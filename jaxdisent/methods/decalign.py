@@ -120,6 +120,7 @@ class DecAlignMethod(Method):
       out.update(MM.sentiment_regression_metrics(feats["output"].reshape(-1), data["label"]))
     else:
       out["accuracy"] = float(np.mean(np.argmax(feats["output"], -1) == data["label"]))
+      out.update(MM.emotion_classification_metrics(feats["output"], data["label"]))  # wacc, waf1, ua
     cos = [np.sum(u * c, -1) / np.maximum(np.linalg.norm(u, axis=-1) * np.linalg.norm(c, axis=-1), 1e-8)
            for u, c in zip(feats["unique"], feats["common"])]
     out["unique_common_cos2"] = float(np.mean(np.square(np.concatenate(cos))))
