@@ -11,7 +11,8 @@ Hyper-parameters follow the official config/iemocap_decalign_config.json where o
 same knob (d 48, 4 heads, 4 fusion layers, dropout 0.2, K = 6 prototypes, alpha = beta = 0.05,
 Adam lr 1e-4 with L2 weight decay 0.005, clip 0.6, batch 32); the official run trains up to 50
 epochs with early stopping on valid WAF1 (patience 5) and a learning-rate plateau schedule, which
-the engine does not have: here a fixed number of steps, evaluate with --config.train.eval_every.
+the engine does not have: here a fixed number of steps, evaluated every ~epoch
+(eval/decalign/valid_waf1 in metrics.jsonl to pick the best one).
 The official config uses 6 classes; the paper's table (and this config) 4 -- set
 --config.model.num_classes=6 for a 6-class pickle. Nothing is downloaded.
 """
@@ -27,10 +28,14 @@ def get_config():
   config.model.num_classes = 4
   config.model.width = 48
   config.model.num_heads = 4
+  config.model.fusion_layers = 4
+  config.model.dropout = 0.2
   config.loss.task = "classification"
   config.loss.num_prototypes = 6
   config.optimizer.learning_rate = 1e-4
   config.optimizer.grad_clip_norm = 0.6
+  config.optimizer.weight_decay = 0.005
+  config.train.eval_every = 100           # ~1 epoch: eval/decalign/valid_waf1 for model selection
   config.train.batch_size = 32
   config.train.num_steps = 5000           # ~50 epochs of ~3,000 training utterances
   config.train.log_every = 100

@@ -122,7 +122,7 @@ def test_iemocap_config_trains_and_reports_wacc_waf1(tmp_path):
   path = str(tmp_path / "iemocap.pkl")
   write_iemocap_pickle(path, n=(32, 16, 16))
   config = load_config(os.path.join(ROOT, "configs", "decalign_iemocap.py"), {
-      "data.path": path, "model.width": 8, "model.num_heads": 2,
+      "data.path": path, "model.width": 8, "model.num_heads": 2, "model.fusion_layers": 1,
       "loss.num_prototypes": 3, "loss.ot_iterations": 10, "train.batch_size": 16,
       "train.num_steps": 2, "train.log_every": 1, "train.checkpoint_every": 100,
       "evals.sentiment.batch_size": 64, "train.plots_at_end": False})

@@ -232,3 +232,37 @@ def test_diagnostics_are_logged_at_every_evaluation(tmp_path):
   out = method.features(result.state.params, valid)["output"].reshape(-1)
   assert evals[-1]["eval/decalign/valid_mae"] == pytest.approx(np.abs(out - valid["label"]).mean(),
                                                                rel=1e-5)
+
+
+# ---- the official MOSI config ---------------------------------------------------------------------
+
+def test_official_mosi_config_holds_the_official_values(tmp_path):
+  config = load_config(os.path.join(ROOT, "configs", "decalign_mosi_official.py"))
+  # values of taco-group/DecAlign config/dec_mosi_config.json
+  assert (config.model.width, config.model.num_heads, config.model.fusion_layers) == (64, 8, 5)
+  assert config.model.dropout == 0.1 and config.model.conv_kernel == 1
+  loss = config.loss
+  assert (loss.regression_loss, loss.decouple_on, loss.prototype_cost_reduction, loss.gmm_init) == (
+      "mse", "sequence", "mean", "index")
+  assert (loss.heterogeneity_weight, loss.homogeneity_weight, loss.contrastive_weight) == (0.05, 0.07, 0.003)
+  assert (loss.num_prototypes, loss.em_steps, loss.ot_epsilon, loss.ot_iterations) == (7, 5, 0.1, 50)
+  opt = config.optimizer
+  assert (opt.learning_rate, opt.weight_decay, opt.grad_clip_norm) == (6e-5, 0.005, 0.6)
+  assert config.train.batch_size == 32 and config.train.num_steps == 722   # 18 epochs of 1,284
+  # the MMD bandwidth: our exp(-sq / (2 h^2 d)) with h = 1 / sqrt(64) is the official exp(-sq / 2)
+  a, b = jnp.zeros((1, 64)), jnp.full((1, 64), 0.25)        # |a - b|^2 = 4
+  expected = 2 - 2 * np.exp(-4 / 2)
+  assert float(L.mmd_loss(a, b, bandwidths=tuple(loss.mmd_bandwidths))) == pytest.approx(expected, rel=1e-5)
+  # and it trains on an aligned MMSA pickle (shrunk: width 8, 2 fusion layers, 3 steps)
+  path = str(tmp_path / "aligned_50.pkl")
+  write_mmsa_pickle(path, n=(32, 16, 16), lengths=False)
+  small = load_config(os.path.join(ROOT, "configs", "decalign_mosi_official.py"), {
+      "data.path": path, "model.width": 8, "model.num_heads": 2, "model.fusion_layers": 2,
+      "loss.num_prototypes": 3, "loss.ot_iterations": 10, "train.batch_size": 16,
+      "train.num_steps": 3, "train.eval_every": 2, "train.log_every": 1, "train.plots_at_end": False,
+      "evals.sentiment.batch_size": 64, "evals.decalign.batch_size": 64})
+  fit(small, str(tmp_path / "run"), quiet=True)
+  rows = [json.loads(l) for l in open(tmp_path / "run" / "metrics.jsonl")]
+  last = [r for r in rows if "loss" in r][-1]
+  assert {"supervised_contrastive", "decoupling", "ot_cost", "moment", "mmd"} <= set(last)
+  assert any("eval/decalign/valid_mae" in r for r in rows)
