@@ -141,6 +141,17 @@ def _mmsa(config, argument):
   return MMSAData(_path(data), modalities, global_batch_size=int(config.train.batch_size))
 
 
+@register_source("sequences", "shortcut", "finite-data shortcut benchmark (issue 23), no data needed")
+def _shortcut_sequences(config, argument):
+  del argument
+  from jaxdisent.data.multimodal_sequences import ShortcutMultimodalSequences  # pylint: disable=g-import-not-at-top
+  s = dict(config.data.shortcut)
+  seed = s.pop("seed", None)
+  return ShortcutMultimodalSequences(
+      **s, num_train=int(config.data.num_train), seed=int(config.seed if seed is None else seed),
+      global_batch_size=int(config.train.batch_size))
+
+
 @register_source("sequences", "iemocap", "MMSA-style IEMOCAP emotion pickle in data.path")
 def _iemocap(config, argument):
   del argument
