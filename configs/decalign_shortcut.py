@@ -49,7 +49,7 @@ def get_config():
 
   config.loss.scale_invariant = True
   config.train.batch_size = 32
-  config.train.num_steps = 300
+  config.train.num_steps = 200          # ~21 epochs of 300 examples (official MOSI: 18 epochs)
   config.train.eval_every = 20
   config.train.log_every = 20
   config.train.checkpoint_every = 200
