@@ -27,6 +27,9 @@ evaluations in order and stopping after ``patience`` evaluations without improve
 official trainer's early stopping returns (training itself runs all steps). Otherwise it is the
 final evaluation.
 
+``--collect=W1,W2,... --out=STEM`` gathers the paired entries of finished ablations at different
+``data.num_train`` into STEM.md (table) and STEM.png (difference with its 95% interval vs N_train).
+
 WORKDIR/ablation.md / ablation.json hold mean +- std over seeds per variant and a ``paired`` entry
 per variant: the test MAE (1 - WAF1 for classification) minus the baseline's on the same seed,
 ``{"diff_mean", "ci95": [lo, hi] (Student t over seeds), "n", "sd"}``; WORKDIR/ablation.png plots
@@ -154,11 +157,67 @@ def plot(table, variants, path):
                zoom=True)
 
 
+def collect_over_n(workdirs: list[str], out_stem: str) -> str:
+  """Paired differences of several finished ablations (one per data.num_train) as a table
+  (OUT.md) and a plot of diff_mean with its 95% interval against N_train (OUT.png)."""
+  points = []
+  for workdir in workdirs:
+    path = os.path.join(workdir, "ablation.json")
+    if not os.path.exists(path):
+      raise FileNotFoundError(f"{path} does not exist: run the ablation in {workdir} first")
+    with open(path) as f:
+      result = json.load(f)
+    if "paired" not in result:
+      raise ValueError(f"{path} has no paired entry (the baseline was not among the variants)")
+    run = result["rows"][0]
+    with open(os.path.join(workdir, f"{run['variant']}_seed{run['seed']}", "config.json")) as f:
+      n = int(json.load(f)["data"]["num_train"])
+    points.append((n, result["paired"]))
+  points.sort(key=lambda p: p[0])
+  variants = [v for v in points[0][1] if v != points[0][1][v]["baseline"]]
+  key = points[0][1][variants[0]]["key"]
+  lines = [f"| N_train | " + " | ".join(f"{v} - {points[0][1][v]['baseline']} ({key}), 95% CI, n"
+                                        for v in variants) + " |", "|---|" + "---|" * len(variants)]
+  for n, paired in points:
+    cells = [f"{paired[v]['diff_mean']:+.4f} [{paired[v]['ci95'][0]:+.4f}, {paired[v]['ci95'][1]:+.4f}], "
+             f"{paired[v]['n']}" for v in variants]
+    lines.append(f"| {n} | " + " | ".join(cells) + " |")
+  markdown = "\n".join(lines) + "\n"
+  with open(out_stem + ".md", "w") as f:
+    f.write(markdown)
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(5.0, 3.4))
+  for i, variant in enumerate(variants):
+    ns = np.array([n for n, _ in points], float) * (1.0 + 0.04 * (i - (len(variants) - 1) / 2))
+    means = np.array([p[variant]["diff_mean"] for _, p in points])
+    ci = np.array([p[variant]["ci95"] for _, p in points])
+    ax.errorbar(ns, means, yerr=[means - ci[:, 0], ci[:, 1] - means], marker="o", capsize=3,
+                label=variant)
+  ax.axhline(0.0, color="k", lw=0.8)
+  ax.set_xscale("log")
+  ax.set_xlabel("N_train")
+  ax.set_ylabel(f"test {key} minus {points[0][1][variants[0]]['baseline']}'s (paired)")
+  ax.set_title("shortcut benchmark: paired difference, 95% CI", fontsize=9)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(out_stem + ".png", dpi=110)
+  plt.close(fig)
+  return markdown
+
+
 def main(argv) -> int:
   try:
     overrides, flags = parse_args(argv, {"config": "configs/decalign_synthetic.py", "workdir": None,
                                          "root": None, "variants": ",".join(list(VARIANTS)[:5]),
-                                         "seeds": "0,1,2", "baseline": "task_only"})
+                                         "seeds": "0,1,2", "baseline": "task_only", "collect": None,
+                                         "out": None})
+    if flags["collect"]:
+      if not flags["out"]:
+        raise UsageError("--collect=W1,W2,... needs --out=PATH_STEM (writes PATH_STEM.md and .png)")
+      print(collect_over_n([w for w in flags["collect"].split(",") if w], flags["out"]))
+      return 0
     if flags["root"] and not flags["workdir"]:
       print("[jaxdisent] note: --root is deprecated; use --workdir", file=sys.stderr)
       flags["workdir"] = flags["root"]

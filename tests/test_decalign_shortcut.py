@@ -1,6 +1,7 @@
 """The shortcut benchmark (issue 23 part 1) and the paired ablation protocol (parts 2 and 5)."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -134,3 +135,25 @@ def test_ablation_on_the_shortcut_benchmark_writes_paired_entries(tmp_path):
   lines = [json.loads(l) for l in open(root / "instance_align_seed0" / "metrics.jsonl")]
   assert any("instance_align" in l for l in lines)
   assert "| instance_align |" in (root / "ablation.md").read_text()
+
+
+def test_collect_over_n_train_tables_and_plots(tmp_path, capsys):
+  """--collect reads finished ablations (here written by hand) and tabulates / plots them by N."""
+  dirs = []
+  for n, diff in ((300, -0.02), (100, -0.05)):
+    root = tmp_path / f"n{n}"
+    (root / "full_seed0").mkdir(parents=True)
+    (root / "full_seed0" / "config.json").write_text(json.dumps({"data": {"num_train": n}}))
+    paired = {v: {"diff_mean": d, "ci95": [d - 0.01, d + 0.01], "n": 12, "key": "mae",
+                  "baseline": "task_only"} for v, d in (("full", diff), ("task_only", 0.0))}
+    (root / "ablation.json").write_text(json.dumps({"rows": [{"variant": "full", "seed": 0}],
+                                                    "paired": paired}))
+    dirs.append(str(root))
+  out = str(tmp_path / "over_n")
+  assert A.main([f"--collect={','.join(dirs)}", f"--out={out}"]) == 0
+  table = open(out + ".md").read().splitlines()
+  assert table[2] == "| 100 | -0.0500 [-0.0600, -0.0400], 12 |"        # sorted by N, baseline left out
+  assert table[3] == "| 300 | -0.0200 [-0.0300, -0.0100], 12 |"
+  assert os.path.getsize(out + ".png") > 0
+  assert A.main([f"--collect={tmp_path / 'missing'}", f"--out={out}"]) == 2
+  assert "does not exist" in capsys.readouterr().err
