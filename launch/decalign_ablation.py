@@ -104,7 +104,7 @@ def paired_differences(rows: list[dict], variants: list[str], baseline: str, key
     if n >= 2:
       sd = float(diffs.std(ddof=1))
       half = float(stats.t.ppf(0.975, n - 1)) * sd / np.sqrt(n)
-      entry.update(sd=sd, ci95=[entry["diff_mean"] - half, entry["diff_mean"] + half])
+      entry.update(sd=sd, ci95=[float(entry["diff_mean"] - half), float(entry["diff_mean"] + half)])
     else:
       entry.update(sd=float("nan"), ci95=[float("nan"), float("nan")])
     out[variant] = entry
