@@ -1,12 +1,39 @@
-"""DecAlign ablation: the full model against variants with one loss term switched off, over seeds.
+"""DecAlign ablation: the full model against variants with a loss term switched off or replaced,
+over paired seeds.
 
   python -m launch.decalign_ablation --config=configs/decalign_synthetic.py --workdir=runs/decalign_ablation \
       [--variants=full,no_heterogeneity,no_homogeneity,no_decoupling,task_only] [--seeds=0,1,2] \
-      [--config.train.num_steps=1000 ...]
+      [--baseline=task_only] [--config.train.num_steps=1000 ...]
+
+  python -m launch.decalign_ablation --config=configs/decalign_shortcut.py --workdir=runs/shortcut \
+      --variants=full,task_only,instance_align --seeds=0,1,2,3,4,5,6,7,8,9,10,11 --config.data.num_train=300
+
+Variants (VARIANTS below): the term switches (full, no_heterogeneity, no_homogeneity,
+no_decoupling, task_only); ``instance_align`` = task + a paired instance-level InfoNCE between the
+common features of the same example across modalities (the positive control); ``full_raw`` = full
+without the scale-invariant option; the alignment strategies of the paper's ablation, each the full
+model with one part replaced: ``hete_moments`` / ``hete_mmd`` / ``hete_contrastive`` (heterogeneity
+by moment matching, by MMD only, by paired contrastive instead of prototype OT) and
+``homo_moments`` / ``homo_mmd`` (homogeneity by moments only / MMD only).
 
 Each run trains through the shared engine in WORKDIR/<variant>_seed<s> (re-running resumes or skips
-finished runs) and is evaluated on the test split. WORKDIR/ablation.md / ablation.json hold mean +- std
-over seeds and WORKDIR/ablation.png plots them.
+finished runs). A seed fixes the data (sources that draw their examples from the run's seed, as
+the shortcut benchmark) and the initialisation, so the variants of one seed are paired.
+
+Model selection: when the config evaluates during training (``train.eval_every``) and sets
+``evals.decalign.patience``, a run's result is the test evaluation at the step with the lowest
+``eval/decalign/valid_mae`` (``valid_waf1`` highest for classification), searching the logged
+evaluations in order and stopping after ``patience`` evaluations without improvement -- what the
+official trainer's early stopping returns (training itself runs all steps). Otherwise it is the
+final evaluation.
+
+``--collect=W1,W2,... --out=STEM`` gathers the paired entries of finished ablations at different
+``data.num_train`` into STEM.md (table) and STEM.png (difference with its 95% interval vs N_train).
+
+WORKDIR/ablation.md / ablation.json hold mean +- std over seeds per variant and a ``paired`` entry
+per variant: the test MAE (1 - WAF1 for classification) minus the baseline's on the same seed,
+``{"diff_mean", "ci95": [lo, hi] (Student t over seeds), "n", "sd"}``; WORKDIR/ablation.png plots
+the means.
 """
 
 from __future__ import annotations
@@ -20,15 +47,91 @@ import numpy as np
 from launch.common import UsageError, fail, load_config_from_args, parse_args, run_main
 from launch.sweep import parse_seeds, run_cells
 
+TASK_ONLY = {"loss.heterogeneity": False, "loss.homogeneity": False, "loss.decoupling": False}
 VARIANTS = {
     "full": {},
     "no_heterogeneity": {"loss.heterogeneity": False},
     "no_homogeneity": {"loss.homogeneity": False},
     "no_decoupling": {"loss.decoupling": False},
-    "task_only": {"loss.heterogeneity": False, "loss.homogeneity": False, "loss.decoupling": False},
+    "task_only": TASK_ONLY,
+    "instance_align": {**TASK_ONLY, "loss.instance_align_weight": 0.1},
+    "full_raw": {"loss.scale_invariant": False},
+    "hete_moments": {"loss.heterogeneity_strategy": "moments"},
+    "hete_mmd": {"loss.heterogeneity_strategy": "mmd"},
+    "hete_contrastive": {"loss.heterogeneity_strategy": "contrastive"},
+    "homo_moments": {"loss.mmd_weight": 0.0},
+    "homo_mmd": {"loss.moment_weight": 0.0},
 }
-KEYS = ("mae", "corr", "acc2", "f1", "acc7", "probe_unique_to_own_unique", "probe_common_to_common",
-        "probe_common_to_unique", "unique_common_cos2")
+KEYS = ("mae", "corr", "acc2", "f1", "acc7", "wacc", "waf1", "probe_unique_to_own_unique",
+        "probe_common_to_common", "probe_common_to_unique", "probe_unique_to_common",
+        "unique_common_cos2", "unique_norm", "head_std", "valid_mae", "selected_step")
+
+
+def select_evaluation(rows: list[dict], patience: int, key: str = "eval/decalign/valid_mae",
+                      higher_is_better: bool = False) -> dict | None:
+  """The evaluation row early stopping on `key` returns: scan the rows with `key` in step order,
+  keep the best, stop after `patience` rows without improvement (patience 0: the last row)."""
+  evals = sorted((r for r in rows if key in r), key=lambda r: r["step"])
+  if not evals:
+    return None
+  if patience <= 0:
+    return evals[-1]
+  best, since = None, 0
+  for row in evals:
+    value = row[key] if not higher_is_better else -row[key]
+    if best is None or value < best[0]:
+      best, since = (value, row), 0
+    else:
+      since += 1
+      if since >= patience:
+        break
+  return best[1]
+
+
+def paired_differences(rows: list[dict], variants: list[str], baseline: str, key: str = "mae",
+                       sign: float = 1.0) -> dict:
+  """Per variant: the mean over seeds of sign * (variant - baseline) on the same seed, its
+  Student-t 95% interval, sd and n (seeds present in both)."""
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  base = {r["seed"]: r[key] for r in rows if r["variant"] == baseline and key in r}
+  out = {}
+  for variant in variants:
+    diffs = np.array([sign * (r[key] - base[r["seed"]]) for r in rows
+                      if r["variant"] == variant and r["seed"] in base and key in r], float)
+    n = len(diffs)
+    entry = {"n": n, "diff_mean": float(diffs.mean()) if n else float("nan"), "key": key,
+             "baseline": baseline}
+    if n >= 2:
+      sd = float(diffs.std(ddof=1))
+      half = float(stats.t.ppf(0.975, n - 1)) * sd / np.sqrt(n)
+      entry.update(sd=sd, ci95=[float(entry["diff_mean"] - half), float(entry["diff_mean"] + half)])
+    else:
+      entry.update(sd=float("nan"), ci95=[float("nan"), float("nan")])
+    out[variant] = entry
+  return out
+
+
+def paired_markdown(paired: dict) -> str:
+  lines = ["| variant | paired diff vs " + next(iter(paired.values()))["baseline"]
+           + " (" + next(iter(paired.values()))["key"] + ") | 95% CI | n |", "|---|---|---|---|"]
+  for variant, e in paired.items():
+    lines.append(f"| {variant} | {e['diff_mean']:+.4f} | [{e['ci95'][0]:+.4f}, {e['ci95'][1]:+.4f}] "
+                 f"| {e['n']} |")
+  return "\n".join(lines) + "\n"
+
+
+def read_selected(cell: str, patience: int, task: str) -> dict:
+  """The selected evaluation of one run as {metric: value} (sentiment + decalign scalars)."""
+  with open(os.path.join(cell, "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f if line.strip()]
+  key = "eval/decalign/valid_mae" if task == "regression" else "eval/decalign/valid_waf1"
+  row = select_evaluation(rows, patience, key, higher_is_better=task != "regression")
+  if row is None:
+    return {}
+  out = {"selected_step": row["step"]}
+  for prefix in ("eval/decalign/", "eval/sentiment/"):   # sentiment wins where both have a key
+    out.update({k[len(prefix):]: v for k, v in row.items() if k.startswith(prefix)})
+  return out
 
 
 def summarize(rows, variants):
@@ -54,11 +157,67 @@ def plot(table, variants, path):
                zoom=True)
 
 
+def collect_over_n(workdirs: list[str], out_stem: str) -> str:
+  """Paired differences of several finished ablations (one per data.num_train) as a table
+  (OUT.md) and a plot of diff_mean with its 95% interval against N_train (OUT.png)."""
+  points = []
+  for workdir in workdirs:
+    path = os.path.join(workdir, "ablation.json")
+    if not os.path.exists(path):
+      raise FileNotFoundError(f"{path} does not exist: run the ablation in {workdir} first")
+    with open(path) as f:
+      result = json.load(f)
+    if "paired" not in result:
+      raise ValueError(f"{path} has no paired entry (the baseline was not among the variants)")
+    run = result["rows"][0]
+    with open(os.path.join(workdir, f"{run['variant']}_seed{run['seed']}", "config.json")) as f:
+      n = int(json.load(f)["data"]["num_train"])
+    points.append((n, result["paired"]))
+  points.sort(key=lambda p: p[0])
+  variants = [v for v in points[0][1] if v != points[0][1][v]["baseline"]]
+  key = points[0][1][variants[0]]["key"]
+  lines = [f"| N_train | " + " | ".join(f"{v} - {points[0][1][v]['baseline']} ({key}), 95% CI, n"
+                                        for v in variants) + " |", "|---|" + "---|" * len(variants)]
+  for n, paired in points:
+    cells = [f"{paired[v]['diff_mean']:+.4f} [{paired[v]['ci95'][0]:+.4f}, {paired[v]['ci95'][1]:+.4f}], "
+             f"{paired[v]['n']}" for v in variants]
+    lines.append(f"| {n} | " + " | ".join(cells) + " |")
+  markdown = "\n".join(lines) + "\n"
+  with open(out_stem + ".md", "w") as f:
+    f.write(markdown)
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(5.0, 3.4))
+  for i, variant in enumerate(variants):
+    ns = np.array([n for n, _ in points], float) * (1.0 + 0.04 * (i - (len(variants) - 1) / 2))
+    means = np.array([p[variant]["diff_mean"] for _, p in points])
+    ci = np.array([p[variant]["ci95"] for _, p in points])
+    ax.errorbar(ns, means, yerr=[means - ci[:, 0], ci[:, 1] - means], marker="o", capsize=3,
+                label=variant)
+  ax.axhline(0.0, color="k", lw=0.8)
+  ax.set_xscale("log")
+  ax.set_xlabel("N_train")
+  ax.set_ylabel(f"test {key} minus {points[0][1][variants[0]]['baseline']}'s (paired)")
+  ax.set_title("shortcut benchmark: paired difference, 95% CI", fontsize=9)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(out_stem + ".png", dpi=110)
+  plt.close(fig)
+  return markdown
+
+
 def main(argv) -> int:
   try:
     overrides, flags = parse_args(argv, {"config": "configs/decalign_synthetic.py", "workdir": None,
-                                         "root": None, "variants": ",".join(VARIANTS),
-                                         "seeds": "0,1,2"})
+                                         "root": None, "variants": ",".join(list(VARIANTS)[:5]),
+                                         "seeds": "0,1,2", "baseline": "task_only", "collect": None,
+                                         "out": None})
+    if flags["collect"]:
+      if not flags["out"]:
+        raise UsageError("--collect=W1,W2,... needs --out=PATH_STEM (writes PATH_STEM.md and .png)")
+      print(collect_over_n([w for w in flags["collect"].split(",") if w], flags["out"]))
+      return 0
     if flags["root"] and not flags["workdir"]:
       print("[jaxdisent] note: --root is deprecated; use --workdir", file=sys.stderr)
       flags["workdir"] = flags["root"]
@@ -68,28 +227,43 @@ def main(argv) -> int:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
       raise UsageError(f"unknown variant(s) {unknown}; choose from {sorted(VARIANTS)}")
+    if flags["baseline"] not in VARIANTS:
+      raise UsageError(f"--baseline={flags['baseline']}: choose from {sorted(VARIANTS)}")
     seeds = parse_seeds(flags["seeds"])
     base = load_config_from_args(flags["config"], overrides)
     if base.method != "decalign":
       raise UsageError(f"{flags['config']} is a {base.method!r} config; the ablation needs decalign")
     cells = [(f"{variant}_seed{seed}",
               [*overrides, *((k, str(v).lower()) for k, v in VARIANTS[variant].items()),
-               ("seed", str(seed))]) for variant in variants for seed in seeds]
+               ("seed", str(seed))]) for seed in seeds for variant in variants]   # pairs first
     root = flags["workdir"]
     sweep_rows = run_cells(flags["config"], root, cells)
   except UsageError as error:
     return fail(str(error))
   except (ValueError, KeyError, FileNotFoundError, RuntimeError) as error:
     return fail(str(error))
-  prefix = "eval/sentiment/"
-  rows = [{"variant": variant, "seed": seed,
-           **{k[len(prefix):]: v for k, v in row.items() if k.startswith(prefix)}}
-          for row, (variant, seed) in zip(sweep_rows, [(v, s) for v in variants for s in seeds])]
+  patience = int(base.evals.get("decalign", {}).get("patience", 0) or 0) if "evals" in base else 0
+  selecting = patience > 0 and int(base.train.get("eval_every", 0) or 0) > 0
+  task = base.loss.task
+  rows = []
+  for row, (variant, seed) in zip(sweep_rows, [(v, s) for s in seeds for v in variants]):
+    final = {}
+    for prefix in ("eval/decalign/", "eval/sentiment/"):
+      final.update({k[len(prefix):]: v for k, v in row.items() if k.startswith(prefix)})
+    chosen = read_selected(os.path.join(root, row["run"]), patience, task) if selecting else {}
+    rows.append({"variant": variant, "seed": seed, **(chosen or final)})
   table, markdown = summarize(rows, variants)
+  result = {"rows": rows, "summary": table,
+            "selection": (f"test metrics at the evaluation with the best valid metric, early "
+                          f"stopping patience {patience} evaluations") if selecting else "final step"}
+  if flags["baseline"] in variants:
+    key, sign = ("mae", 1.0) if task == "regression" else ("waf1", -1.0)
+    result["paired"] = paired_differences(rows, variants, flags["baseline"], key, sign)
+    markdown += "\n" + paired_markdown(result["paired"])
   with open(os.path.join(root, "ablation.md"), "w") as f:
     f.write(markdown)
   with open(os.path.join(root, "ablation.json"), "w") as f:
-    json.dump({"rows": rows, "summary": table}, f, indent=2)
+    json.dump(result, f, indent=2)
   plot(table, variants, os.path.join(root, "ablation.png"))
   print(markdown)
   print(f"[ablation] wrote {root}/ablation.md, ablation.json, ablation.png", file=sys.stderr)

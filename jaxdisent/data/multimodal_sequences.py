@@ -115,6 +115,7 @@ class MMSAData:
   per-epoch permutation keyed by (seed, epoch), so batches are a pure function of (seed, step)."""
 
   task = "regression"
+  accept_2d_features = False
 
   def __init__(self, path: str, modalities=MMSA_MODALITIES, label_key: str = "regression_labels",
                global_batch_size: int = 0):
@@ -155,11 +156,13 @@ class MMSAData:
     if missing:
       raise ValueError(f"{path}: split {split!r} is missing {missing} (has {sorted(data)}); an "
                        f"MMSA pickle needs {need}")
-    label = np.asarray(data[label_key], np.float32).reshape(-1)
+    label = self._read_labels(path, split, data[label_key], label_key)
     n = label.shape[0]
     out = {"label": label}
     for name in self.names:
       x = np.asarray(data[name], np.float32)
+      if x.ndim == 2 and self.accept_2d_features:   # utterance-level features: length 1
+        x = x[:, None, :]
       if x.ndim != 3 or x.shape[0] != n:
         raise ValueError(f"{path}: split {split!r} {name!r} must be (N={n}, length, width), got "
                          f"{x.shape}")
@@ -180,6 +183,10 @@ class MMSAData:
       out[name + "_mask"] = mask
     return out
 
+  def _read_labels(self, path, split, labels, label_key):
+    del path, split, label_key
+    return np.asarray(labels, np.float32).reshape(-1)
+
   def batch(self, seed: int, step: int, start: int, size: int) -> dict:
     """Rows [start, start + size) of global batch `step`: global position g = step * B + row walks
     through a fresh permutation of the training split every epoch (B = `global_batch_size`)."""
@@ -193,6 +200,182 @@ class MMSAData:
       rows[epochs == epoch] = perm[offsets[epochs == epoch]]
     train = self._splits["train"]
     return {k: v[rows] for k, v in train.items()}
+
+  def split(self, name: str) -> dict:
+    if name not in SPLITS:
+      raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
+    return dict(self._splits[name])
+
+
+class IEMOCAPData(MMSAData):
+  """IEMOCAP emotion recognition from an MMSA-style pickle (the layout DecAlign's official
+  ``scripts/prepare_iemocap.py`` writes and its ``data_loader.py`` reads): ``train`` / ``valid`` /
+  ``test`` dicts with ``text`` / ``audio`` / ``vision`` features, (N, L, D) sequences or (N, D)
+  utterance-level vectors (read as length 1), and ``classification_labels`` (N,) integer class ids.
+  The paper's table uses 4 classes (0 happy+excited, 1 sad, 2 angry, 3 neutral); ``num_classes``
+  sets how many, and every label must be an integer in [0, num_classes). Optional
+  ``<modality>_lengths`` work as for MMSA pickles. Labels come back as int32."""
+
+  task = "classification"
+  accept_2d_features = True
+
+  def __init__(self, path: str, modalities=MMSA_MODALITIES, num_classes: int = 4,
+               label_key: str = "classification_labels", global_batch_size: int = 0):
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+      raise ValueError(f"IEMOCAP needs num_classes >= 2 (4 in the paper's table); got {num_classes!r}")
+    self.num_classes = int(num_classes)
+    super().__init__(path, modalities, label_key, global_batch_size)
+
+  def _read_labels(self, path, split, labels, label_key):
+    y = np.asarray(labels)
+    if y.ndim == 2 and y.shape[1] == 1:
+      y = y[:, 0]
+    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+      raise ValueError(f"{path}: split {split!r} {label_key!r} must be (N,) integer class ids; got "
+                       f"shape {y.shape}, dtype {y.dtype}")
+    if np.issubdtype(y.dtype, np.floating) and not np.all(y == np.round(y)):
+      raise ValueError(f"{path}: split {split!r} {label_key!r} holds non-integer values (e.g. "
+                       f"{y[y != np.round(y)][0].item()!r}); IEMOCAP labels are class ids 0..{self.num_classes - 1}")
+    bad = (y < 0) | (y >= self.num_classes)
+    if bad.any():
+      raise ValueError(f"{path}: split {split!r} {label_key!r} has class id {y[bad][0].item()!r} outside "
+                       f"[0, {self.num_classes}); set --config.model.num_classes to the number of "
+                       f"classes in the pickle")
+    return y.astype(np.int32)
+
+
+class ShortcutMultimodalSequences:
+  """The shortcut benchmark (issue 23): a finite-data regime where reading the unique features is
+  a shortcut that fails at test time, so an alignment regulariser has something to fix.
+
+  Generative process (every knob is a constructor argument = a ``config.data.shortcut`` key):
+
+  * common factors c ~ N(0, I_C) (``num_common``), shared by all M modalities;
+  * unique factors u_m (``num_unique`` per modality): ``u_m[j] = rho c[k(m, j)] + sqrt(1 - rho^2)
+    e_mj`` with e ~ N(0, 1) and k(m, j) = (m + j) mod C, so each unique factor is correlated with
+    one common factor with correlation rho = ``rho_train`` in the train and valid splits and
+    ``rho_test`` in the test split (0.6 / 0 by default): a model that reads u_m as a proxy of c
+    is right in training and wrong at test;
+  * label ``y = 3 tanh(1.5 s)``, ``s = g(c) + lambda sum_m h_m(u_m)``, ``g(c) = c . w_c /
+    sqrt(C)``, ``h_m(u) = u . w_m / sqrt(U)`` with fixed w ~ N(0, 1) and lambda =
+    ``label_unique_weight`` (0: the label depends on the common factors only; 0.3: a little on
+    the unique ones too);
+  * observation of modality m (width ``widths[m]``, length ``lengths[m]``): at step t,
+    ``x_t = tanh((z * e_m(t - lag)) W1_m + b1_m) W2_m + noise_m n_t``, ``z = [c, unique_scale * u_m]``
+    (``unique_scale`` 2: the nuisance is louder than the signal), a fixed positive temporal
+    envelope e_m(t) = 1 + 0.5 sin(f t + phase) per latent, a random lag per example and modality in
+    [0, ``max_lag``], per-modality noise sd ``noise`` (0.1 / 1 / 2), a random valid length in
+    [ceil(``min_length_fraction`` L_m), L_m] (padding masked);
+  * test-time shift: the test split's modality m is ``test_scale[m] * x + test_offset[m]`` on valid
+    steps (default none: scale 1, offset 0);
+  * sizes: ``num_train`` fixed training examples recycled by per-epoch permutations (a pure
+    function of (seed, step)), ``num_valid`` (defaults to max(64, num_train // 4)) drawn like the
+    training split, ``num_test`` drawn with ``rho_test``.
+
+  The maps (W, b, envelopes, label weights) depend on ``task_seed`` only; the examples on
+  ``seed`` (the run's seed unless ``data.shortcut.seed`` is set), so the variants of one seed in
+  an ablation see the same data. Ground truth (c, u) comes with the valid and test splits.
+  """
+
+  task = "regression"
+
+  def __init__(self, widths=(32, 8, 16), lengths=(8, 60, 80), num_common: int = 4,
+               num_unique: int = 2, hidden: int = 32, noise=(0.1, 1.0, 2.0), unique_scale: float = 2.0,
+               rho_train: float = 0.6, rho_test: float = 0.0, label_unique_weight: float = 0.0,
+               max_lag=(0, 3, 6), min_length_fraction: float = 0.6, test_scale=(1.0, 1.0, 1.0),
+               test_offset=(0.0, 0.0, 0.0), num_train: int = 300, num_valid: int = 0,
+               num_test: int = 1024, seed: int = 0, task_seed: int = 0, global_batch_size: int = 0):
+    m = len(widths)
+    per_modality = {"lengths": lengths, "noise": noise, "max_lag": max_lag, "test_scale": test_scale,
+                    "test_offset": test_offset}
+    if m < 2:
+      raise ValueError("the shortcut benchmark needs at least two modalities (data.shortcut.widths)")
+    for key, value in per_modality.items():
+      if len(value) != m:
+        raise ValueError(f"data.shortcut.{key} has {len(value)} entries, widths has {m}: give one "
+                         "per modality")
+    for key, value in (("rho_train", rho_train), ("rho_test", rho_test)):
+      if not -1.0 <= float(value) <= 1.0:
+        raise ValueError(f"data.shortcut.{key}={value} is a correlation: use a value in [-1, 1]")
+    if int(num_train) < 2 or int(num_test) < 2 or int(num_valid) < 0:
+      raise ValueError(f"data.num_train={num_train} / num_test={num_test} must be >= 2 and "
+                       f"num_valid={num_valid} >= 0")
+    if any(int(l) < 1 for l in lengths) or any(int(v) < 0 or int(v) >= int(l)
+                                                  for v, l in zip(max_lag, lengths)):
+      raise ValueError(f"data.shortcut.lengths={tuple(lengths)} must be >= 1 and max_lag="
+                       f"{tuple(max_lag)} in [0, length)")
+    self.names = tuple(f"m{i}" for i in range(m))
+    self.widths = tuple(int(w) for w in widths)
+    self.lengths = tuple(int(l) for l in lengths)
+    self.num_common, self.num_unique = int(num_common), int(num_unique)
+    self.noise = tuple(float(v) for v in noise)
+    self.max_lag = tuple(int(v) for v in max_lag)
+    self.unique_scale, self.label_unique_weight = float(unique_scale), float(label_unique_weight)
+    self.min_length_fraction = float(min_length_fraction)
+    self.global_batch_size = int(global_batch_size)
+    rng = np.random.default_rng([int(task_seed), 20252])
+    z = self.num_common + self.num_unique
+    self._maps = []
+    for w, length, lag in zip(self.widths, self.lengths, self.max_lag):
+      span = length + lag
+      freq = rng.uniform(0.5, 3.0, z) * 2 * math.pi / length
+      phase = rng.uniform(0.0, 2 * math.pi, z)
+      envelope = 1.0 + 0.5 * np.sin(np.arange(span)[:, None] * freq + phase)   # (L + lag, z)
+      self._maps.append(dict(envelope=envelope, w1=rng.normal(size=(z, hidden)) * (1.5 / math.sqrt(z)),
+                             b1=0.1 * rng.normal(size=hidden),
+                             w2=rng.normal(size=(hidden, w)) / math.sqrt(hidden)))
+    self._w_common = rng.normal(size=self.num_common)
+    self._w_unique = rng.normal(size=(m, self.num_unique))
+    num_valid = int(num_valid) or max(64, int(num_train) // 4)
+    sizes = {"train": int(num_train), "valid": num_valid, "test": int(num_test)}
+    rhos = {"train": float(rho_train), "valid": float(rho_train), "test": float(rho_test)}
+    self._splits = {}
+    for index, split in enumerate(SPLITS):
+      self._splits[split] = self._generate(np.random.default_rng([int(seed), 31337, index]),
+                                           sizes[split], rhos[split])
+    test = self._splits["test"]
+    for i, name in enumerate(self.names):
+      mask = test[name + "_mask"][..., None]
+      test[name] = ((float(test_scale[i]) * test[name] + float(test_offset[i])) * mask).astype(np.float32)
+    self.num_train = sizes["train"]
+
+  def _generate(self, rng, n, rho):
+    c = rng.normal(size=(n, self.num_common))
+    m = len(self.names)
+    source = np.array([[(i + j) % self.num_common for j in range(self.num_unique)] for i in range(m)])
+    u = rho * c[:, source] + math.sqrt(max(1.0 - rho * rho, 0.0)) * rng.normal(size=(n, m, self.num_unique))
+    score = c @ self._w_common / math.sqrt(self.num_common) + self.label_unique_weight * np.sum(
+        u * self._w_unique, axis=(1, 2)) / math.sqrt(self.num_unique)
+    out = {"label": (3.0 * np.tanh(1.5 * score)).astype(np.float32),
+           "common": c.astype(np.float32), "unique": u.astype(np.float32)}
+    for i, (name, mp) in enumerate(zip(self.names, self._maps)):
+      length, lag = self.lengths[i], self.max_lag[i]
+      shifts = rng.integers(0, lag + 1, n)
+      steps = np.arange(length)[None, :] + (lag - shifts)[:, None]           # e_m(t - lag)
+      env = mp["envelope"][steps]                                             # (n, L, z)
+      zed = np.concatenate([c, self.unique_scale * u[:, i]], axis=1)[:, None, :] * env
+      x = np.tanh(zed @ mp["w1"] + mp["b1"]) @ mp["w2"]
+      x = x + self.noise[i] * rng.normal(size=x.shape)
+      low = max(1, math.ceil(self.min_length_fraction * length))
+      valid = rng.integers(low, length + 1, n)
+      mask = (np.arange(length)[None] < valid[:, None]).astype(np.float32)
+      out[name] = (x * mask[..., None]).astype(np.float32)
+      out[name + "_mask"] = mask
+    return out
+
+  def batch(self, seed: int, step: int, start: int, size: int) -> dict:
+    """Rows [start, start + size) of global batch `step`, walking a fresh permutation of the
+    ``num_train`` training examples every epoch (as MMSAData)."""
+    if not self.global_batch_size:
+      raise ValueError("ShortcutMultimodalSequences.batch needs global_batch_size (train.batch_size)")
+    positions = int(step) * self.global_batch_size + np.arange(start, start + size)
+    epochs, offsets = np.divmod(positions, self.num_train)
+    rows = np.empty(size, np.int64)
+    for epoch in np.unique(epochs):
+      perm = np.random.default_rng([int(seed), int(epoch), 7]).permutation(self.num_train)
+      rows[epochs == epoch] = perm[offsets[epochs == epoch]]
+    train = self._splits["train"]
+    return {k: v[rows] for k, v in train.items() if k not in ("common", "unique")}
 
   def split(self, name: str) -> dict:
     if name not in SPLITS:

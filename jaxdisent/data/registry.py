@@ -143,6 +143,29 @@ def _mmsa(config, argument):
   return MMSAData(_path(data), modalities, global_batch_size=int(config.train.batch_size))
 
 
+@register_source("sequences", "shortcut", "finite-data shortcut benchmark (issue 23), no data needed")
+def _shortcut_sequences(config, argument):
+  del argument
+  from jaxdisent.data.multimodal_sequences import ShortcutMultimodalSequences  # pylint: disable=g-import-not-at-top
+  s = dict(config.data.shortcut)
+  seed = s.pop("seed", None)
+  return ShortcutMultimodalSequences(
+      **s, num_train=int(config.data.num_train), seed=int(config.seed if seed is None else seed),
+      global_batch_size=int(config.train.batch_size))
+
+
+@register_source("sequences", "iemocap", "MMSA-style IEMOCAP emotion pickle in data.path")
+def _iemocap(config, argument):
+  del argument
+  from jaxdisent.data.multimodal_sequences import IEMOCAPData  # pylint: disable=g-import-not-at-top
+  data = config.data
+  values = data.modalities if isinstance(data.modalities, (tuple, list)) else (data.modalities,)
+  modalities = tuple(part.strip() for value in values for part in str(value).split(",")
+                     if part.strip())
+  return IEMOCAPData(_path(data), modalities, num_classes=int(config.model.get("num_classes", 0) or 4),
+                     global_batch_size=int(config.train.batch_size))
+
+
 # ---- images with a causal graph over their factors (GEM) --------------------------------------
 
 @register_source("graph", "correlated_dsprites", "dSprites with planted factor relations")

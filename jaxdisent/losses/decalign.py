@@ -55,6 +55,26 @@ def decoupling_loss(unique: Sequence[jnp.ndarray], common: Sequence[jnp.ndarray]
   return jnp.mean(jnp.stack(terms))
 
 
+def sequence_decoupling_loss(unique_seqs: Sequence[jnp.ndarray], common_seqs: Sequence[jnp.ndarray],
+                             masks: Sequence[jnp.ndarray] | None = None, eps: float = 1e-8) -> jnp.ndarray:
+  """The official code's decoupling (``loss.decouple_on='sequence'``): cos^2 between the
+  flattened (B, L * d) unique and common sequences of each modality, averaged over samples and
+  modalities. Padded steps (mask 0) are zeroed first, so they add nothing to either vector."""
+  flat_u, flat_c = [], []
+  for m, (u, c) in enumerate(zip(unique_seqs, common_seqs)):
+    if masks is not None:
+      keep = masks[m].astype(u.dtype)[..., None]
+      u, c = u * keep, c * keep
+    flat_u.append(u.reshape(u.shape[0], -1))
+    flat_c.append(c.reshape(c.shape[0], -1))
+  return decoupling_loss(flat_u, flat_c, eps)
+
+
+def l2_normalize(x, eps: float = 1e-8):
+  """Rows scaled to unit L2 norm (the scale-invariant option of the alignment terms)."""
+  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
+
+
 # ---- diagonal GMM -----------------------------------------------------------------------------
 
 class GMM(NamedTuple):
@@ -87,11 +107,22 @@ def _log_gaussian(x_NxD, means_KxD, variances_KxD):
                         axis=-1)
 
 
+def index_seed_indices(n: int, k: int):
+  """The official code's GMM seeds: rows ``round(linspace(0, n - 1, k))`` (round half to even, as
+  torch.round), the same rows in every modality of a batch."""
+  return jnp.round(jnp.linspace(0.0, n - 1.0, k)).astype(jnp.int32)
+
+
+GMM_INITS = ("farthest", "index")
+
+
 def fit_diagonal_gmm(x_NxD, num_components: int, num_steps: int = 5, var_floor: float = 1e-4,
-                     weights_N=None) -> GMM:
+                     weights_N=None, init: str = "farthest") -> GMM:
   """Diagonal-covariance GMM by `num_steps` EM iterations, differentiable w.r.t. `x_NxD`.
 
-  Means start at farthest-point seeds, variances at the data variance, weights uniform.
+  Means start at farthest-point seeds (``init='farthest'``, our default: separates well-separated
+  clusters) or at the rows ``round(linspace(0, N - 1, K))`` (``init='index'``, the official code:
+  the same example indices in every modality), variances at the data variance, weights uniform.
   `var_floor` is added to every variance (keeps the E-step finite on collapsed clusters).
   `weights_N` (optional, >= 0) weights the samples, e.g. 0 for padding rows.
   """
@@ -101,7 +132,11 @@ def fit_diagonal_gmm(x_NxD, num_components: int, num_steps: int = 5, var_floor: 
                      f"got {n}; lower loss.num_prototypes or raise the batch size")
   w = jnp.ones((n,), x_NxD.dtype) if weights_N is None else weights_N
   total = jnp.maximum(w.sum(), 1e-12)
-  means = x_NxD[farthest_point_indices(x_NxD, num_components)]
+  if init not in GMM_INITS:
+    raise ValueError(f"loss.gmm_init={init!r}: use one of {GMM_INITS}")
+  seeds = (farthest_point_indices(x_NxD, num_components) if init == "farthest"
+           else index_seed_indices(n, num_components))
+  means = x_NxD[seeds]
   data_var = jnp.sum(w[:, None] * jnp.square(x_NxD - (w[:, None] * x_NxD).sum(0) / total), 0) / total
   variances = jnp.broadcast_to(data_var + var_floor, (num_components, d))
   mix = jnp.full((num_components,), 1.0 / num_components, x_NxD.dtype)
@@ -139,18 +174,27 @@ class PrototypeOT(NamedTuple):
   cost_tensor: jnp.ndarray
 
 
+COST_REDUCTIONS = ("sum", "mean")
+
+
 def multimarginal_prototype_ot(gmms: Sequence[GMM], epsilon: float = 0.1, iterations: int = 50,
-                               inner_iterations: int = 10) -> PrototypeOT:
+                               inner_iterations: int = 10, cost_reduction: str = "sum") -> PrototypeOT:
   """Entropic multi-marginal OT between the prototypes of M >= 2 modalities (ott-jax MMSinkhorn).
 
   Marginals are the GMM mixture weights; the cost of a tuple of prototypes is the sum of the
-  pairwise squared W2 distances. Exactly `iterations` Sinkhorn iterations are run (rounded up to a
+  pairwise squared W2 distances. ``cost_reduction='sum'`` (our default) sums each W2 term over the
+  D feature dimensions; ``'mean'`` averages it over them, as the official code does (its cost is
+  then D times smaller at the same weight): the points ``concat(mu, sigma)`` are divided by
+  sqrt(D). Exactly `iterations` Sinkhorn iterations are run (rounded up to a
   multiple of `inner_iterations`). The plan is treated as constant in the gradient (Danskin), so
   the gradient of ``cost`` flows through the prototypes' means and standard deviations.
   """
   if len(gmms) < 2:
     raise ValueError("multi-marginal OT needs at least two modalities")
-  points = tuple(jnp.concatenate([g.means, jnp.sqrt(g.variances)], axis=1) for g in gmms)
+  if cost_reduction not in COST_REDUCTIONS:
+    raise ValueError(f"loss.prototype_cost_reduction={cost_reduction!r}: use one of {COST_REDUCTIONS}")
+  scale = 1.0 if cost_reduction == "sum" else 1.0 / jnp.sqrt(float(gmms[0].means.shape[1]))
+  points = tuple(scale * jnp.concatenate([g.means, jnp.sqrt(g.variances)], axis=1) for g in gmms)
   marginals = tuple(lax.stop_gradient(g.weights / g.weights.sum()) for g in gmms)
   steps = -(-iterations // inner_iterations) * inner_iterations
   solver = mmsinkhorn.MMSinkhorn(threshold=-1.0, inner_iterations=inner_iterations,
@@ -183,11 +227,17 @@ def sample_to_prototype_loss(features: Sequence[jnp.ndarray], gmms: Sequence[GMM
 
 def heterogeneity_loss(features: Sequence[jnp.ndarray], *, num_prototypes: int = 7, em_steps: int = 5,
                        var_floor: float = 1e-4, epsilon: float = 0.1, iterations: int = 50,
-                       sample_weight: float = 1.0, axis_name=None):
-  """Prototype OT + sample-to-prototype term on unique features (list of (B, d)). -> (loss, aux)."""
+                       sample_weight: float = 1.0, axis_name=None, cost_reduction: str = "sum",
+                       gmm_init: str = "farthest", normalize: bool = False):
+  """Prototype OT + sample-to-prototype term on unique features (list of (B, d)). -> (loss, aux).
+
+  ``normalize=True`` (the scale-invariant option) L2-normalises every feature row first, so the
+  term cannot be paid by shrinking the features."""
   features = [gather(f, axis_name) for f in features]
-  gmms = [fit_diagonal_gmm(f, num_prototypes, em_steps, var_floor) for f in features]
-  ot = multimarginal_prototype_ot(gmms, epsilon, iterations)
+  if normalize:
+    features = [l2_normalize(f) for f in features]
+  gmms = [fit_diagonal_gmm(f, num_prototypes, em_steps, var_floor, init=gmm_init) for f in features]
+  ot = multimarginal_prototype_ot(gmms, epsilon, iterations, cost_reduction=cost_reduction)
   s2p = sample_to_prototype_loss(features, gmms, ot.plan)
   return ot.cost + sample_weight * s2p, {"ot_cost": ot.cost, "sample_to_prototype": s2p}
 
@@ -214,6 +264,9 @@ def moment_loss(a_NxD, b_NxD) -> jnp.ndarray:
 def mmd_loss(a_NxD, b_MxD, bandwidths: Sequence[float] = (0.5, 1.0, 2.0, 4.0)) -> jnp.ndarray:
   """Biased MMD^2 with a sum of Gaussian kernels exp(-|x - y|^2 / (2 h^2 d)) over `bandwidths`
   (distances divided by the width d so the bandwidths are scale-free in d)."""
+  if a_NxD.ndim != 2 or b_MxD.ndim != 2 or a_NxD.shape[1] != b_MxD.shape[1]:
+    raise ValueError(f"mmd_loss compares two samples of the same width: got shapes {a_NxD.shape} "
+                     f"and {b_MxD.shape}; project both to one width first")
   d = a_NxD.shape[1]
 
   def kernel(x, y):
@@ -224,22 +277,78 @@ def mmd_loss(a_NxD, b_MxD, bandwidths: Sequence[float] = (0.5, 1.0, 2.0, 4.0)) -
 
 
 def homogeneity_loss(features: Sequence[jnp.ndarray], *, mmd_weight: float = 1.0,
-                     bandwidths: Sequence[float] = (0.5, 1.0, 2.0, 4.0), axis_name=None):
-  """Moment matching + MMD between every pair of modalities' common features. -> (loss, aux)."""
+                     bandwidths: Sequence[float] = (0.5, 1.0, 2.0, 4.0), axis_name=None,
+                     normalize: bool = False, moment_weight: float = 1.0):
+  """Moment matching + MMD between every pair of modalities' common features. -> (loss, aux).
+
+  ``normalize=True`` (the scale-invariant option) L2-normalises every row first, so the term
+  cannot be paid by collapsing the heads' outputs towards 0. ``moment_weight=0`` leaves MMD only
+  and ``mmd_weight=0`` moments only (the alignment-strategy ablation)."""
   features = [gather(f, axis_name) for f in features]
+  if normalize:
+    features = [l2_normalize(f) for f in features]
   pairs = list(itertools.combinations(range(len(features)), 2))
   moments = jnp.mean(jnp.stack([moment_loss(features[a], features[b]) for a, b in pairs]))
   mmd = jnp.mean(jnp.stack([mmd_loss(features[a], features[b], bandwidths) for a, b in pairs]))
-  return moments + mmd_weight * mmd, {"moment": moments, "mmd": mmd}
+  return moment_weight * moments + mmd_weight * mmd, {"moment": moments, "mmd": mmd}
 
 
 # ---- task --------------------------------------------------------------------------------------
 
-def task_loss(prediction, label, task: str = "regression") -> jnp.ndarray:
-  """Mean L1 for regression (prediction (B,) or (B, 1)); mean cross-entropy for classification."""
+def task_loss(prediction, label, task: str = "regression", regression_loss: str = "l1") -> jnp.ndarray:
+  """Mean L1 (``regression_loss='l1'``, as MMSA) or squared error (``'mse'``, the official
+  DecAlign MOSI config) for regression (prediction (B,) or (B, 1)); mean cross-entropy for
+  classification."""
   if task == "regression":
-    return jnp.mean(jnp.abs(prediction.reshape(label.shape) - label))
+    diff = prediction.reshape(label.shape) - label
+    if regression_loss == "l1":
+      return jnp.mean(jnp.abs(diff))
+    if regression_loss == "mse":
+      return jnp.mean(jnp.square(diff))
+    raise ValueError(f"loss.regression_loss must be 'l1' or 'mse', got {regression_loss!r}")
   if task == "classification":
     logp = jax.nn.log_softmax(prediction, axis=-1)
     return -jnp.mean(jnp.take_along_axis(logp, label.astype(jnp.int32)[:, None], axis=1))
   raise ValueError(f"task must be 'regression' or 'classification', got {task!r}")
+
+
+def contrastive_classes(label, task: str = "regression"):
+  """Class ids for the supervised contrastive term: the label itself for classification; for
+  regression, as the official code, round(clip(y, -3, 3)) + 3 (the 7 sentiment classes)."""
+  if task == "classification":
+    return label.astype(jnp.int32)
+  return (jnp.round(jnp.clip(label, -3.0, 3.0)) + 3).astype(jnp.int32)
+
+
+def supervised_contrastive_loss(features_BxD, classes_B, temperature: float = 0.1, axis_name=None):
+  """Supervised contrastive loss (Khosla et al. 2020) as DecAlign's official trainer computes it
+  on the fused representation: rows L2-normalised, logits z_i . z_j / T over j != i,
+  -mean over positives (same class, j != i) of log softmax, averaged over the rows that have a
+  positive (0 when none has)."""
+  z = l2_normalize(gather(features_BxD, axis_name))
+  y = gather(classes_B, axis_name)
+  n = z.shape[0]
+  logits = z @ z.T / temperature
+  not_self = ~jnp.eye(n, dtype=bool)
+  positive = (y[:, None] == y[None, :]) & not_self
+  logits = logits - lax.stop_gradient(jnp.max(jnp.where(not_self, logits, -jnp.inf), 1, keepdims=True))
+  log_norm = jnp.log(jnp.maximum(jnp.sum(jnp.where(not_self, jnp.exp(logits), 0.0), 1, keepdims=True),
+                                 1e-8))
+  log_prob = logits - log_norm
+  count = positive.sum(1)
+  per_row = jnp.sum(jnp.where(positive, log_prob, 0.0), 1) / jnp.maximum(count, 1)
+  has = count > 0
+  return -jnp.sum(jnp.where(has, per_row, 0.0)) / jnp.maximum(has.sum(), 1)
+
+
+def instance_infonce_loss(features: Sequence[jnp.ndarray], temperature: float = 0.1, axis_name=None):
+  """Paired instance-level alignment (the positive control of the ablation): symmetric InfoNCE
+  between the features of the SAME example in every pair of modalities (rows L2-normalised,
+  positives on the diagonal, the other examples of the batch as negatives), averaged over
+  ordered modality pairs."""
+  zs = [l2_normalize(gather(f, axis_name)) for f in features]
+  terms = []
+  for a, b in itertools.permutations(range(len(zs)), 2):
+    logits = zs[a] @ zs[b].T / temperature
+    terms.append(-jnp.mean(jnp.diagonal(jax.nn.log_softmax(logits, axis=1))))
+  return jnp.mean(jnp.stack(terms))

@@ -1,9 +1,29 @@
 """DecAlign ([qian2026]: Qian et al., ICLR 2026; docs/references.md) trained through the shared engine.
 
-loss = task + w_dec L_dec + alpha L_hete + beta L_homo, every term switchable from the config
-(``loss.decoupling`` / ``loss.heterogeneity`` / ``loss.homogeneity``) for ablations. The
-heterogeneity and homogeneity terms use global-batch statistics (features all-gathered over the
-data axis), so 1 device and N devices give the same step.
+loss = task + w_dec L_dec + alpha L_hete + beta L_homo (+ w_ct L_supcon + w_inst L_instance), every
+term switchable from the config (``loss.decoupling`` / ``loss.heterogeneity`` /
+``loss.homogeneity``; the two optional terms are on when their weight is > 0) for ablations. The
+heterogeneity, homogeneity and contrastive terms use global-batch statistics (features
+all-gathered over the data axis), so 1 device and N devices give the same step (without dropout).
+
+Official-protocol switches (taco-group/DecAlign; the default is ours, the official value in
+brackets; configs/decalign_mosi_official.py sets them all):
+
+* ``loss.regression_loss`` l1 [mse]; ``loss.contrastive_weight`` 0 [0.003] (supervised
+  contrastive on the fused representation, ``loss.contrastive_temperature`` 0.1);
+* ``loss.decouple_on`` pooled [sequence]: cos^2 on time-pooled vectors or on the flattened
+  (B, L * d) sequences;
+* ``loss.prototype_cost_reduction`` sum [mean]: the W2 prototype cost summed or averaged over dims;
+* ``loss.gmm_init`` farthest [index]: GMM seeds by farthest points or rows linspace(0, B-1, K);
+* ``model.fusion_layers`` 1 [5] and ``model.dropout`` 0 [0.1]; ``optimizer.weight_decay`` 0
+  [0.005] (L2 added to the gradient after clipping, as torch.optim.Adam's weight_decay).
+
+Beyond the paper (issue 23): ``loss.scale_invariant`` L2-normalises the unique features before
+the GMM/OT terms and the homogeneity heads' outputs before the moment/MMD terms, so neither term
+can be paid by shrinking features; ``loss.heterogeneity_strategy`` (prototype_ot | moments | mmd
+| contrastive) and ``loss.moment_weight`` / ``loss.mmd_weight`` select the alignment strategy;
+``loss.instance_align_weight`` adds a paired instance-level InfoNCE between the common features
+of the same example across modalities (the ablation's positive control).
 """
 
 from __future__ import annotations
@@ -18,6 +38,8 @@ import numpy as np
 from jaxdisent.losses import decalign as D
 from jaxdisent.methods.base import Method
 from jaxdisent.models.decalign import DecAlignNet
+
+HETEROGENEITY_STRATEGIES = ("prototype_ot", "moments", "mmd", "contrastive")
 
 
 def _floats(values) -> tuple[float, ...]:
@@ -35,7 +57,7 @@ def make_sequence_data(config):
 
 class DecAlignMethod(Method):
   name = "decalign"
-  evaluators = ("sentiment",)
+  evaluators = ("sentiment", "decalign")
 
   def __init__(self, config):
     super().__init__(config)
@@ -47,12 +69,70 @@ class DecAlignMethod(Method):
       raise ValueError("loss.task='classification' needs model.num_classes >= 2 (e.g. "
                        "--config.model.num_classes=6 for IEMOCAP)")
     outputs = 1 if loss.task == "regression" else int(m.num_classes)
+    self.dropout = float(m.get("dropout", 0.0))
+    if not 0.0 <= self.dropout < 1.0:
+      raise ValueError(f"model.dropout={self.dropout} must be in [0, 1)")
+    fusion_layers = int(m.get("fusion_layers", 1))
+    if fusion_layers < 1:
+      raise ValueError(f"model.fusion_layers={fusion_layers} must be >= 1 (no fusion: model.fusion=false)")
     self.model = DecAlignNet(width=int(m.width), num_heads=int(m.num_heads),
                              conv_kernel=int(m.conv_kernel), num_outputs=outputs,
-                             fusion=bool(m.fusion))
+                             fusion=bool(m.fusion), fusion_layers=fusion_layers,
+                             dropout=self.dropout)
     if loss.heterogeneity and int(loss.num_prototypes) > int(config.train.batch_size):
       raise ValueError(f"loss.num_prototypes={loss.num_prototypes} exceeds train.batch_size="
                        f"{config.train.batch_size}; the per-batch GMM needs more samples")
+    choices = {"decouple_on": ("pooled", "sequence"), "prototype_cost_reduction": D.COST_REDUCTIONS,
+               "gmm_init": D.GMM_INITS, "regression_loss": ("l1", "mse"),
+               "heterogeneity_strategy": HETEROGENEITY_STRATEGIES}
+    for key, allowed in choices.items():
+      value = self._loss_option(key)
+      if value not in allowed:
+        raise ValueError(f"loss.{key}={value!r}: use one of {tuple(allowed)}")
+    for key in ("contrastive_weight", "instance_align_weight", "weight_decay"):
+      value = float(self._loss_option(key)) if key != "weight_decay" else float(
+          config.optimizer.get("weight_decay", 0.0))
+      if not (np.isfinite(value) and value >= 0):
+        raise ValueError(f"{'optimizer' if key == 'weight_decay' else 'loss'}.{key}={value} must be "
+                         "a finite number >= 0")
+    # A finite training split (MMSA / IEMOCAP pickles, the shortcut benchmark) bounds the batch:
+    # a larger batch only repeats examples, and the batch-wide terms are O(B^2) in memory.
+    num_train = getattr(self.data, "num_train", None)
+    if num_train is not None and int(config.train.batch_size) > int(num_train):
+      raise ValueError(f"train.batch_size={config.train.batch_size} exceeds the {num_train} "
+                       f"training examples of data.source={config.data.source!r}; use "
+                       f"--config.train.batch_size={min(int(num_train), 64)} or fewer")
+
+  LOSS_DEFAULTS = {"decouple_on": "pooled", "prototype_cost_reduction": "sum", "gmm_init": "farthest",
+                   "regression_loss": "l1", "heterogeneity_strategy": "prototype_ot",
+                   "scale_invariant": False, "contrastive_weight": 0.0, "contrastive_temperature": 0.1,
+                   "instance_align_weight": 0.0, "instance_align_temperature": 0.1,
+                   "moment_weight": 1.0}
+
+  def _loss_option(self, key):
+    """``config.loss.<key>``, or its default for configs / workdirs written before the key existed."""
+    return self.config.loss.get(key, self.LOSS_DEFAULTS[key])
+
+  def optimizer(self):
+    """The shared Adam (+ clipping, warmup), with ``optimizer.weight_decay`` > 0 adding the L2
+    gradient wd * param after clipping, as torch.optim.Adam(weight_decay=...) in the official
+    trainer (coupled L2, not AdamW)."""
+    import optax  # pylint: disable=g-import-not-at-top
+    base = super().optimizer()
+    wd = float(self.config.optimizer.get("weight_decay", 0.0) or 0.0)
+    if not wd:
+      return base
+    opt = self.config.optimizer
+    chain = []
+    if opt.get("grad_clip_norm", 0):
+      chain.append(optax.clip_by_global_norm(opt.grad_clip_norm))
+    chain.append(optax.add_decayed_weights(wd))
+    schedule = self.learning_rate()
+    if opt.get("warmup_steps", 0):
+      schedule = optax.linear_schedule(0.0, self.learning_rate(), opt.warmup_steps)
+    chain.append(optax.adam(schedule, b1=opt.get("b1", 0.9), b2=opt.get("b2", 0.999),
+                            eps=opt.get("eps", 1e-8)))
+    return optax.chain(*chain)
 
   def _split_inputs(self, batch):
     return ([batch[n] for n in self.data.names], [batch[n + "_mask"] for n in self.data.names])
@@ -68,33 +148,74 @@ class DecAlignMethod(Method):
   def local_batch(self, seed, step, start, size):
     return self.data.batch(seed, step, start, size)
 
-  def apply(self, params, batch):
-    return self.model.apply({"params": params}, *self._split_inputs(batch))
+  def apply(self, params, batch, rng=None):
+    """Model outputs; with `rng` (training) dropout is active when model.dropout > 0."""
+    if rng is None or not self.dropout:
+      return self.model.apply({"params": params}, *self._split_inputs(batch))
+    return self.model.apply({"params": params}, *self._split_inputs(batch), deterministic=False,
+                            rngs={"dropout": rng})
 
   def loss(self, params, model_state, batch, rng, step, axis_name=None):
-    del rng, step
+    del step
     cfg = self.config.loss
-    out = self.apply(params, batch)
-    task = D.task_loss(out["output"], batch["label"], cfg.task)
+    opt = self._loss_option
+    out = self.apply(params, batch, rng)
+    task = D.task_loss(out["output"], batch["label"], cfg.task, opt("regression_loss"))
     total = task
     metrics = {"task": task}
+    scale_invariant = bool(opt("scale_invariant"))
     if cfg.decoupling:
-      dec = D.decoupling_loss(out["unique"], out["common"])
+      if opt("decouple_on") == "sequence":
+        masks = [batch[n + "_mask"] for n in self.data.names]
+        dec = D.sequence_decoupling_loss(out["unique_seq"], out["common_seq"], masks)
+      else:
+        dec = D.decoupling_loss(out["unique"], out["common"])
       total = total + cfg.decoupling_weight * dec
       metrics["decoupling"] = dec
     if cfg.heterogeneity:
-      hete, aux = D.heterogeneity_loss(
-          out["unique"], num_prototypes=int(cfg.num_prototypes), em_steps=int(cfg.em_steps),
-          var_floor=cfg.var_floor, epsilon=cfg.ot_epsilon, iterations=int(cfg.ot_iterations),
-          sample_weight=cfg.sample_to_prototype_weight, axis_name=axis_name)
+      hete, aux = self._heterogeneity(out["unique"], axis_name, scale_invariant)
       total = total + cfg.heterogeneity_weight * hete
       metrics.update(heterogeneity=hete, **aux)
     if cfg.homogeneity:
       homo, aux = D.homogeneity_loss(out["homogeneity"], mmd_weight=cfg.mmd_weight,
-                                     bandwidths=_floats(cfg.mmd_bandwidths), axis_name=axis_name)
+                                     bandwidths=_floats(cfg.mmd_bandwidths), axis_name=axis_name,
+                                     normalize=scale_invariant, moment_weight=float(opt("moment_weight")))
       total = total + cfg.homogeneity_weight * homo
       metrics.update(homogeneity=homo, **aux)
+    if float(opt("contrastive_weight")) > 0:
+      classes = D.contrastive_classes(batch["label"], cfg.task)
+      supcon = D.supervised_contrastive_loss(out["representation"], classes,
+                                             float(opt("contrastive_temperature")), axis_name)
+      total = total + float(opt("contrastive_weight")) * supcon
+      metrics["supervised_contrastive"] = supcon
+    if float(opt("instance_align_weight")) > 0:
+      inst = D.instance_infonce_loss(out["common"], float(opt("instance_align_temperature")), axis_name)
+      total = total + float(opt("instance_align_weight")) * inst
+      metrics["instance_align"] = inst
     return total, (metrics, model_state)
+
+  def _heterogeneity(self, unique, axis_name, scale_invariant):
+    """The heterogeneity term on the unique features by ``loss.heterogeneity_strategy``:
+    prototype_ot (the paper's GMM + multi-marginal OT), moments (mean / covariance / skewness
+    matching), mmd (Gaussian-kernel MMD only) or contrastive (paired InfoNCE across modalities)."""
+    cfg, opt = self.config.loss, self._loss_option
+    strategy = opt("heterogeneity_strategy")
+    if strategy == "prototype_ot":
+      return D.heterogeneity_loss(
+          unique, num_prototypes=int(cfg.num_prototypes), em_steps=int(cfg.em_steps),
+          var_floor=cfg.var_floor, epsilon=cfg.ot_epsilon, iterations=int(cfg.ot_iterations),
+          sample_weight=cfg.sample_to_prototype_weight, axis_name=axis_name,
+          cost_reduction=opt("prototype_cost_reduction"), gmm_init=opt("gmm_init"),
+          normalize=scale_invariant)
+    if strategy == "contrastive":
+      feats = unique
+      loss = D.instance_infonce_loss(feats, float(opt("instance_align_temperature")), axis_name)
+      return loss, {"hete_contrastive": loss}
+    moment_w, mmd_w = (1.0, 0.0) if strategy == "moments" else (0.0, 1.0)
+    loss, aux = D.homogeneity_loss(unique, mmd_weight=mmd_w, moment_weight=moment_w,
+                                   bandwidths=_floats(cfg.mmd_bandwidths), axis_name=axis_name,
+                                   normalize=scale_invariant)
+    return loss, {"hete_" + k: v for k, v in aux.items()}
 
   # ---- evaluation ------------------------------------------------------------------------------
 
@@ -120,11 +241,35 @@ class DecAlignMethod(Method):
       out.update(MM.sentiment_regression_metrics(feats["output"].reshape(-1), data["label"]))
     else:
       out["accuracy"] = float(np.mean(np.argmax(feats["output"], -1) == data["label"]))
+      out.update(MM.emotion_classification_metrics(feats["output"], data["label"]))  # wacc, waf1, ua
     cos = [np.sum(u * c, -1) / np.maximum(np.linalg.norm(u, axis=-1) * np.linalg.norm(c, axis=-1), 1e-8)
            for u, c in zip(feats["unique"], feats["common"])]
     out["unique_common_cos2"] = float(np.mean(np.square(np.concatenate(cos))))
     if "common" in data:  # synthetic ground truth: linear probes fitted on `valid`, scored on `split`
       out.update(self.factor_probes(state.params, data, feats, batch_size))
+    return out
+
+  def diagnostics(self, state, split: str = "test", batch_size: int = 256) -> dict:
+    """Feature-scale diagnostics and probes on `split`, plus the valid-split task metric (see the
+    ``decalign`` evaluator)."""
+    from jaxdisent.metrics import multimodal as MM  # pylint: disable=g-import-not-at-top
+    data = self.data.split(split)
+    feats = self.features(state.params, data, batch_size)
+    norm = lambda xs: float(np.mean([np.linalg.norm(x, axis=-1).mean() for x in xs]))
+    out = {"unique_norm": norm(feats["unique"]), "common_norm": norm(feats["common"]),
+           "head_std": float(np.mean([h.std(0).mean() for h in feats["homogeneity"]]))}
+    cos = [np.sum(u * c, -1) / np.maximum(np.linalg.norm(u, axis=-1) * np.linalg.norm(c, axis=-1), 1e-8)
+           for u, c in zip(feats["unique"], feats["common"])]
+    out["unique_common_cos2"] = float(np.mean(np.square(np.concatenate(cos))))
+    if "common" in data:
+      out.update({k: v for k, v in self.factor_probes(state.params, data, feats, batch_size).items()
+                  if not isinstance(v, list)})
+    valid = self.data.split("valid")
+    valid_out = self.features(state.params, valid, batch_size)["output"]
+    if self.config.loss.task == "regression":
+      out["valid_mae"] = float(np.mean(np.abs(valid_out.reshape(-1) - valid["label"])))
+    else:
+      out["valid_waf1"] = MM.weighted_f1(valid["label"], np.argmax(valid_out, -1))
     return out
 
   def factor_probes(self, params, test, test_feats, batch_size) -> dict:

@@ -154,3 +154,75 @@ def linear_probe_r2(train_x, train_y, test_x, test_y, ridge: float = 1e-3) -> fl
     raise ValueError(f"the ridge probe's normal equations are singular (ridge={ridge:g} with "
                      f"constant or collinear features in train_x): use ridge > 0 (e.g. 1e-3)")
   return value
+
+
+# ---- emotion recognition (IEMOCAP): WAcc / WAF1 ------------------------------------------------
+#
+# The usual emotion-recognition definitions, as DecAlign's official evaluation computes them
+# (utils/metrices.py: accuracy_score and f1_score(average='weighted')):
+# * WAcc (weighted accuracy) = overall accuracy, every example weighted equally (not the
+#   "unweighted accuracy" UA, which is the mean per-class recall);
+# * WAF1 (weighted F1) = per-class F1 averaged with class-support weights (support = the number of
+#   true examples of the class), as scikit-learn's f1_score(average='weighted'). A class that never
+#   occurs in y_true has weight 0; a class with support but no correct prediction has F1 0.
+
+
+def _class_labels(y_true, y_pred):
+  """Validated 1-D integer label arrays of equal length (floats allowed when integral)."""
+  out = []
+  for value, name in ((y_true, "y_true"), (y_pred, "y_pred")):
+    x = _host.as_host_array(value, name, ndim=(1,))
+    if x.dtype == bool:
+      x = x.astype(np.int64)
+    if not np.issubdtype(x.dtype, np.integer):
+      if not np.all(x == np.round(x)):
+        raise ValueError(f"{name} must hold integer class ids; got non-integer values such as "
+                         f"{x[x != np.round(x)][0].item()!r} (pass argmax of the logits, not the logits)")
+      x = x.astype(np.int64)
+    if x.min() < 0:
+      raise ValueError(f"{name} must hold class ids >= 0; got {int(x.min())}")
+    out.append(x.astype(np.int64))
+  _host.same_rows(out[0], out[1], "y_true", "y_pred")
+  return out
+
+
+def weighted_f1_core(y_true, y_pred, num_classes: int):
+  """Support-weighted mean of per-class F1 over classes 0..num_classes-1 (pure JAX, jittable
+  with ``num_classes`` static). Labels >= num_classes count as no class (they never match)."""
+  dtype = jnp.result_type(float)
+  classes = jnp.arange(num_classes)
+  truth = jnp.asarray(y_true)[:, None] == classes[None]     # (N, C)
+  pred = jnp.asarray(y_pred)[:, None] == classes[None]
+  tp = jnp.sum(truth & pred, 0).astype(dtype)
+  support = jnp.sum(truth, 0).astype(dtype)
+  predicted = jnp.sum(pred, 0).astype(dtype)
+  # F1 = 2 tp / (support + predicted); 0 where both are 0 (sklearn's zero_division=0)
+  denom = support + predicted
+  f1 = jnp.where(denom > 0, 2 * tp / jnp.where(denom > 0, denom, 1.0), 0.0)
+  return jnp.sum(support * f1) / jnp.maximum(jnp.sum(support), 1.0)
+
+
+def weighted_accuracy(y_true, y_pred) -> float:
+  """WAcc: the fraction of examples whose predicted class equals the true class."""
+  y_true, y_pred = _class_labels(y_true, y_pred)
+  return float(np.mean(y_true == y_pred))
+
+
+def weighted_f1(y_true, y_pred) -> float:
+  """WAF1: per-class F1 weighted by class support (scikit-learn ``average='weighted'``)."""
+  y_true, y_pred = _class_labels(y_true, y_pred)
+  num_classes = int(max(y_true.max(), y_pred.max())) + 1
+  with _host.float64():
+    return _host.to_float(jax.jit(weighted_f1_core, static_argnums=2)(y_true, y_pred, num_classes))
+
+
+def emotion_classification_metrics(logits_or_pred, y_true) -> dict:
+  """WAcc and WAF1 (and UA, the mean per-class recall over classes present in y_true) from
+  (N, C) logits or (N,) predicted class ids."""
+  pred = np.asarray(logits_or_pred)
+  if pred.ndim == 2:
+    pred = np.argmax(pred, -1)
+  y_true, pred = _class_labels(y_true, pred)
+  recalls = [np.mean(pred[y_true == c] == c) for c in np.unique(y_true)]
+  return {"wacc": weighted_accuracy(y_true, pred), "waf1": weighted_f1(y_true, pred),
+          "ua": float(np.mean(recalls))}

@@ -7,10 +7,17 @@ For M >= 2 modalities, each a (B, L_m, D_m) sequence with a (B, L_m) padding mas
    over time steps), each followed by a masked mean over time -> unique_m, common_m (B, d);
 3. homogeneity heads: a per-modality MLP on common_m -> the features whose moments / MMD are
    matched across modalities;
-4. fusion: for each modality, a cross-modal transformer block whose queries are its unique
-   sequence and whose keys / values are the other modalities' unique sequences (padding masked),
-   mean-pooled over valid steps; the M fused vectors are concatenated with the M pooled common
-   vectors and a linear head gives the output (1 for regression, C logits for classification).
+4. fusion: for each modality, ``fusion_layers`` stacked cross-modal transformer blocks whose
+   queries are its (updated) unique sequence and whose keys / values are the other modalities'
+   unique sequences (padding masked), mean-pooled over valid steps; the M fused vectors are
+   concatenated with the M pooled common vectors and a head gives the output (1 for regression,
+   C logits for classification).
+
+``fusion_layers=1, dropout=0`` (our default) is one pre-norm block; the official code
+(taco-group/DecAlign) stacks ``nlevels`` (5 for MOSI) post-norm MulT layers with dropout on the
+attention weights, the residual branches and the feed-forward hidden layer. ``dropout`` here acts
+at those three places in every block (``deterministic=False`` needs a ``dropout`` rng); the blocks
+stay pre-norm, with no positional embedding or sqrt(d) input scaling (a deviation).
 """
 
 from __future__ import annotations
@@ -30,10 +37,14 @@ def masked_mean(x_BxLxD, mask_BxL):
 class MLP(nn.Module):
   width: int
   out: int
+  dropout: float = 0.0   # on the hidden layer, training only
 
   @nn.compact
-  def __call__(self, x):
-    return nn.Dense(self.out)(nn.gelu(nn.Dense(self.width)(x)))
+  def __call__(self, x, deterministic: bool = True):
+    hidden = nn.gelu(nn.Dense(self.width)(x))
+    if self.dropout:
+      hidden = nn.Dropout(self.dropout)(hidden, deterministic=deterministic)
+    return nn.Dense(self.out)(hidden)
 
 
 class CrossAttention(nn.Module):
@@ -42,9 +53,10 @@ class CrossAttention(nn.Module):
   rounding noise into it)."""
   width: int
   num_heads: int
+  dropout: float = 0.0
 
   @nn.compact
-  def __call__(self, query_BxLxD, context_BxSxD, context_mask_BxS):
+  def __call__(self, query_BxLxD, context_BxSxD, context_mask_BxS, deterministic: bool = True):
     if self.width % self.num_heads:
       raise ValueError(f"model.width={self.width} must be divisible by model.num_heads={self.num_heads}")
     head = self.width // self.num_heads
@@ -56,21 +68,28 @@ class CrossAttention(nn.Module):
     valid = context_mask_BxS[:, None, None, :] > 0
     logits = jnp.where(valid, logits, jnp.finfo(logits.dtype).min)
     weights = jax.nn.softmax(logits, axis=-1) * valid   # a row with no valid key attends to nothing
+    weights = nn.Dropout(self.dropout)(weights, deterministic=deterministic)
     out = jnp.einsum("bhls,bshd->blhd", weights, v)
     return nn.DenseGeneral(self.width, axis=(-2, -1), name="out")(out)
 
 
 class CrossModalBlock(nn.Module):
-  """Pre-norm transformer block: cross-attention from `query` to `context`, then a feed-forward."""
+  """Pre-norm transformer block: cross-attention from `query` to `context`, then a feed-forward;
+  dropout (training only) on the attention weights, the FFN hidden layer and both residual
+  branches."""
   width: int
   num_heads: int
+  dropout: float = 0.0
 
   @nn.compact
-  def __call__(self, query_BxLxD, context_BxSxD, context_mask_BxS):
+  def __call__(self, query_BxLxD, context_BxSxD, context_mask_BxS, deterministic: bool = True):
+    drop = lambda x: nn.Dropout(self.dropout)(x, deterministic=deterministic)
     q = nn.LayerNorm()(query_BxLxD)
     kv = nn.LayerNorm()(context_BxSxD)
-    x = query_BxLxD + CrossAttention(self.width, self.num_heads)(q, kv, context_mask_BxS)
-    return x + MLP(2 * self.width, self.width)(nn.LayerNorm()(x))
+    attended = CrossAttention(self.width, self.num_heads, self.dropout)(q, kv, context_mask_BxS,
+                                                                        deterministic)
+    x = query_BxLxD + drop(attended)
+    return x + drop(MLP(2 * self.width, self.width, self.dropout)(nn.LayerNorm()(x), deterministic))
 
 
 class DecAlignNet(nn.Module):
@@ -79,15 +98,20 @@ class DecAlignNet(nn.Module):
   conv_kernel: int = 1
   num_outputs: int = 1
   fusion: bool = True
+  fusion_layers: int = 1
+  dropout: float = 0.0
 
   @nn.compact
-  def __call__(self, inputs: Sequence[jnp.ndarray], masks: Sequence[jnp.ndarray]):
+  def __call__(self, inputs: Sequence[jnp.ndarray], masks: Sequence[jnp.ndarray],
+               deterministic: bool = True):
     if len(inputs) < 2 or len(inputs) != len(masks):
       raise ValueError(f"DecAlign needs >= 2 modalities with one mask each; got {len(inputs)} inputs "
                        f"and {len(masks)} masks")
     d = self.width
     common_encoder = MLP(d, d, name="common_encoder")
-    seq_unique, pooled_unique, pooled_common, homogeneity = [], [], [], []
+    if self.fusion_layers < 1:
+      raise ValueError(f"model.fusion_layers={self.fusion_layers} must be >= 1 (0 fusion: model.fusion=false)")
+    seq_unique, seq_common, pooled_unique, pooled_common, homogeneity = [], [], [], [], []
     for m, (x, mask) in enumerate(zip(inputs, masks)):
       if x.ndim != 3 or mask.shape != x.shape[:2]:
         raise ValueError(f"modality {m}: expected inputs (B, L, D) and mask (B, L), got {x.shape} "
@@ -97,6 +121,7 @@ class DecAlignNet(nn.Module):
       u = MLP(d, d, name=f"unique_encoder_{m}")(h)
       c = common_encoder(h)
       seq_unique.append(u)
+      seq_common.append(c)
       pooled_unique.append(masked_mean(u, mask))
       pooled_common.append(masked_mean(c, mask))
       homogeneity.append(MLP(d, d, name=f"homogeneity_{m}")(pooled_common[-1]))
@@ -106,11 +131,16 @@ class DecAlignNet(nn.Module):
         others = [j for j in range(len(inputs)) if j != m]
         context = jnp.concatenate([seq_unique[j] for j in others], axis=1)
         context_mask = jnp.concatenate([masks[j] for j in others], axis=1)
-        out = CrossModalBlock(d, self.num_heads, name=f"cross_{m}")(u, context, context_mask)
+        out = u
+        for layer in range(self.fusion_layers):  # layer 0 keeps the single-block parameter names
+          name = f"cross_{m}" if layer == 0 else f"cross_{m}_{layer}"
+          out = CrossModalBlock(d, self.num_heads, self.dropout, name=name)(
+              out, context, context_mask, deterministic)
         fused.append(masked_mean(out, mask))
     else:
       fused = pooled_unique
     representation = jnp.concatenate(fused + pooled_common, axis=-1)
     output = nn.Dense(self.num_outputs, name="head")(nn.gelu(nn.Dense(d, name="head_hidden")(representation)))
     return {"output": output, "unique": pooled_unique, "common": pooled_common,
-            "homogeneity": homogeneity, "representation": representation}
+            "homogeneity": homogeneity, "representation": representation,
+            "unique_seq": seq_unique, "common_seq": seq_common}
