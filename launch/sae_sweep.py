@@ -2,12 +2,13 @@
 
   python -m launch.sae_sweep --config=configs/sae_vlm_synthetic.py --workdir=runs/sae_sweep \
       [--kinds=batchtopk,topk,relu,jumprelu] [--ks=2,4,8] [--l1=0.1,0.03,0.01] \
-      [--l0=0.03,0.01,0.003] [--seeds=0,1] [--config.train.num_steps=...]
+      [--l0=0.03,0.01,0.003] [--seeds=0,1] [--vmap_cells=true] [--config.train.num_steps=...]
 
 Each point trains through the shared engine in WORKDIR/<kind>_<knob>_seed<s> (re-running resumes or
 skips finished runs). The sparsity knob is k for BatchTopK/TopK, the L1 coefficient for ReLU and
 the L0 coefficient for JumpReLU. Writes WORKDIR/frontier.json, WORKDIR/frontier.png and, from the
 BatchTopK runs of the first two seeds at the middle k, WORKDIR/stability_vs_energy.png.
+--vmap_cells=true trains the seeds of each BatchTopK point as one vmapped program (see launch.sweep).
 """
 
 from __future__ import annotations
@@ -29,12 +30,15 @@ def main(argv) -> int:
     overrides, flags = parse_args(argv, {"config": None, "workdir": None, "root": None,
                                          "kinds": "batchtopk,topk,relu,jumprelu", "ks": "2,4,8",
                                          "l1": "0.1,0.03,0.01", "l0": "0.03,0.01,0.003",
-                                         "seeds": "0,1"})
+                                         "seeds": "0,1", "vmap_cells": "false"})
     if flags["root"] and not flags["workdir"]:
       print("[jaxdisent] note: --root is deprecated; use --workdir", file=sys.stderr)
       flags["workdir"] = flags["root"]
     if not flags["config"] or not flags["workdir"]:
       raise UsageError("--config=FILE and --workdir=DIR are required")
+    if flags["vmap_cells"].lower() not in ("true", "false", "1", "0", "yes", "no"):
+      raise UsageError(f"--vmap_cells={flags['vmap_cells']}: use true or false")
+    vmap_cells = flags["vmap_cells"].lower() in ("true", "1", "yes")
     kinds = [k for k in flags["kinds"].split(",") if k]
     seeds = parse_seeds(flags["seeds"])
     try:
@@ -60,7 +64,7 @@ def main(argv) -> int:
                                ("seed", str(seed))]))
           points.append({"kind": kind, "knob": key, "value": value, "seed": seed, "run": name})
     root = flags["workdir"]
-    rows = run_cells(flags["config"], root, cells)
+    rows = run_cells(flags["config"], root, cells, vmap_cells=vmap_cells)
   except UsageError as error:
     return fail(str(error))
   except (ValueError, KeyError, FileNotFoundError, RuntimeError) as error:
