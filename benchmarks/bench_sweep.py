@@ -2,12 +2,14 @@
 
   python benchmarks/bench_sweep.py [--num_steps=N] [--ks=4,8] [--seeds=0,1,2,3]
       [--config=configs/sae_vlm_synthetic.py] [--workdir=DIR] [--order=seq,vmap]
+      [--model_axis=auto|map|vmap]
 
 Each variant is one fresh `python -m launch.sweep` process on an empty workdir, timed end to end
 (start-up, data, compiles, training, checkpoints and every cell's end-of-run evaluation):
 
   sequential: --grid='model.k=4,8' --seeds=0,1,2,3               (8 fits, one after another)
-  vmapped:    the same with --vmap_cells=true                    (2 groups of 4 seeds)
+  vmapped:    the same with --vmap_cells=true --model_axis=auto  (2 groups of 4 seeds; auto
+              is lax.map over the cells on CPU, jax.vmap on accelerators)
 
 The persistent compilation cache is switched off in both children, so each pays its compiles.
 Prints both times, then the per-cell agreement of the final training losses, and as its last line
@@ -30,7 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _flags(argv):
   flags = {"num_steps": None, "ks": "4,8", "seeds": "0,1,2,3",
            "config": os.path.join(ROOT, "configs", "sae_vlm_synthetic.py"), "workdir": None,
-           "order": "seq,vmap"}
+           "order": "seq,vmap", "model_axis": "auto"}
   for arg in argv:
     if arg in ("-h", "--help"):
       print(__doc__)
@@ -56,7 +58,7 @@ def _flags(argv):
 def _run(flags, workdir, vmap):
   command = [sys.executable, "-m", "launch.sweep", f"--config={flags['config']}",
              f"--workdir={workdir}", f"--grid=model.k={flags['ks']}", f"--seeds={flags['seeds']}",
-             f"--vmap_cells={'true' if vmap else 'false'}"]
+             f"--vmap_cells={'true' if vmap else 'false'}", f"--model_axis={flags['model_axis']}"]
   if flags["num_steps"]:
     command.append(f"--config.train.num_steps={flags['num_steps']}")
   env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}

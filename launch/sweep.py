@@ -2,7 +2,8 @@
 
   python -m launch.sweep --config=configs/beta_vae_dsprites.py --workdir=runs/beta_sweep \
       --grid='loss.beta=1,4,16;model.latent_dim=6,10' --seeds=0,1 [--evaluate=true] \
-      [--only=disentanglement] [--vmap_cells=true] [--config.KEY=VALUE ...]
+      [--only=disentanglement] [--vmap_cells=true [--model_axis=auto|map|vmap]] \
+      [--config.KEY=VALUE ...]
 
 Each cell trains through the shared engine in WORKDIR/<key>=<value>_..._seed<s> (re-running
 resumes or skips finished cells) and is scored by the evaluators its config declares: those that
@@ -15,7 +16,10 @@ WORKDIR/summary.md the mean +- std over seeds per grid point.
 (jaxdisent/train/model_axis.py): one compile and one step for the group, each cell still its own
 workdir, checkpoints, metrics and evaluation, equal to training it alone up to float32 rounding.
 Cells that differ in anything else (a grid value such as the learning rate or model.k) form
-separate groups; a group of one trains alone, with a note. The SAE frontier
+separate groups; a group of one trains alone, with a note. --model_axis says how the group's step
+covers its cells: vmap (jax.vmap of the per-device step), map (lax.map over the cells inside the
+one compiled step: a cond stays a cond) or auto (default: map on CPU, where it measured faster,
+vmap on accelerators). The SAE frontier
 (launch.sae_sweep) and the DecAlign ablation (launch.decalign_ablation) are sweeps over fixed
 cell lists plus their own plots.
 """
@@ -83,7 +87,8 @@ def cell_name(point: dict, seed: int) -> str:
 
 
 def run_cells(config_path: str, workdir: str, cells: list[tuple[str, list[tuple[str, str]]]], *,
-              evaluate: bool = False, only=None, log=None, vmap_cells: bool = False) -> list[dict]:
+              evaluate: bool = False, only=None, log=None, vmap_cells: bool = False,
+              model_axis: str = "auto") -> list[dict]:
   """Train + evaluate each (name, overrides) cell in WORKDIR/name; rows of eval scalars.
 
   All cells' configs are built (and so validated) before the first one trains. ``vmap_cells``:
@@ -107,7 +112,7 @@ def run_cells(config_path: str, workdir: str, cells: list[tuple[str, list[tuple[
     configs.append((name, config))
   from jaxdisent.train.lock import workdir_lock  # pylint: disable=g-import-not-at-top
   with workdir_lock(workdir, "sweep"):  # one sweep per root; each cell's fit locks the cell too
-    results = _vmapped_results(configs, workdir, log) if vmap_cells else {}
+    results = _vmapped_results(configs, workdir, log, model_axis) if vmap_cells else {}
     return _train_cells(configs, workdir, fit, evaluate_workdir, read_record, evaluate, only, log,
                         results)
 
@@ -118,7 +123,7 @@ def _finished(config, cell) -> bool:
   return os.path.isdir(directory) and str(int(config.train.num_steps)) in os.listdir(directory)
 
 
-def _vmapped_results(configs, workdir, log) -> dict:
+def _vmapped_results(configs, workdir, log, how="auto") -> dict:
   """Train the groups of >= 2 unfinished cells that differ only in seed; {name: FitResult}."""
   from jaxdisent.train.model_axis import fit_group, group_key  # pylint: disable=g-import-not-at-top
   groups: dict[str, list] = {}
@@ -134,7 +139,7 @@ def _vmapped_results(configs, workdir, log) -> dict:
       continue
     log(f"[sweep] vmapped group of {len(members)}: {', '.join(names)}")
     for name, result in zip(names, fit_group([(c, os.path.join(workdir, n)) for n, c in members],
-                                             quiet=True)):
+                                             quiet=True, how=how)):
       results[name] = result
   return results
 
@@ -206,7 +211,8 @@ def main(argv) -> int:
   try:
     overrides, flags = parse_args(argv, {"config": None, "workdir": None, "root": None,
                                          "grid": "", "seeds": None, "evaluate": "false",
-                                         "only": None, "keys": None, "vmap_cells": "false"})
+                                         "only": None, "keys": None, "vmap_cells": "false",
+                                         "model_axis": "auto"})
     if flags["root"] and not flags["workdir"]:
       print("[jaxdisent] note: --root is deprecated; use --workdir", file=sys.stderr)
       flags["workdir"] = flags["root"]
@@ -220,6 +226,8 @@ def main(argv) -> int:
     if flags["vmap_cells"].lower() not in ("true", "false", "1", "0", "yes", "no"):
       raise UsageError(f"--vmap_cells={flags['vmap_cells']}: use true or false")
     vmap_cells = flags["vmap_cells"].lower() in ("true", "1", "yes")
+    if flags["model_axis"] not in ("auto", "map", "vmap"):
+      raise UsageError(f"--model_axis={flags['model_axis']}: use auto, map or vmap")
     base = load_config_from_args(flags["config"], overrides)
     for key in {k for point in grid for k in point}:
       apply_overrides(base, [(key, grid[0][key])])  # unknown or mistyped grid keys fail here
@@ -228,7 +236,7 @@ def main(argv) -> int:
     only = flags["only"].split(",") if flags["only"] else None
     keys = flags["keys"].split(",") if flags["keys"] else None
     rows = run_cells(flags["config"], flags["workdir"], cells, evaluate=evaluate, only=only,
-                     vmap_cells=vmap_cells)
+                     vmap_cells=vmap_cells, model_axis=flags["model_axis"])
   except UsageError as error:
     return fail(str(error))
   except (ValueError, KeyError, FileNotFoundError, RuntimeError) as error:

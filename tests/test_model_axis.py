@@ -2,7 +2,12 @@
 
 What is guaranteed, and so what each test asserts:
 
-* A vmapped cell runs the same operations as the cell alone, but XLA compiles a batched program:
+* how='map' (lax.map over the cells inside the one compiled step; the default on CPU) runs each
+  cell's step as the loop body of one program on the same shapes as the cell alone: bitwise equal
+  (measured for the SAE on 4 CPU devices; asserted, so a compiler change that breaks it is
+  noticed). Not for the beta-VAE: XLA:CPU compiles its convolutions differently inside the loop
+  body (float32 rounding), so the VAE is compared in float64 as below.
+* how='vmap': a vmapped cell runs the same operations as the cell alone, but XLA compiles a batched program:
   matmuls gain a batch dimension and may sum in another order, and a ``lax.cond`` whose predicate
   differs between cells runs both branches and selects. So float32 results agree to rounding, not
   bitwise (measured: up to ~3e-8 after 4 steps of the tiny SAE), and Adam turns a rounding-level
@@ -33,7 +38,7 @@ from jaxdisent.train.lock import WorkdirBusyError
 from jaxdisent.train.logging import read_metrics
 from jaxdisent.train.model_axis import fit_group, group_key
 
-from conftest import tiny_sae_config
+from conftest import TINY_CONFIGS, tiny_sae_config
 from test_engine_contract import Float64, _tolerance, assert_bitwise, leaves
 
 NO_END = {"train.eval_at_end": False, "train.plots_at_end": False}
@@ -43,12 +48,27 @@ def _losses(workdir):
   return [m["loss"] for m in read_metrics(os.path.join(workdir, "metrics.jsonl")) if "loss" in m]
 
 
-def test_group_equals_each_cell_alone_float64(tmp_path):
-  configs = [tiny_sae_config(**{"seed": s, "train.num_steps": 3, "train.checkpoint_every": 100,
-                                **NO_END}) for s in (0, 3)]
+def test_map_group_is_bitwise_each_cell_alone(tmp_path):
+  configs = [tiny_sae_config(**{"seed": s, "train.num_steps": 3, **NO_END}) for s in (0, 2)]
+  group = fit_group([(c, str(tmp_path / f"g{c.seed}")) for c in configs], quiet=True, how="map")
+  for config, g in zip(configs, group):
+    alone = fit(config, str(tmp_path / f"a{config.seed}"), quiet=True)
+    assert g.step == alone.step == 3
+    assert_bitwise(g.state, alone.state)
+    assert (_losses(str(tmp_path / f"g{config.seed}")) ==
+            _losses(str(tmp_path / f"a{config.seed}")))
+  assert _losses(str(tmp_path / "g0")) != _losses(str(tmp_path / "g2"))  # the seeds reached them
+
+
+@pytest.mark.parametrize("name,how", [("sae_batchtopk", "vmap"),
+                                      pytest.param("beta_vae", "map", marks=pytest.mark.slow),
+                                      pytest.param("beta_vae", "vmap", marks=pytest.mark.slow)])
+def test_group_equals_each_cell_alone_float64(tmp_path, name, how):
+  configs = [TINY_CONFIGS[name](**{"seed": s, "train.num_steps": 3, "train.checkpoint_every": 100,
+                                   **NO_END}) for s in (0, 3)]
   with jax.enable_x64(True):
     group = fit_group([(c, str(tmp_path / f"g{c.seed}")) for c in configs], quiet=True,
-                      methods=[Float64(make_method(c)) for c in configs])
+                      methods=[Float64(make_method(c)) for c in configs], how=how)
     alone = [fit(c, str(tmp_path / f"a{c.seed}"), quiet=True, method=Float64(make_method(c)))
              for c in configs]
   assert jax.tree.leaves(group[0].state.params)[0].dtype == np.float64
@@ -65,6 +85,7 @@ def test_group_equals_each_cell_alone_float64(tmp_path):
   assert not np.allclose(_losses(str(tmp_path / "g0")), _losses(str(tmp_path / "g3")), rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_group_resume_and_preemption_are_bitwise_exact(tmp_path):
   def cells(root, **over):
     return [(tiny_sae_config(**{"seed": s, **NO_END, **over}), str(tmp_path / root / f"s{s}"))
@@ -118,6 +139,9 @@ def test_group_refuses_bad_cells(tmp_path):
   with pytest.raises(ValueError, match="repeat a seed"):
     fit_group([(a, str(tmp_path / "a")), (tiny_sae_config(seed=0), str(tmp_path / "b"))],
               quiet=True)
+  with pytest.raises(ValueError, match="model_axis"):
+    fit_group([(a, str(tmp_path / "a")), (tiny_sae_config(seed=1), str(tmp_path / "b"))],
+              quiet=True, how="pmap")
   with pytest.raises(ValueError, match="outside"):
     fit_group([(a, str(tmp_path / "a")), (tiny_sae_config(seed=2 ** 31), str(tmp_path / "b"))],
               quiet=True)
@@ -141,6 +165,7 @@ def test_group_refuses_bad_cells(tmp_path):
   assert not lock.held(str(tmp_path / "free"))
 
 
+@pytest.mark.slow
 def test_sweep_vmap_cells_groups_by_config_minus_seed(tmp_path, capsys):
   from launch import sweep
   root = str(tmp_path / "sweep")
@@ -172,3 +197,5 @@ def test_sweep_vmap_cells_groups_by_config_minus_seed(tmp_path, capsys):
   assert code == 0, err
   assert "note: k=2_seed2 shares its config with no other seed; it trains alone" in err
   assert sweep.main(["--config=x.py", "--workdir=y", "--vmap_cells=maybe"]) == 2
+  assert sweep.main(["--config=x.py", "--workdir=y", "--vmap_cells=true", "--model_axis=pmap"]) == 2
+  assert "--model_axis=pmap: use auto, map or vmap" in capsys.readouterr().err
