@@ -233,8 +233,9 @@ def main(argv) -> int:
   want = "gpu" if flags["platform"] == "gpu" else "cpu"
   try:
     devices = jax.devices()
-  except RuntimeError as error:
-    print(f"[jaxdisent] error: no {want} backend ({' '.join(str(error).split())[:200]}); install "
+  except Exception as error:  # pylint: disable=broad-except  (JAX raises RuntimeError or AssertionError)
+    print(f"[jaxdisent] error: no {want} backend ({type(error).__name__}: "
+          f"{' '.join(str(error).split())[:200]}); install "
           "jax[cuda12] or run with --platform=cpu", file=sys.stderr)
     return 2
   if devices[0].platform != want:
