@@ -199,3 +199,28 @@ def test_sweep_vmap_cells_groups_by_config_minus_seed(tmp_path, capsys):
   assert sweep.main(["--config=x.py", "--workdir=y", "--vmap_cells=maybe"]) == 2
   assert sweep.main(["--config=x.py", "--workdir=y", "--vmap_cells=true", "--model_axis=pmap"]) == 2
   assert "--model_axis=pmap: use auto, map or vmap" in capsys.readouterr().err
+
+
+class _NaNData:
+  """A method whose batches are NaN: the loss of its cell (only) becomes NaN."""
+
+  def __init__(self, method):
+    self._method = method
+
+  def __getattr__(self, name):
+    return getattr(self._method, name)
+
+  def local_batch(self, seed, step, start, size):
+    batch = dict(self._method.local_batch(seed, step, start, size))
+    batch["x"] = np.full(np.shape(batch["x"]), np.nan, np.float32)
+    return batch
+
+
+def test_nonfinite_cell_is_named_and_no_checkpoint_of_it_is_written(tmp_path):
+  from jaxdisent.train.loop import NonFiniteLossError
+  configs = [tiny_sae_config(**{"seed": s, **NO_END}) for s in (0, 1)]
+  methods = [make_method(configs[0]), _NaNData(make_method(configs[1]))]
+  with pytest.raises(NonFiniteLossError, match=r"\('s1', 0\)"):
+    fit_group([(c, str(tmp_path / f"s{c.seed}")) for c in configs], quiet=True, methods=methods)
+  for s in (0, 1):   # stopped at the first log (step 1), before the step-2 checkpoint
+    assert not os.path.isdir(tmp_path / f"s{s}" / "checkpoints" / "2")
