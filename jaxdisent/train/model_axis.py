@@ -1,10 +1,18 @@
-"""Many runs in one compiled step: cells that differ only in ``seed`` train as one vmapped program.
+"""Many runs in one compiled step: cells that differ only in ``seed`` train as one program.
 
-The per-device step of :mod:`jaxdisent.train.parallel` is vmapped over a leading *model* axis of
-the TrainState (params, opt_state, model_state, step, nonfinite_step) and of the batch, with the
-seed passed as a traced array, and the vmapped step runs under ``jit(shard_map(...))`` on the same
-('data',) mesh as a single run (the batch is sharded along its second axis, the examples). Every
-cell is still its own run:
+The per-device step of :mod:`jaxdisent.train.parallel` runs over a leading *model* axis of the
+TrainState (params, opt_state, model_state, step, nonfinite_step) and of the batch, with the seed
+passed as a traced array, under ``jit(shard_map(...))`` on the same ('data',) mesh as a single run
+(the batch is sharded along its second axis, the examples). ``how`` picks the form over the cells:
+
+* ``vmap``: ``jax.vmap`` of the per-device step (the issue's formulation; for accelerators).
+* ``map``: ``lax.map`` over the cells inside the one program, the step as the loop body.
+* ``auto`` (default): ``map`` on CPU, ``vmap`` elsewhere. On XLA:CPU ``vmap`` of the SAE step
+  measured several times slower than the cells one after another (a ``lax.cond`` with a per-cell
+  predicate runs both branches, batched top-k / scatter are slow), while ``map`` keeps conds as
+  conds and gives each cell the numbers it gets alone (bitwise for the SAE).
+
+Every cell is still its own run:
 
 * its own WORKDIR/<cell>/config.json, metrics.jsonl and checkpoints, written through the existing
   :class:`~jaxdisent.train.checkpoint.Checkpointer` with the cell's slice of the state, so
@@ -21,16 +29,15 @@ What may differ between the cells of a group: ``seed`` only. Learning rate, loss
 ``model.k`` are Python constants of the compiled step (the optimiser schedule, the loss, static
 top-k sizes), so cells that differ in them train in separate groups (``group_key``).
 
-Numbers: the vmapped step runs the same operations per cell, but XLA compiles a batched program
-(a ``lax.cond`` whose predicate differs per cell runs both branches and selects; matmuls get a
-batch dimension), so the float32 results agree with the single run to rounding, not always
-bitwise; tests/test_model_axis.py states what is compared how.
+Numbers: ``vmap`` runs the same operations per cell, but XLA compiles a batched program (matmuls
+get a batch dimension), so float32 results agree with the single run to rounding; ``map`` is
+bitwise for the SAE and float32 rounding for the beta-VAE's convolutions. tests/test_model_axis.py
+states what is compared how (float64 with a derived bound where not bitwise).
 
-Cost: one compile and one dispatch per step for the whole group instead of one per cell. On a CPU
-this pays when the step is small enough that per-step overhead (dispatch, batch placement, small
-kernels that leave cores idle) is a large part of it, e.g. the synthetic SAE; a step that already
-keeps every core busy (a conv VAE at batch 64) gains little or loses on CPU and pays on an
-accelerator, where one program with N times the work fills the device (docs/performance.md).
+Cost: one compile and one step call for the whole group instead of one per cell. On a CPU that
+saves the per-cell fixed cost (compiles, dispatches), so it pays for short runs of small models;
+batch rendering, evaluation and plots still run per cell. On an accelerator ``vmap`` fills the
+device with N small models that one would leave idle (docs/performance.md).
 """
 
 from __future__ import annotations
