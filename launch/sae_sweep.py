@@ -3,7 +3,7 @@
   python -m launch.sae_sweep --config=configs/sae_vlm_synthetic.py --workdir=runs/sae_sweep \
       [--kinds=batchtopk,topk,relu,jumprelu] [--ks=2,4,8] [--l1=0.1,0.03,0.01] \
       [--l0=0.03,0.01,0.003] [--seeds=0,1] [--grid='data.image_fraction=0.25,0.5,0.75']
-      [--config.train.num_steps=...]
+      [--vmap_cells=true] [--config.train.num_steps=...]
 
 Each point trains through the shared engine in WORKDIR/<kind>_<knob>_seed<s> (re-running resumes or
 skips finished runs). The sparsity knob is k for BatchTopK/TopK, the L1 coefficient for ReLU and
@@ -17,6 +17,8 @@ by the Hungarian algorithm on |cosine| ([papadimitriou2025]'s stability), and WO
 lists per cell the mean matched cosine over all atoms and weighted by run A's energy E[z_i] on
 held-out data, averaged over the seed pairs (also in frontier.json as ``stability`` /
 ``stability_energy_weighted``).
+
+--vmap_cells=true trains the seeds of each BatchTopK point as one vmapped program (see launch.sweep).
 """
 
 from __future__ import annotations
@@ -38,12 +40,15 @@ def main(argv) -> int:
     overrides, flags = parse_args(argv, {"config": None, "workdir": None, "root": None,
                                          "kinds": "batchtopk,topk,relu,jumprelu", "ks": "2,4,8",
                                          "l1": "0.1,0.03,0.01", "l0": "0.03,0.01,0.003",
-                                         "seeds": "0,1", "grid": None})
+                                         "seeds": "0,1", "grid": None, "vmap_cells": "false"})
     if flags["root"] and not flags["workdir"]:
       print("[jaxdisent] note: --root is deprecated; use --workdir", file=sys.stderr)
       flags["workdir"] = flags["root"]
     if not flags["config"] or not flags["workdir"]:
       raise UsageError("--config=FILE and --workdir=DIR are required")
+    if flags["vmap_cells"].lower() not in ("true", "false", "1", "0", "yes", "no"):
+      raise UsageError(f"--vmap_cells={flags['vmap_cells']}: use true or false")
+    vmap_cells = flags["vmap_cells"].lower() in ("true", "1", "yes")
     kinds = [k for k in flags["kinds"].split(",") if k]
     seeds = parse_seeds(flags["seeds"])
     try:
@@ -75,7 +80,7 @@ def main(argv) -> int:
             points.append({"kind": kind, "knob": key, "value": value, **extra, "seed": seed,
                            "run": name})
     root = flags["workdir"]
-    rows = run_cells(flags["config"], root, cells)
+    rows = run_cells(flags["config"], root, cells, vmap_cells=vmap_cells)
   except UsageError as error:
     return fail(str(error))
   except (ValueError, KeyError, FileNotFoundError, RuntimeError) as error:

@@ -2,14 +2,24 @@
 
   python -m launch.sweep --config=configs/beta_vae_dsprites.py --workdir=runs/beta_sweep \
       --grid='loss.beta=1,4,16;model.latent_dim=6,10' --seeds=0,1 [--evaluate=true] \
-      [--only=disentanglement] [--config.KEY=VALUE ...]
+      [--only=disentanglement] [--vmap_cells=true [--model_axis=auto|map|vmap]] \
+      [--config.KEY=VALUE ...]
 
 Each cell trains through the shared engine in WORKDIR/<key>=<value>_..._seed<s> (re-running
 resumes or skips finished cells) and is scored by the evaluators its config declares: those that
 run in training always, and with --evaluate=true also the slow ones (launch.evaluate's list).
 Every --config.KEY=VALUE applies to every cell. WORKDIR/summary.json holds one row per cell
 (grid values, seed, and every ``eval/<name>/<key>`` scalar of its newest record);
-WORKDIR/summary.md the mean +- std over seeds per grid point. The SAE frontier
+WORKDIR/summary.md the mean +- std over seeds per grid point.
+
+--vmap_cells=true trains the cells whose configs differ only in `seed` as ONE vmapped program
+(jaxdisent/train/model_axis.py): one compile and one step for the group, each cell still its own
+workdir, checkpoints, metrics and evaluation, equal to training it alone up to float32 rounding.
+Cells that differ in anything else (a grid value such as the learning rate or model.k) form
+separate groups; a group of one trains alone, with a note. --model_axis says how the group's step
+covers its cells: vmap (jax.vmap of the per-device step), map (lax.map over the cells inside the
+one compiled step: a cond stays a cond) or auto (default: map on CPU, where it measured faster,
+vmap on accelerators). The SAE frontier
 (launch.sae_sweep) and the DecAlign ablation (launch.decalign_ablation) are sweeps over fixed
 cell lists plus their own plots.
 """
@@ -77,10 +87,12 @@ def cell_name(point: dict, seed: int) -> str:
 
 
 def run_cells(config_path: str, workdir: str, cells: list[tuple[str, list[tuple[str, str]]]], *,
-              evaluate: bool = False, only=None, log=None) -> list[dict]:
+              evaluate: bool = False, only=None, log=None, vmap_cells: bool = False,
+              model_axis: str = "auto") -> list[dict]:
   """Train + evaluate each (name, overrides) cell in WORKDIR/name; rows of eval scalars.
 
-  All cells' configs are built (and so validated) before the first one trains.
+  All cells' configs are built (and so validated) before the first one trains. ``vmap_cells``:
+  cells that differ only in ``seed`` train as one vmapped program (``model_axis.fit_group``).
   """
   from absl import logging  # pylint: disable=g-import-not-at-top
   from jaxdisent.evals import read_record  # pylint: disable=g-import-not-at-top
@@ -100,15 +112,49 @@ def run_cells(config_path: str, workdir: str, cells: list[tuple[str, list[tuple[
     configs.append((name, config))
   from jaxdisent.train.lock import workdir_lock  # pylint: disable=g-import-not-at-top
   with workdir_lock(workdir, "sweep"):  # one sweep per root; each cell's fit locks the cell too
-    return _train_cells(configs, workdir, fit, evaluate_workdir, read_record, evaluate, only, log)
+    results = _vmapped_results(configs, workdir, log, model_axis) if vmap_cells else {}
+    return _train_cells(configs, workdir, fit, evaluate_workdir, read_record, evaluate, only, log,
+                        results)
 
 
-def _train_cells(configs, workdir, fit, evaluate_workdir, read_record, evaluate, only, log):
+def _finished(config, cell) -> bool:
+  """The cell's config.json matches and its final step is checkpointed (re-running is a no-op)."""
+  directory = os.path.join(cell, "checkpoints")
+  return os.path.isdir(directory) and str(int(config.train.num_steps)) in os.listdir(directory)
+
+
+def _vmapped_results(configs, workdir, log, how="auto") -> dict:
+  """Train the groups of >= 2 unfinished cells that differ only in seed; {name: FitResult}."""
+  from jaxdisent.train.model_axis import fit_group, group_key  # pylint: disable=g-import-not-at-top
+  groups: dict[str, list] = {}
+  for name, config in configs:
+    if not _finished(config, os.path.join(workdir, name)):
+      groups.setdefault(group_key(config), []).append((name, config))
+  results = {}
+  for members in groups.values():
+    names = [name for name, _ in members]
+    if len(members) < 2:
+      log(f"[sweep] note: {names[0]} shares its config with no other seed; it trains alone "
+          "(--vmap_cells groups cells that differ only in seed)")
+      continue
+    log(f"[sweep] vmapped group of {len(members)}: {', '.join(names)}")
+    for name, result in zip(names, fit_group([(c, os.path.join(workdir, n)) for n, c in members],
+                                             quiet=True, how=how)):
+      results[name] = result
+  return results
+
+
+def _train_cells(configs, workdir, fit, evaluate_workdir, read_record, evaluate, only, log,
+                 results=None):
   rows = []
+  results = results or {}
   for index, (name, config) in enumerate(configs, 1):
     cell = os.path.join(workdir, name)
-    log(f"[sweep] {index}/{len(configs)} {name}")
-    result = fit(config, cell, quiet=True)
+    if name in results:
+      result = results[name]
+    else:
+      log(f"[sweep] {index}/{len(configs)} {name}")
+      result = fit(config, cell, quiet=True)
     if result.preempted:
       raise RuntimeError(f"cell {name} was preempted; re-run the same command to resume")
     if evaluate:
@@ -165,7 +211,8 @@ def main(argv) -> int:
   try:
     overrides, flags = parse_args(argv, {"config": None, "workdir": None, "root": None,
                                          "grid": "", "seeds": None, "evaluate": "false",
-                                         "only": None, "keys": None})
+                                         "only": None, "keys": None, "vmap_cells": "false",
+                                         "model_axis": "auto"})
     if flags["root"] and not flags["workdir"]:
       print("[jaxdisent] note: --root is deprecated; use --workdir", file=sys.stderr)
       flags["workdir"] = flags["root"]
@@ -176,6 +223,11 @@ def main(argv) -> int:
     if flags["evaluate"].lower() not in ("true", "false", "1", "0", "yes", "no"):
       raise UsageError(f"--evaluate={flags['evaluate']}: use true or false")
     evaluate = flags["evaluate"].lower() in ("true", "1", "yes")
+    if flags["vmap_cells"].lower() not in ("true", "false", "1", "0", "yes", "no"):
+      raise UsageError(f"--vmap_cells={flags['vmap_cells']}: use true or false")
+    vmap_cells = flags["vmap_cells"].lower() in ("true", "1", "yes")
+    if flags["model_axis"] not in ("auto", "map", "vmap"):
+      raise UsageError(f"--model_axis={flags['model_axis']}: use auto, map or vmap")
     base = load_config_from_args(flags["config"], overrides)
     for key in {k for point in grid for k in point}:
       apply_overrides(base, [(key, grid[0][key])])  # unknown or mistyped grid keys fail here
@@ -183,7 +235,8 @@ def main(argv) -> int:
              for point in grid for seed in seeds]
     only = flags["only"].split(",") if flags["only"] else None
     keys = flags["keys"].split(",") if flags["keys"] else None
-    rows = run_cells(flags["config"], flags["workdir"], cells, evaluate=evaluate, only=only)
+    rows = run_cells(flags["config"], flags["workdir"], cells, evaluate=evaluate, only=only,
+                     vmap_cells=vmap_cells, model_axis=flags["model_axis"])
   except UsageError as error:
     return fail(str(error))
   except (ValueError, KeyError, FileNotFoundError, RuntimeError) as error:
