@@ -178,3 +178,20 @@ def test_sigterm_during_end_of_run_evaluation_finishes_it(tmp_path, monkeypatch,
   assert os.path.exists(os.path.join(workdir, "eval", "step_2.json"))
   assert "SIGTERM during the end-of-run evaluation" in capsys.readouterr().err
   assert not os.path.exists(os.path.join(workdir, "plots"))
+
+
+def test_model_key_added_after_the_run_started_does_not_block_resume(tmp_path):
+  """A run whose config.json predates a new model.* key resumes; a changed one is still refused."""
+  from jaxdisent.train.config import check_and_write_workdir_config
+  config = tiny_sae_config()
+  workdir = str(tmp_path / "w")
+  check_and_write_workdir_config(config, workdir, has_checkpoints=False)
+  path = os.path.join(workdir, "config.json")
+  saved = json.load(open(path))
+  del saved["model"]["row_cap"]  # as if written before model.row_cap existed
+  json.dump(saved, open(path, "w"))
+  changed = check_and_write_workdir_config(config, workdir, has_checkpoints=True)
+  assert "model.row_cap" in changed
+  config.model.dict_size = 32
+  with pytest.raises(ValueError, match="different method/model.*model.dict_size"):
+    check_and_write_workdir_config(config, workdir, has_checkpoints=True)

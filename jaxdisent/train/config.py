@@ -132,7 +132,10 @@ def check_and_write_workdir_config(config, workdir: str, *, has_checkpoints: boo
             "still refuse a different model), or use a new --workdir") from error
     old_flat, new_flat = flatten(old), flatten(new)
     changed = sorted(k for k in set(old_flat) | set(new_flat) if old_flat.get(k) != new_flat.get(k))
-    fatal = [k for k in changed if k.split(".")[0] in INCOMPATIBLE_SECTIONS]
+    # A model key the run's config.json does not have is a setting added to jaxdisent after the
+    # run started (e.g. model.fusion_layers); the checkpoint's manifest still refuses a state of
+    # another shape, so such keys do not block the resume (they are listed as changed).
+    fatal = [k for k in changed if k.split(".")[0] in INCOMPATIBLE_SECTIONS and k in old_flat]
     if fatal:
       details = "; ".join(f"{k}: {old_flat.get(k)!r} -> {new_flat.get(k)!r}" for k in fatal)
       raise ValueError(
@@ -180,7 +183,8 @@ DOMAINS = {
     **{name: _NONNEGATIVE for name in (
         "beta", "c_max", "noise", "noise_std", "ridge", "var_floor", "learning_rate",
         "grad_clip_norm", "eps", "gain", "modality_gap", "auxk_alpha", "sparse_capacity",
-        "jumprelu_init_threshold", "retry_after_cap_s", "dropout_rate")},
+        "jumprelu_init_threshold", "retry_after_cap_s", "dropout_rate", "weight_decay",
+        "graph_learning_rate", "max_wait_s", "max_backoff_s")},
     **{name: _POSITIVE for name in (
         "temperature", "ot_epsilon", "timeout_s", "jumprelu_bandwidth", "active_per_pair",
         "mmd_bandwidths")},
