@@ -157,3 +157,5 @@ def test_collect_over_n_train_tables_and_plots(tmp_path, capsys):
   assert os.path.getsize(out + ".png") > 0
   assert A.main([f"--collect={tmp_path / 'missing'}", f"--out={out}"]) == 2
   assert "does not exist" in capsys.readouterr().err
+  assert A.main([f"--workdir={tmp_path / 'w'}", "--baseline=nope"]) == 2
+  assert "--baseline=nope: choose from" in capsys.readouterr().err
