@@ -10,7 +10,9 @@ Rows (each method; tiny configs, as the engine contract tests):
   pmap==shard_map 2 steps under each parallel mode: bitwise equal params and optimiser state
   resume          4 steps straight vs 2 steps + a resumed run to 4: bitwise equal state
 Then the BatchTopK SAE step at (sae_dim, sae_dim * sae_expansion, k, batch) on one device:
-  sae step        steps/s and TFLOP/s (XLA's cost analysis of the compiled step / time)
+  sae step        steps/s and TFLOP/s (XLA's cost analysis of the compiled step / time; it counts
+                  both branches of every cond, the never-taken dense fallback included, so it
+                  over-counts the sparse step: read the encoder row for the hardware's use)
   sae encoder     relu((x - b_dec) W_enc + b_enc) alone: 2 B d M / time, against the device's peak
                   (TF32 tensor-core peak for float32 matmuls on NVIDIA, whose default precision
                   uses TF32; give --peak_tflops for other devices; none on CPU unless given)
@@ -284,7 +286,7 @@ def main(argv) -> int:
                  f"{enc_tf:.2f} TFLOP/s{of_peak} ({1e3 * enc_s:.2f} ms)", 0.0))
     print(f"[gpu_check] {'sae encoder':<16} {'':<14} info {rows[-1][3]}", flush=True)
     return True, (f"{1 / step_s:.2f} steps/s, {step_flops / step_s / 1e12:.2f} TFLOP/s "
-                  f"(cost analysis {step_flops / 1e9:.1f} GFLOP/step), k {k}")
+                  f"(cost analysis, both cond branches: {step_flops / 1e9:.1f} GFLOP/step), k {k}")
 
   run("sae step", f"d{d} x{e} B{b}", sae_rows)
 
