@@ -44,6 +44,21 @@ from test_engine_contract import Float64, _tolerance, assert_bitwise, leaves
 NO_END = {"train.eval_at_end": False, "train.plots_at_end": False}
 
 
+@pytest.fixture(autouse=True)
+def _no_persistent_compilation_cache():
+  """These programs skip JAX's persistent compilation cache.
+
+  In three full-suite runs an xdist worker died with a segfault inside JAX's cache
+  (serialising / deserialising an executable, jax/_src/compilation_cache.py) during the float64
+  group-vs-alone test, which then hung the xdist controller; the test passes alone. Until that is
+  understood, this module compiles without the cache (a few seconds more).
+  """
+  previous = jax.config.jax_enable_compilation_cache
+  jax.config.update("jax_enable_compilation_cache", False)
+  yield
+  jax.config.update("jax_enable_compilation_cache", previous)
+
+
 def _losses(workdir):
   return [m["loss"] for m in read_metrics(os.path.join(workdir, "metrics.jsonl")) if "loss" in m]
 
