@@ -159,6 +159,11 @@ def _describe(error: BaseException) -> str:
   text = text.strip() or type(error).__name__
   if isinstance(error, OSError) and error.filename and str(error.filename) not in text:
     text = f"{error.filename}: {text}"
+  import re  # pylint: disable=g-import-not-at-top
+  text = re.sub(r"(Error dispatching computation: )+", "Error dispatching computation: ", text)
+  if "Out of memory" in text or "RESOURCE_EXHAUSTED" in text and "alloc" in text:
+    text += (" (the step needs more memory than this machine has: lower train.batch_size or the "
+             "model's size)")
   if isinstance(error, OSError) and error.errno == 28:  # ENOSPC
     text += " (the disk is full: free space, or lower train.keep_checkpoints)"
   return text
