@@ -53,10 +53,13 @@ def _no_persistent_compilation_cache():
   group-vs-alone test, which then hung the xdist controller; the test passes alone. Until that is
   understood, this module compiles without the cache (a few seconds more).
   """
+  from jax._src import compilation_cache  # pylint: disable=g-import-not-at-top
   previous = jax.config.jax_enable_compilation_cache
   jax.config.update("jax_enable_compilation_cache", False)
+  compilation_cache.reset_cache()  # the flag is read when the cache initialises
   yield
   jax.config.update("jax_enable_compilation_cache", previous)
+  compilation_cache.reset_cache()
 
 
 def _losses(workdir):

@@ -184,7 +184,7 @@ DOMAINS = {
         "beta", "c_max", "noise", "noise_std", "ridge", "var_floor", "learning_rate",
         "grad_clip_norm", "eps", "gain", "modality_gap", "auxk_alpha", "sparse_capacity",
         "jumprelu_init_threshold", "retry_after_cap_s", "dropout_rate", "weight_decay",
-        "graph_learning_rate", "max_wait_s", "max_backoff_s")},
+        "graph_learning_rate")},
     **{name: _POSITIVE for name in (
         "temperature", "ot_epsilon", "timeout_s", "jumprelu_bandwidth", "active_per_pair",
         "mmd_bandwidths")},
