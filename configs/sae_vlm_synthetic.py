@@ -1,6 +1,7 @@
 """BatchTopK SAE on built-in synthetic paired image/caption embeddings with planted concepts.
 
-Runs on a fresh machine (no data). Switch the SAE with --config.model.kind=topk|relu|jumprelu.
+Runs on a fresh machine (no data). Switch the SAE with
+--config.model.kind=matryoshka_batchtopk|topk|relu|jumprelu.
 """
 
 import ml_collections
@@ -31,12 +32,15 @@ def get_config():
   config.data.synthetic.seed = 0
 
   config.model = ml_collections.ConfigDict()
-  config.model.kind = "batchtopk"       # batchtopk | topk | relu | jumprelu
+  config.model.kind = "batchtopk"       # batchtopk | matryoshka_batchtopk | topk | relu | jumprelu
   config.model.dict_size = 256
   config.model.k = 4                    # mean L0 for batchtopk, per-sample L0 for topk
   config.model.b_dec_init = "geometric_median"  # or mean / zeros
   config.model.init_batch = 2048
   config.model.jumprelu_init_threshold = 0.05  # inputs have unit mean squared norm
+  # matryoshka_batchtopk: nested groups as fractions of dict_size (floor each, the last takes the
+  # rest, as dictionary_learning); the default nests prefixes of 1/16, 1/8, 1/4, 1/2 and all
+  config.model.group_fractions = (0.0625, 0.0625, 0.125, 0.25, 0.5)
   # auto: decode and backward on the kept entries for batchtopk/topk (dense for relu/jumprelu);
   # dense: codes as a B x M matrix everywhere (the reference formulation, same numbers)
   config.model.formulation = "auto"
@@ -54,6 +58,7 @@ def get_config():
   config.loss.threshold_start_step = 200
   config.loss.l1_coeff = 0.003          # relu
   config.loss.jumprelu_l0_coeff = 0.003
+  config.loss.group_weights = ()         # matryoshka: one weight per prefix; () -> 1/G each
   config.loss.jumprelu_bandwidth = 0.05  # must cover the activation scale, or theta never moves
 
   # learning_rate 0 -> 2e-4 / sqrt(dict_size / 2^14)

@@ -46,7 +46,7 @@ def export_workdir(workdir, fmt, out, step=None, log=print, overwrite=False):
   with lock:
     sae_formats.export(sae, out, fmt, overwrite=overwrite)
   note = " (as TopK: sparsify has no threshold activation)" if (
-      fmt == "sparsify" and sae.kind == "batchtopk") else ""
+      fmt == "sparsify" and sae.kind in sae_formats.BATCHTOPK_KINDS) else ""
   log(f"[jaxdisent] {sae.kind} SAE, {sae.d_in} -> {sae.d_sae}, step {step} -> {fmt} {out}{note}")
   return out
 

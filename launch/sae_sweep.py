@@ -1,12 +1,13 @@
-"""SAE sweeps: the R^2-vs-L0 frontier of BatchTopK / TopK / ReLU / JumpReLU and stability vs energy.
+"""SAE sweeps: the R^2-vs-L0 frontier of BatchTopK / Matryoshka BatchTopK / TopK / ReLU / JumpReLU
+and stability vs energy.
 
   python -m launch.sae_sweep --config=configs/sae_vlm_synthetic.py --workdir=runs/sae_sweep \
-      [--kinds=batchtopk,topk,relu,jumprelu] [--ks=2,4,8] [--l1=0.1,0.03,0.01] \
+      [--kinds=batchtopk,matryoshka_batchtopk,topk,relu,jumprelu] [--ks=2,4,8] [--l1=0.1,0.03,0.01] \
       [--l0=0.03,0.01,0.003] [--seeds=0,1] [--grid='data.image_fraction=0.25,0.5,0.75']
       [--vmap_cells=true] [--config.train.num_steps=...]
 
 Each point trains through the shared engine in WORKDIR/<kind>_<knob>_seed<s> (re-running resumes or
-skips finished runs). The sparsity knob is k for BatchTopK/TopK, the L1 coefficient for ReLU and
+skips finished runs). The sparsity knob is k for (Matryoshka) BatchTopK/TopK, the L1 coefficient for ReLU and
 the L0 coefficient for JumpReLU. Writes WORKDIR/frontier.json, WORKDIR/frontier.png and, from the
 BatchTopK runs of the first two seeds at the middle k, WORKDIR/stability_vs_energy.png.
 
@@ -38,7 +39,8 @@ def _floats(text):
 def main(argv) -> int:
   try:
     overrides, flags = parse_args(argv, {"config": None, "workdir": None, "root": None,
-                                         "kinds": "batchtopk,topk,relu,jumprelu", "ks": "2,4,8",
+                                         "kinds": "batchtopk,matryoshka_batchtopk,topk,relu,jumprelu",
+                                         "ks": "2,4,8",
                                          "l1": "0.1,0.03,0.01", "l0": "0.03,0.01,0.003",
                                          "seeds": "0,1", "grid": None, "vmap_cells": "false"})
     if flags["root"] and not flags["workdir"]:
@@ -53,6 +55,7 @@ def main(argv) -> int:
     seeds = parse_seeds(flags["seeds"])
     try:
       knobs = {"batchtopk": ("model.k", [int(k) for k in flags["ks"].split(",")]),
+               "matryoshka_batchtopk": ("model.k", [int(k) for k in flags["ks"].split(",")]),
                "topk": ("model.k", [int(k) for k in flags["ks"].split(",")]),
                "relu": ("loss.l1_coeff", _floats(flags["l1"])),
                "jumprelu": ("loss.jumprelu_l0_coeff", _floats(flags["l0"]))}
@@ -93,6 +96,8 @@ def main(argv) -> int:
   for point, row in zip(points, rows):
     point.update({k: row.get(prefix + k) for k in ("l0", "r2", "fvu", "dead_fraction",
                                                    "concept_recovery")})
+    if row.get(prefix + "smallest_prefix_r2") is not None:   # Matryoshka: the 1/16 prefix alone
+      point["smallest_prefix_r2"] = row[prefix + "smallest_prefix_r2"]
   stability = seed_stability(root, points)
   with open(os.path.join(root, "stability.json"), "w") as f:
     json.dump(stability, f, indent=2)

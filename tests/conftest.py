@@ -94,3 +94,18 @@ TINY_CONFIGS = {
     "decalign": lambda **o: tiny_decalign_config(**o),
     "gem": lambda **o: tiny_gem_config(**o),
 }
+
+
+# tests/test_model_axis.py runs in a fresh interpreter (tests/test_model_axis_fresh_process.py):
+# in five full-suite runs (CI's among them) the xdist worker that reached it after ~400 other tests
+# died with a segfault inside XLA:CPU (compiling, or reading / writing the compilation cache), at a
+# different test of that module each time; the module alone passes every time. The collection of
+# the main run skips it; the fresh process sets JAXDISENT_MODEL_AXIS_INNER=1 and runs it all.
+MODEL_AXIS_INNER = "JAXDISENT_MODEL_AXIS_INNER"
+
+
+def pytest_ignore_collect(collection_path, config):
+  del config
+  if collection_path.name == "test_model_axis.py" and os.environ.get(MODEL_AXIS_INNER) != "1":
+    return True
+  return None

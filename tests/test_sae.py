@@ -124,7 +124,7 @@ def test_init_decoder_norm_and_threshold(tmp_path):
   assert 0.3 * 3 < l0 < 3 * 3                             # the learned threshold keeps L0 near k
 
 
-@pytest.mark.parametrize("kind", ["batchtopk", "topk", "relu", "jumprelu"])
+@pytest.mark.parametrize("kind", ["batchtopk", "matryoshka_batchtopk", "topk", "relu", "jumprelu"])
 def test_every_kind_trains(tmp_path, kind):
   config = sae_config(**{"model.kind": kind, "train.num_steps": 150, "train.log_every": 50,
                          "optimizer.learning_rate": 3e-3})

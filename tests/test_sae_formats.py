@@ -22,8 +22,8 @@ EPS = float(np.finfo(np.float32).eps)
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-  """A tiny BatchTopK and a tiny TopK run on embedding files of norm 3 (so the input scale is not
-  1); BatchTopK's threshold is learned from step 2 on."""
+  """A tiny BatchTopK, TopK and Matryoshka BatchTopK run on embedding files of norm 3 (so the
+  input scale is not 1); the BatchTopK kinds' threshold is learned from step 2 on."""
   from jaxdisent.data.synthetic_vlm import SyntheticVLM
   data_dir = tmp_path_factory.mktemp("embeddings")
   image, text, _, _ = SyntheticVLM(dim=16, num_shared=6, num_image_only=5,
@@ -31,7 +31,7 @@ def trained(tmp_path_factory):
   np.save(data_dir / "image.npy", 3.0 * np.asarray(image))
   np.save(data_dir / "text.npy", 3.0 * np.asarray(text))
   runs = {}
-  for kind in ("batchtopk", "topk"):
+  for kind in ("batchtopk", "topk", "matryoshka_batchtopk"):
     workdir = str(tmp_path_factory.mktemp(kind))
     config = sae_config(**{"model.kind": kind, "train.num_steps": 20,
                            "train.checkpoint_every": 20, "data.source": "file",
@@ -55,7 +55,7 @@ def _codes_close(ours, theirs, magnitude, d_in):
 
 
 @pytest.mark.parametrize("kind,fmt", [("batchtopk", "saelens"), ("topk", "saelens"),
-                                      ("topk", "sparsify")])
+                                      ("topk", "sparsify"), ("matryoshka_batchtopk", "saelens")])
 def test_exported_files_encode_raw_embeddings_like_us(tmp_path, trained, kind, fmt):
   workdir, result = trained[kind]
   out = str(tmp_path / fmt)
@@ -77,22 +77,25 @@ def test_exported_files_encode_raw_embeddings_like_us(tmp_path, trained, kind, f
   declared = cfg["metadata"]["jaxdisent"] if fmt == "saelens" else cfg["jaxdisent"]
   assert declared["input_scale"] == pytest.approx(scale) and scale != 1.0
   if fmt == "saelens":
-    assert cfg["architecture"] == {"batchtopk": "jumprelu", "topk": "topk"}[kind]
+    assert cfg["architecture"] == {"batchtopk": "jumprelu", "topk": "topk",
+                                   "matryoshka_batchtopk": "jumprelu"}[kind]
 
 
-@pytest.mark.parametrize("fmt", ["saelens", "sparsify"])
-def test_round_trip_to_one_ulp_and_training_starts_from_it(tmp_path, trained, fmt):
-  workdir, result = trained["batchtopk" if fmt == "saelens" else "topk"]
+@pytest.mark.parametrize("kind,fmt", [("batchtopk", "saelens"), ("topk", "sparsify"),
+                                      ("matryoshka_batchtopk", "saelens")])
+def test_round_trip_to_one_ulp_and_training_starts_from_it(tmp_path, trained, kind, fmt):
+  workdir, result = trained[kind]
   method, state = result.method, result.state
   out = str(tmp_path / fmt)
   F.export(method.portable(state.params, state.model_state), out, fmt)
   back = F.load(out)
   assert back.kind == method.kind and back.k == method.k
+  assert tuple(back.group_sizes) == ((4, 4, 8, 16, 32) if kind.startswith("matryoshka") else ())
   assert back.input_scale == pytest.approx(float(state.model_state["input_scale"]), rel=EPS)
   for name, value in state.params.items():   # fold (x s) then unfold (/ s): <= 1 ulp each way
     np.testing.assert_allclose(back.params[name], np.asarray(value), rtol=2 * EPS, atol=0,
                                err_msg=name)
-  if method.kind == "batchtopk":
+  if method.kind in F.BATCHTOPK_KINDS:
     assert back.threshold == float(state.model_state["threshold"])
   # a new run starts from the imported SAE
   config = sae_config(**{"model.kind": method.kind, "model.init_from": out,

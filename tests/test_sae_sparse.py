@@ -64,7 +64,9 @@ def _selection_uses_dense(method, params, state, x, devices):
 
 
 @pytest.mark.parametrize("kind,case", [("batchtopk", "plain"), ("batchtopk", "dominant_row"),
-                                       ("batchtopk", "overflow"), ("topk", "plain")])
+                                       ("batchtopk", "overflow"), ("topk", "plain"),
+                                       ("matryoshka_batchtopk", "plain"),
+                                       ("matryoshka_batchtopk", "overflow")])
 def test_sparse_step_equals_dense(kind, case):
   # dominant_row: one row holds far more of the batch's top entries than the dense path's row
   # candidates (row_cap 6), so the dense path takes its flat fallback; the sparse list is exact
@@ -95,7 +97,7 @@ def test_sparse_step_equals_dense(kind, case):
     assert float(jnp.max(jnp.abs(grads_s["W_enc"]))) > 0
 
 
-@pytest.mark.parametrize("kind", ["batchtopk", "topk"])
+@pytest.mark.parametrize("kind", ["batchtopk", "topk", "matryoshka_batchtopk"])
 def test_sparse_and_dense_training_agree(tmp_path, kind):
   """Same parameters after a few steps, 1 and 4 devices, with AuxK switching on mid-run."""
   results = {}

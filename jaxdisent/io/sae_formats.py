@@ -4,8 +4,9 @@
   with W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in] and, for
   ``architecture: "jumprelu"``, threshold [d_sae]. Encoding: h = (x - b_dec) W_enc + b_enc;
   standard: relu(h); topk: the k largest of relu(h); jumprelu: relu(h) * (h > threshold).
-  BatchTopK exports as JumpReLU with its learned inference threshold on every latent, as SAELens
-  does for BatchTopK SAEs.
+  BatchTopK (and Matryoshka BatchTopK, whose inference is BatchTopK's) exports as JumpReLU with
+  its learned inference threshold on every latent, as SAELens does for both; the nesting (group
+  sizes) is recorded in ``metadata.jaxdisent`` and restored on import.
 * sparsify (``SparseCoder.save_to_disk``): ``cfg.json`` (activation, k, num_latents, d_in, ...) +
   ``sae.safetensors`` with encoder.weight [num_latents, d_in], encoder.bias, W_dec
   [num_latents, d_in], b_dec. Encoding: the k largest of relu((x - b_dec) encoder.weight^T +
@@ -38,11 +39,12 @@ FORMATS = ("saelens", "sparsify")
 @dataclasses.dataclass
 class PortableSAE:
   """An SAE in jaxdisent's parametrisation (inputs divided by input_scale)."""
-  kind: str                  # batchtopk | topk | relu | jumprelu
-  k: int                     # topk / batchtopk; 0 otherwise
+  kind: str                  # batchtopk | matryoshka_batchtopk | topk | relu | jumprelu
+  k: int                     # topk / (matryoshka_)batchtopk; 0 otherwise
   params: dict               # W_enc [d, M], b_enc [M], W_dec [M, d], b_dec [d], log_threshold [M]
   input_scale: float = 1.0
   threshold: float = -1.0    # BatchTopK's global inference threshold (< 0: none learned)
+  group_sizes: tuple = ()    # matryoshka_batchtopk: the nested groups' sizes (sum = d_sae)
 
   @property
   def d_in(self) -> int:
@@ -73,8 +75,25 @@ def _unfold(tensors, scale: float):
 
 
 def _meta(sae: PortableSAE) -> dict:
-  return {"kind": sae.kind, "k": sae.k, "input_scale": float(sae.input_scale),
+  meta = {"kind": sae.kind, "k": sae.k, "input_scale": float(sae.input_scale),
           "input_scale_folded_into_weights": True, "threshold": float(sae.threshold)}
+  if sae.group_sizes:
+    meta["group_sizes"] = [int(g) for g in sae.group_sizes]
+  return meta
+
+
+BATCHTOPK_KINDS = ("batchtopk", "matryoshka_batchtopk")   # encode with one global threshold
+
+
+def _group_sizes(meta: dict, d_sae: int, where: str) -> tuple:
+  """A Matryoshka SAE's group sizes from its jaxdisent metadata, checked against d_sae."""
+  sizes = meta.get("group_sizes")
+  if (not isinstance(sizes, list) or not sizes or
+      any(isinstance(g, bool) or not isinstance(g, int) or g < 1 for g in sizes) or
+      sum(sizes) != d_sae):
+    raise ValueError(f"{where}: a matryoshka_batchtopk SAE needs metadata group_sizes, positive "
+                     f"integers summing to d_sae={d_sae}; got {sizes!r}")
+  return tuple(sizes)
 
 
 def _check_dir(path, weights):
@@ -236,8 +255,10 @@ def _check_portable(sae: PortableSAE):
     raise ValueError(f"{where} lacks parameter(s) {sorted(missing)}")
   _check_tensors(dict(sae.params), where)
   _check_scale(sae.input_scale, where)
-  if sae.kind in ("topk", "batchtopk"):
+  if sae.kind in ("topk", *BATCHTOPK_KINDS):
     _check_k(sae.k, sae.d_sae, where, needed=True)
+  if sae.kind == "matryoshka_batchtopk":
+    _group_sizes({"group_sizes": list(sae.group_sizes)}, sae.d_sae, where)
 
 
 def export_saelens(sae: PortableSAE, out_dir: str, overwrite: bool = False) -> str:
@@ -246,9 +267,9 @@ def export_saelens(sae: PortableSAE, out_dir: str, overwrite: bool = False) -> s
   cfg = {"d_in": sae.d_in, "d_sae": sae.d_sae, "dtype": "float32", "device": "cpu",
          "apply_b_dec_to_input": True, "normalize_activations": "none",
          "reshape_activations": "none", "metadata": {"jaxdisent": _meta(sae)}}
-  if sae.kind == "batchtopk":
+  if sae.kind in BATCHTOPK_KINDS:
     if not sae.threshold > 0:
-      raise ValueError("this BatchTopK SAE has no inference threshold yet (it is learned after "
+      raise ValueError(f"this {sae.kind} SAE has no inference threshold yet (it is learned after "
                        "loss.threshold_start_step); train longer, or export format sparsify (TopK)")
     cfg["architecture"] = "jumprelu"
     tensors["threshold"] = np.full((sae.d_sae,), sae.threshold, np.float32)
@@ -287,13 +308,16 @@ def import_saelens(path: str) -> PortableSAE:
   params = _unfold(tensors, scale)
   architecture = cfg.get("architecture", "standard")
   threshold, k = -1.0, _cfg_number(cfg, "k", where, integer=True, default=0) or 0
+  group_sizes = ()
   if architecture == "jumprelu":
     if "threshold" not in tensors:
       raise ValueError(f"{path}: a jumprelu SAE needs a 'threshold' tensor")
     t = _f32(tensors["threshold"])
-    if meta.get("kind") == "batchtopk" and np.all(t == t[0]):
-      kind, threshold = "batchtopk", float(t[0])
+    if meta.get("kind") in BATCHTOPK_KINDS and np.all(t == t[0]):
+      kind, threshold = meta["kind"], float(t[0])
       k = _check_k(_cfg_number(meta, "k", where, integer=True, default=0), d_sae, where, True)
+      if kind == "matryoshka_batchtopk":
+        group_sizes = _group_sizes(meta, d_sae, where)
     else:
       if np.any(t <= 0):
         raise ValueError(f"{path}: jumprelu thresholds must be > 0 (jaxdisent learns "
@@ -308,13 +332,13 @@ def import_saelens(path: str) -> PortableSAE:
   else:
     raise ValueError(f"{path}: SAELens architecture {architecture!r} is not supported "
                      "(standard, topk, jumprelu)")
-  return PortableSAE(kind, k, params, scale, threshold)
+  return PortableSAE(kind, k, params, scale, threshold, group_sizes)
 
 
 # ---- sparsify ----------------------------------------------------------------------------------
 
 def export_sparsify(sae: PortableSAE, out_dir: str, overwrite: bool = False) -> str:
-  if sae.kind not in ("topk", "batchtopk"):
+  if sae.kind not in ("topk", *BATCHTOPK_KINDS):
     raise ValueError(f"sparsify has no {sae.kind!r} activation (it encodes TopK); export "
                      "format saelens instead")
   _check_portable(sae)
@@ -350,9 +374,10 @@ def import_sparsify(path: str) -> PortableSAE:
   k = _check_k(_cfg_number(cfg, "k", where, integer=True), d_sae, where, needed=True)
   params = _unfold({"W_enc": _f32(raw["W_enc"]), "b_enc": raw["b_enc"], "W_dec": raw["W_dec"],
                     "b_dec": raw["b_dec"]}, scale)
-  kind = "batchtopk" if meta.get("kind") == "batchtopk" else "topk"
+  kind = meta.get("kind") if meta.get("kind") in BATCHTOPK_KINDS else "topk"
+  group_sizes = _group_sizes(meta, d_sae, where) if kind == "matryoshka_batchtopk" else ()
   threshold = _cfg_number(meta, "threshold", where, default=-1.0)
-  return PortableSAE(kind, k, params, scale, float(threshold))
+  return PortableSAE(kind, k, params, scale, float(threshold), group_sizes)
 
 
 def _jaxdisent_meta(holder: dict, where: str) -> dict:

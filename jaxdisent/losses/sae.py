@@ -254,6 +254,47 @@ def squared_error(x_BxD, x_hat_BxD):
   return jnp.sum(jnp.square(x_BxD - x_hat_BxD), axis=-1)
 
 
+def matryoshka_group_sizes(dict_size: int, fractions) -> tuple:
+  """Nested group sizes from fractions of the dictionary, as dictionary_learning's
+  MatryoshkaBatchTopKTrainer: floor(f * dict_size) for every group but the last, which takes the
+  remainder. Raises if the fractions do not sum to 1 or a group would be empty."""
+  fractions = [float(f) for f in fractions]
+  if not fractions or any(not np.isfinite(f) or f <= 0 for f in fractions):
+    raise ValueError(f"model.group_fractions={tuple(fractions)} must be positive numbers summing "
+                     "to 1 (e.g. 0.0625,0.0625,0.125,0.25,0.5)")
+  if abs(sum(fractions) - 1.0) > 1e-6:
+    raise ValueError(f"model.group_fractions={tuple(fractions)} sum to {sum(fractions):.6g}; they "
+                     "must sum to 1 (the last group is the rest of the dictionary)")
+  sizes = [int(f * dict_size) for f in fractions[:-1]]
+  sizes.append(int(dict_size) - sum(sizes))
+  if min(sizes) < 1:
+    raise ValueError(f"model.group_fractions={tuple(fractions)} give group sizes {sizes} for "
+                     f"dict_size={dict_size}: every group needs >= 1 latent (fewer groups or "
+                     "larger fractions)")
+  return tuple(sizes)
+
+
+def nested_reconstruction_loss(x_BxD, partials, b_dec_D, weights):
+  """Matryoshka reconstruction loss (Bussmann et al. 2025; dictionary_learning's definition).
+
+  `partials` are the groups' decodes without bias, in nesting order (group g's codes times its
+  decoder rows); prefix i reconstructs ``b_dec + sum_{g <= i} partials[g]``. The loss is
+  ``mean_i(weights[i] * mean_b ||x - prefix_i||^2)`` -- dictionary_learning averages the weighted
+  per-prefix losses (with its default weights 1/G each). Returns (loss, full reconstruction,
+  per-prefix mean squared errors (G,), unweighted).
+  """
+  if len(partials) != len(weights) or not partials:
+    raise ValueError(f"{len(partials)} group decodes but {len(weights)} group weights")
+  recon = jnp.broadcast_to(b_dec_D, x_BxD.shape).astype(x_BxD.dtype)
+  errors = []
+  for partial in partials:
+    recon = recon + partial
+    errors.append(jnp.mean(squared_error(x_BxD, recon)))
+  errors = jnp.stack(errors)
+  loss = jnp.mean(jnp.asarray(weights, errors.dtype) * errors)
+  return loss, recon, errors
+
+
 def _auxk_normalised(residual_BxD, recon_BxD, axis_name=None):
   """mean ||residual - recon||^2 / mean ||residual - mean(residual)||^2 over the global batch
   (OpenAI's normalisation, as dictionary_learning)."""

@@ -44,6 +44,37 @@ def make_embedding_data(data_config):
 
 
 FORMULATIONS = ("auto", "sparse", "dense")
+# Our default nesting for Matryoshka kinds: prefixes of 1/16, 1/8, 1/4, 1/2 and all of the
+# dictionary (dictionary_learning's trainer has no default: its group_fractions is required).
+DEFAULT_GROUP_FRACTIONS = (0.0625, 0.0625, 0.125, 0.25, 0.5)
+
+
+def _numbers(value, key):
+  """A tuple of floats from a config value: a tuple / list, or a 'a,b,c' string from the CLI."""
+  if isinstance(value, str):
+    value = [v for v in value.replace("(", "").replace(")", "").split(",") if v.strip()]
+  try:
+    return tuple(float(v) for v in value)
+  except (TypeError, ValueError):
+    raise ValueError(f"{key}={value!r} must be a list of numbers, e.g. 0.25,0.75") from None
+
+
+def matryoshka_groups(config):
+  """(group sizes, group weights) of a Matryoshka SAE config: ``model.group_fractions`` (default
+  :data:`DEFAULT_GROUP_FRACTIONS`) and ``loss.group_weights`` (empty: 1/G each, as
+  dictionary_learning). Raises naming the key on a bad value."""
+  m, loss = config.model, config.get("loss", {})
+  fractions = _numbers(m.get("group_fractions", DEFAULT_GROUP_FRACTIONS), "model.group_fractions")
+  sizes = sae_losses.matryoshka_group_sizes(int(m.dict_size), fractions)
+  weights = _numbers(loss.get("group_weights", ()) or (), "loss.group_weights")
+  if not weights:
+    weights = (1.0 / len(sizes),) * len(sizes)
+  if len(weights) != len(sizes):
+    raise ValueError(f"loss.group_weights has {len(weights)} entries but model.group_fractions "
+                     f"gives {len(sizes)} groups: one weight per group (or empty for 1/G each)")
+  if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+    raise ValueError(f"loss.group_weights={weights} must be finite numbers >= 0, not all 0")
+  return sizes, weights
 B_DEC_INITS = ("geometric_median", "mean", "zeros")
 
 
@@ -80,8 +111,10 @@ def validate_sae_config(config) -> None:
 
   spec = sae_kinds.get(m.kind)
   dict_size = integer(m, "dict_size", 1, note="the number of latents")
-  if spec.sparse_codes is not None or m.kind in ("topk", "batchtopk"):
+  if spec.uses_k:
     integer(m, "k", 1, dict_size, note=f"latents kept per sample; at most dict_size={dict_size}")
+  if spec.nested:
+    matryoshka_groups(config)
   integer(m, "init_batch", 1)
   integer(m, "row_cap", 0, note="0 -> 4k")
   integer(m, "sparse_chunk", 1)
@@ -142,6 +175,8 @@ class SAEMethod(Method):
     self.sparse = formulation != "dense" and self.spec.sparse_codes is not None
     self.model = SparseAutoencoder(self.dim, int(m.dict_size), self.spec.jumprelu_params,
                                    jumprelu_init_threshold=m.jumprelu_init_threshold)
+    self.group_sizes, self.group_weights = (matryoshka_groups(config) if self.spec.nested
+                                            else ((int(m.dict_size),), (1.0,)))
 
   # ---- engine hooks ------------------------------------------------------------------------------
 
@@ -184,8 +219,11 @@ class SAEMethod(Method):
       wrong.append(f"d_in {sae.d_in} but the embeddings have {self.dim} dimensions")
     if sae.d_sae != int(m.dict_size):
       wrong.append(f"{sae.d_sae} latents (set --config.model.dict_size={sae.d_sae})")
-    if sae.kind in ("topk", "batchtopk") and sae.k and sae.k != self.k:
+    if self.spec.uses_k and sae.k and sae.k != self.k:
       wrong.append(f"k={sae.k} (set --config.model.k={sae.k})")
+    if self.spec.nested and sae.group_sizes and tuple(sae.group_sizes) != self.group_sizes:
+      wrong.append(f"group sizes {tuple(sae.group_sizes)}, this config gives {self.group_sizes} "
+                   "(set --config.model.group_fractions)")
     if wrong:
       raise ValueError(f"the SAE in {path} does not fit this config: " + "; ".join(wrong))
     params = {name: jnp.asarray(value) for name, value in sae.params.items()}
@@ -198,9 +236,10 @@ class SAEMethod(Method):
     """This SAE as a :class:`jaxdisent.io.sae_formats.PortableSAE` (for export)."""
     from jaxdisent.io import sae_formats  # pylint: disable=g-import-not-at-top
     return sae_formats.PortableSAE(
-        self.kind, self.k if self.kind in ("topk", "batchtopk") else 0,
+        self.kind, self.k if self.spec.uses_k else 0,
         {name: np.asarray(value) for name, value in params.items()},
-        float(model_state["input_scale"]), float(model_state["threshold"]))
+        float(model_state["input_scale"]), float(model_state["threshold"]),
+        group_sizes=self.group_sizes if self.spec.nested else ())
 
   def _context(self, axis_name):
     m = self.config.model
@@ -214,9 +253,14 @@ class SAEMethod(Method):
     """Loss terms with codes as a dense B x M matrix (autodiff throughout)."""
     pre = self.model.apply({"params": params}, x, method=SparseAutoencoder.pre_acts)
     codes, stats = self.spec.dense_codes(pre, params, ctx)
-    x_hat = self.model.apply({"params": params}, codes, method=SparseAutoencoder.decode)
-    loss = jnp.mean(sae_losses.squared_error(x, x_hat))
-    metrics = {}
+    if self.spec.nested:
+      w_dec = params["W_dec"]
+      partials = [codes[:, s:e] @ w_dec[s:e] for s, e in self._group_bounds()]
+      loss, x_hat, metrics = self._nested_loss(x, partials, params["b_dec"])
+    else:
+      x_hat = self.model.apply({"params": params}, codes, method=SparseAutoencoder.decode)
+      loss = jnp.mean(sae_losses.squared_error(x, x_hat))
+      metrics = {}
     if self.spec.penalty is not None:
       term, penalty_metrics = self.spec.penalty(pre, codes, params, ctx)
       loss, metrics = loss + term, dict(penalty_metrics)
@@ -233,9 +277,16 @@ class SAEMethod(Method):
     """The same terms from the kept entries only (`pre` is the detached dense forward)."""
     values = sparse_codes.encoder_values(codes, x, params["b_dec"], params["W_enc"],
                                          params["b_enc"], ctx.chunk)
-    x_hat = sparse_codes.decode(codes._replace(values=values), params["W_dec"], x.shape[0],
-                                ctx.chunk) + params["b_dec"]
-    loss = jnp.mean(sae_losses.squared_error(x, x_hat))
+    metrics = {}
+    if self.spec.nested:
+      partials = [sparse_codes.decode(
+          codes._replace(values=jnp.where((codes.cols >= s) & (codes.cols < e), values, 0.0)),
+          params["W_dec"], x.shape[0], ctx.chunk) for s, e in self._group_bounds()]
+      loss, x_hat, metrics = self._nested_loss(x, partials, params["b_dec"])
+    else:
+      x_hat = sparse_codes.decode(codes._replace(values=values), params["W_dec"], x.shape[0],
+                                  ctx.chunk) + params["b_dec"]
+      loss = jnp.mean(sae_losses.squared_error(x, x_hat))
     fired = sparse_codes.fired(codes, pre.shape[1])
     l0 = jnp.sum(codes.values > 0) / x.shape[0]
     dead = dead_from(fired)
@@ -244,7 +295,18 @@ class SAEMethod(Method):
       aux = sae_losses.auxk_loss_sparse(pre, x, params["b_dec"], params["W_enc"], params["b_enc"],
                                         x - x_hat, dead, params["W_dec"], self._k_aux(),
                                         ctx.axis_name, ctx.chunk)
-    return loss, x_hat, fired, l0, aux, {}
+    return loss, x_hat, fired, l0, aux, metrics
+
+  def _group_bounds(self):
+    """[(start, end)] of the nested groups' latents."""
+    ends = np.cumsum(self.group_sizes)
+    return [(int(e - s), int(e)) for s, e in zip(self.group_sizes, ends)]
+
+  def _nested_loss(self, x, partials, b_dec):
+    loss, x_hat, errors = sae_losses.nested_reconstruction_loss(x, partials, b_dec,
+                                                                self.group_weights)
+    # as dictionary_learning logs them: the smallest and largest per-prefix squared error
+    return loss, x_hat, {"prefix_mse_min": jnp.min(errors), "prefix_mse_max": jnp.max(errors)}
 
   def _uses_auxk(self):
     return self.spec.auxk and self.config.loss.auxk_alpha > 0
@@ -363,6 +425,25 @@ class SAEMethod(Method):
       codes, x_hat = run(x)
     out.update({"fvu": D.fvu(x, x_hat), "r2": D.r2(x, x_hat), "l0": D.l0(codes),
                 "dead_fraction": D.dead_fraction(codes), "dense_fraction": D.dense_fraction(codes)})
+    if self.spec.nested:
+      out.update(self.prefix_r2(params, model_state, x, codes))
     return out
+
+  def prefix_r2(self, params, model_state, x_NxD, codes_NxM) -> dict:
+    """R^2 of each nested prefix's reconstruction from the inference codes (the Matryoshka
+    property: every prefix is a usable dictionary on its own): ``prefix_r2`` (a list, one per
+    prefix, in nesting order; the last is the whole dictionary), ``prefix_sizes`` and
+    ``smallest_prefix_r2``."""
+    from jaxdisent.metrics import dictionary as D  # pylint: disable=g-import-not-at-top
+    codes = np.asarray(codes_NxM)
+    w_dec = np.asarray(params["W_dec"], np.float64)
+    scale = float(model_state["input_scale"])
+    recon = np.broadcast_to(np.asarray(params["b_dec"], np.float64), (codes.shape[0], w_dec.shape[1]))
+    r2s = []
+    for s, e in self._group_bounds():
+      recon = recon + codes[:, s:e].astype(np.float64) @ w_dec[s:e]
+      r2s.append(float(D.r2(np.asarray(x_NxD, np.float64), recon * scale)))
+    return {"prefix_r2": r2s, "prefix_sizes": [e for _, e in self._group_bounds()],
+            "smallest_prefix_r2": r2s[0]}
 
 METHOD = SAEMethod

@@ -10,6 +10,12 @@ The method looks its kind up once (:func:`get`); nothing else switches on ``mode
   reaches the (k B)-th largest block maximum (:func:`jaxdisent.losses.sae.batchtopk_list`: no
   per-row top-k); ties or an uneven split that overflow the list switch that step to the dense
   formulation (same branch on every device), so the numbers stay those of the dense one.
+* ``matryoshka_batchtopk`` (Bussmann et al. 2025, "Learning Multi-Level Features with Matryoshka
+  SAEs"; dictionary_learning's MatryoshkaBatchTopKTrainer): BatchTopK's selection over the whole
+  dictionary, the latents split into nested groups (``model.group_fractions``), and the loss
+  averaged over the reconstructions of every prefix of groups (``nested``: the method decodes
+  group by group, :func:`jaxdisent.losses.sae.nested_reconstruction_loss`). Inference, AuxK and
+  the threshold EMA are BatchTopK's.
 * ``topk`` (Gao et al. 2024): each row's k largest; carrier B x k. (Exact ties at the k-th value
   are all kept by the dense formulation and cut at k by the sparse one.)
 * ``relu`` (L1 on activations times decoder-row norms) and ``jumprelu`` (Rajamanoharan et al.
@@ -55,6 +61,8 @@ class SAEKind:
   auxk: bool = False                 # AuxK on dead latents
   learns_threshold: bool = False     # stats['kth'] feeds the inference-threshold EMA
   jumprelu_params: bool = False      # the model carries log_threshold
+  nested: bool = False               # Matryoshka: loss over nested prefixes of latent groups
+  uses_k: bool = False               # model.k sets the sparsity (exported / checked on import)
 
 
 KINDS: dict = {}
@@ -105,7 +113,10 @@ def _batchtopk_inference(pre, params, model_state, k):
 
 
 register(SAEKind("batchtopk", _batchtopk_dense, _batchtopk_sparse, None, _batchtopk_inference,
-                 auxk=True, learns_threshold=True))
+                 auxk=True, learns_threshold=True, uses_k=True))
+
+register(SAEKind("matryoshka_batchtopk", _batchtopk_dense, _batchtopk_sparse, None,
+                 _batchtopk_inference, auxk=True, learns_threshold=True, nested=True, uses_k=True))
 
 
 # ---- topk --------------------------------------------------------------------------------------
@@ -117,7 +128,7 @@ def _topk_sparse(pre, ctx):
 
 register(SAEKind("topk", lambda pre, params, ctx: (sae_losses.topk(pre, ctx.k), {}),
                  _topk_sparse, None, lambda pre, params, model_state, k: sae_losses.topk(pre, k),
-                 auxk=True))
+                 auxk=True, uses_k=True))
 
 
 # ---- relu + L1 ---------------------------------------------------------------------------------

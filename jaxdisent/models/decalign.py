@@ -41,10 +41,14 @@ class MLP(nn.Module):
 
   @nn.compact
   def __call__(self, x, deterministic: bool = True):
+    # The output layer is constructed first so that it stays "Dense_0" and the hidden layer
+    # "Dense_1", the automatic names of the original one-line MLP: checkpoints written before
+    # dropout existed restore, and a seed gives the same initial parameters as it did.
+    output = nn.Dense(self.out)
     hidden = nn.gelu(nn.Dense(self.width)(x))
     if self.dropout:
       hidden = nn.Dropout(self.dropout)(hidden, deterministic=deterministic)
-    return nn.Dense(self.out)(hidden)
+    return output(hidden)
 
 
 class CrossAttention(nn.Module):
