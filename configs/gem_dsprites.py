@@ -38,10 +38,16 @@ def get_config():
   config.model.prior_corruption = "none"   # none | reversed | uniform | random | drop_k | spurious_k
   config.model.prior_corruption_k = 1      # edges removed (drop_k) / added (spurious_k)
   config.model.prior_corruption_seed = 0   # draws of random / spurious_k
+  # gnn_decoder: the GNN makes z relation-aware before the decoder (GEM's form); scm: no GNN, a
+  # structured prior z = (I - A^T)^-1 eps whose KL moves A (nodes pinned to the attributes)
+  config.model.prior = "gnn_decoder"
+  config.model.scm_prior_scale = 0.5       # scm: P = scale x oracle relations (spectral radius < 1)
 
   config.loss = ml_collections.ConfigDict()
   config.loss.kl_weight = 4.0            # beta; 1.0 = plain VAE
   config.loss.graph_prior_weight = 1.0   # pull of the DisGraph toward the oracle relations
+  config.loss.supervision_weight = 0.0   # scm: node a's mean tracks attribute a's oracle score
+  config.loss.acyclicity_weight = 0.0    # NOTEARS h(A) penalty (GEM's graph may be cyclic)
   config.loss.sparsity_weight = 0.01     # L1 on the adjacency
   config.loss.structure_weight = 0.0     # NOTEARS least squares of the codes on the graph
   config.loss.adversarial_weight = 1.0   # image GAN term (0 switches it off)

@@ -13,7 +13,9 @@ on the same data); ``untrained`` (the control: the full model at initialisation,
 its DisGraph is exactly the prior); ``prior_reversed`` / ``prior_uniform`` / ``prior_random`` /
 ``prior_drop_k`` / ``prior_spurious_k`` (the full model from a deliberately wrong prior,
 ``model.prior_corruption``, k = ``model.prior_corruption_k``; see jaxdisent/graphs/corrupt.py),
-each to the same schedule. Each run is scored by the ``graph_recovery`` and
+each to the same schedule; ``scm`` / ``scm_prior_reversed`` (the structured latent prior,
+``model.prior='scm'`` with the oracle-score supervision of the pinned nodes, from the oracle's or
+the reversed prior: can the data move A toward the truth?). Each run is scored by the ``graph_recovery`` and
 ``gem_disentanglement`` evaluators; the table shows ``learned_*``, ``prior_*`` (the prior that
 run started from) and ``learned_minus_prior_*`` (what training added).
 
@@ -47,6 +49,9 @@ VARIANTS = {
     "prior_random": {"model.prior_corruption": "random"},
     "prior_drop_k": {"model.prior_corruption": "drop_k"},
     "prior_spurious_k": {"model.prior_corruption": "spurious_k"},
+    "scm": {"model.prior": "scm", "loss.supervision_weight": 1.0},
+    "scm_prior_reversed": {"model.prior": "scm", "loss.supervision_weight": 1.0,
+                           "model.prior_corruption": "reversed"},
 }
 KEYS = ("learned_auroc", "prior_auroc", "learned_minus_prior_auroc", "learned_auprc",
         "learned_minus_prior_auprc", "learned_shd", "learned_direction_accuracy", "recon",

@@ -106,7 +106,15 @@ def _zero_shot_file(path, dim):
   import numpy as np  # pylint: disable=g-import-not-at-top
   if not os.path.exists(path):
     raise FileNotFoundError(f"--zero_shot file {path!r} not found")
-  with np.load(path) as archive:
+  try:
+    archive = np.load(path, allow_pickle=False)
+  except (OSError, ValueError, EOFError) as error:    # not a NumPy file, truncated, a pickle
+    raise ValueError(f"--zero_shot file {path!r} cannot be read as .npz ({error}); save it with "
+                     "numpy.savez(path, images=..., labels=..., prompts=...)") from None
+  if not hasattr(archive, "files"):
+    raise ValueError(f"--zero_shot file {path!r} holds one array, not an .npz archive; save it "
+                     "with numpy.savez(path, images=..., labels=..., prompts=...)")
+  with archive:
     missing = [k for k in ("images", "labels", "prompts") if k not in archive]
     if missing:
       raise KeyError(f"{path} lacks array(s) {missing}; it needs images (N, D), labels (N,) and "

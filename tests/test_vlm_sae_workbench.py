@@ -431,3 +431,37 @@ def test_sae_sweep_mixture_grid_and_seed_stability(tmp_path):
   assert same[0]["mean_matched_cosine"] == pytest.approx(1.0, abs=1e-9)
   assert same[0]["energy_weighted_matched_cosine"] == pytest.approx(1.0, abs=1e-9)
   assert sweep_main([f"--config={config}", f"--workdir={tmp_path}", "--grid=seed=0,1"]) == 2
+
+
+def test_zero_shot_file_errors_name_the_problem(tmp_path):
+  from launch.intervene import _zero_shot_file
+  rng = np.random.default_rng(0)
+  good = {"images": rng.normal(size=(6, 4)), "labels": np.array([0, 1, 0, 1, 1, 0]),
+          "prompts": rng.normal(size=(2, 4))}
+
+  def npz(name, **over):
+    path = str(tmp_path / name)
+    np.savez(path, **{**good, **over})
+    return path
+
+  images, labels, prompts = _zero_shot_file(npz("ok.npz"), 4)
+  assert images.shape == (6, 4) and labels.dtype == np.int32 and prompts.shape == (2, 4)
+  cases = [
+      (str(tmp_path / "absent.npz"), FileNotFoundError, "not found"),
+      (npz("wide.npz", prompts=rng.normal(size=(2, 5))), ValueError, "the run's width 4"),
+      (npz("labels.npz", labels=np.array([0.0, 1, 0, 1, 1, 0])), ValueError, "6 integers"),
+      (npz("range.npz", labels=np.array([0, 1, 2, 1, 1, 0])), ValueError, r"in \[0, 2\)"),
+      (npz("nan.npz", images=np.full((6, 4), np.nan)), ValueError, "NaN or inf"),
+  ]
+  missing = str(tmp_path / "missing.npz")
+  np.savez(missing, images=good["images"], labels=good["labels"])
+  cases.append((missing, KeyError, r"lacks array\(s\) \['prompts'\]"))
+  single = str(tmp_path / "single.npy")
+  np.save(single, good["images"])
+  cases.append((single, ValueError, "holds one array, not an .npz"))
+  garbage = tmp_path / "garbage.npz"
+  garbage.write_bytes(b"not numpy at all")
+  cases.append((str(garbage), ValueError, "cannot be read as .npz"))
+  for path, error, message in cases:
+    with pytest.raises(error, match=message):
+      _zero_shot_file(path, 4)

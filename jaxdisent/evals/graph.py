@@ -83,6 +83,12 @@ def graph_recovery(ctx, settings):
   results["recon"] = float(np.mean(np.asarray(recon_fn(state.params, state.model_state,
                                                        jnp.asarray(images[:len(zeros)])))))
   results["threshold"] = threshold
+  if getattr(method, "scm", False):   # the structured prior exists only while rho(A) < 1
+    check = method.scm_check(state.params, state.model_state)
+    results["scm_spectral_radius"] = check["scm_spectral_radius"]
+    if not check["scm_stable"]:
+      ctx.log(f"[jaxdisent] warning: the learned DisGraph's spectral radius is "
+              f"{check['scm_spectral_radius']:.3f} >= 1: not a stable SCM (model.prior='scm')")
 
   out = ctx.out_dir
   np.save(os.path.join(out, "learned_adjacency.npy"), adjacency)

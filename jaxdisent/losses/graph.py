@@ -12,6 +12,10 @@ nodes and M the mask of entries the prior covers (pairs of named nodes):
   ``discriminator_loss = softplus(-D(x)) + softplus(D(x_hat))`` trains only D (x_hat held fixed),
   ``generator_loss = softplus(-D(x_hat))`` trains only the VAE and graph (D held fixed); both are
   batch means and are summed into one scalar so the engine's single optimiser trains both sides.
+
+``model.prior='scm'`` (issue 22) replaces the GNN before the decoder by a structured latent prior:
+z = (I - A^T)^-1 eps, eps ~ N(0, I), whose KL in closed form is :func:`scm_kl`; ``acyclicity``
+is NOTEARS' h(A) (an optional penalty: GEM's graph may be cyclic).
 """
 
 from __future__ import annotations
@@ -51,3 +55,40 @@ def prior_on_nodes(relations_AxA, node_of_attribute_A, num_nodes: int):
   mask = named[:, None] * named[None, :] * (1.0 - jnp.eye(num_nodes))
   del a
   return prior * mask, mask
+
+
+# ---- the structured latent prior (model.prior='scm') -------------------------------------------
+
+def scm_kl(mean_BxD, logvar_BxD, adjacency_DxD):
+  """KL( N(mean, diag(exp(logvar))) || N(0, Sigma_A) ) per example, Sigma_A the covariance of the
+  linear SCM z = A^T z + eps, eps ~ N(0, I), i.e. z = (I - A^T)^-1 eps (A[i, j]: weight of i -> j).
+
+  Sigma_A = (I - A^T)^-1 (I - A)^-1, so Sigma_A^-1 = (I - A)(I - A^T) and
+  log det Sigma_A = -2 log |det(I - A)|; with s^2 = exp(logvar):
+
+    KL = 1/2 [ sum_j ||row j of (I - A)||^2 s_j^2 + ||mean - mean A||^2 - D
+               - 2 log |det(I - A)| - sum_j log s_j^2 ]
+
+  At A = 0 this is the standard VAE KL. Needs I - A invertible (spectral radius of A < 1 for the
+  SCM to be stable; see :func:`scm_spectral_radius`). -> (B,)
+  """
+  d = adjacency_DxD.shape[0]
+  i_minus_a = jnp.eye(d, dtype=adjacency_DxD.dtype) - adjacency_DxD
+  row_norms = jnp.sum(jnp.square(i_minus_a), axis=1)                     # diag of Sigma^-1
+  trace = jnp.sum(row_norms * jnp.exp(logvar_BxD), axis=1)
+  residual = mean_BxD - mean_BxD @ adjacency_DxD                          # (I - A^T) mean
+  mahalanobis = jnp.sum(jnp.square(residual), axis=1)
+  _, logabsdet = jnp.linalg.slogdet(i_minus_a)
+  return 0.5 * (trace + mahalanobis - d - 2.0 * logabsdet - jnp.sum(logvar_BxD, axis=1))
+
+
+def scm_spectral_radius(adjacency_DxD) -> float:
+  """max |eigenvalue| of A (host, NumPy): < 1 means z = (I - A^T)^-1 eps is a stable SCM."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  return float(np.max(np.abs(np.linalg.eigvals(np.asarray(adjacency_DxD, np.float64)))))
+
+
+def acyclicity(adjacency_DxD):
+  """NOTEARS' h(A) = tr(exp(A o A)) - D: 0 exactly when the weighted graph has no cycle."""
+  d = adjacency_DxD.shape[0]
+  return jnp.trace(jax.scipy.linalg.expm(adjacency_DxD * adjacency_DxD)) - d

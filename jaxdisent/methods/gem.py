@@ -24,6 +24,16 @@ relation-aware before the decoder. GEM publishes no loss, GNN, prompt or adversa
 * controls (issue 22): ``model.prior_corruption`` replaces the oracle's relations by a deliberately
   wrong prior (``jaxdisent.graphs.corrupt``) before training, and ``optimizer.graph_learning_rate``
   > 0 gives ``adjacency_delta`` its own Adam (see :meth:`GEMMethod.optimizer`);
+* ``model.prior='scm'`` (issue 22; ``'gnn_decoder'``, the default, is everything above): a
+  structured latent prior instead of the GNN. z = (I - A^T)^-1 eps, eps ~ N(0, I), so the KL term
+  is KL(q(z|x) || N(0, Sigma_A)) in closed form (``jaxdisent.losses.graph.scm_kl``) and the data
+  move A through it; the decoder reads z. Node a is pinned to attribute a (no re-matching), and
+  ``loss.supervision_weight`` ties node a's encoder mean to the oracle's standardised per-image
+  score of attribute a (DEAR's supervised term, with the oracle's noisy scores in place of labels).
+  The prior P is the oracle's relations times ``model.scm_prior_scale``; its spectral radius must be
+  < 1 (checked when the method is built; an error names the fix), and the learned A's is reported at
+  evaluation (``scm_spectral_radius``) with a warning at >= 1. ``loss.acyclicity_weight`` adds
+  NOTEARS' h(A) (off by default: GEM's graph may be cyclic);
 * ``oracle.kind='statistical'``: no external knowledge; the prior is the same estimator applied to
   the moving-average correlation of the model's own codes (all D nodes).
 
@@ -56,6 +66,7 @@ from jaxdisent.models.vae import VAE
 from jaxdisent.oracles import make_oracle_view
 
 MODEL_KINDS = ("gnn", "none")
+PRIOR_FORMS = ("gnn_decoder", "scm")
 
 
 class GEMMethod(Method):
@@ -69,7 +80,11 @@ class GEMMethod(Method):
     kind = model.get("kind", "gnn")
     if kind not in MODEL_KINDS:
       raise ValueError(f"unknown model.kind {kind!r} for gem; use one of {MODEL_KINDS}")
-    self.use_gnn = kind == "gnn"
+    self.prior_form = model.get("prior", "gnn_decoder")
+    if self.prior_form not in PRIOR_FORMS:
+      raise ValueError(f"unknown model.prior {self.prior_form!r} for gem; use one of {PRIOR_FORMS}")
+    self.scm = self.prior_form == "scm"
+    self.use_gnn = kind == "gnn" and not self.scm   # the scm prior decodes z directly
     self.latent_dim = int(model.latent_dim)
     self.oracle = make_oracle_view(self.data, config.oracle)
     corruption = model.get("prior_corruption", "none")
@@ -82,6 +97,8 @@ class GEMMethod(Method):
       self.oracle = dataclasses.replace(self.oracle, relations=corrupt_prior(
           self.oracle.relations, None if truth is None else truth[np.ix_(cols, cols)], corruption,
           model.get("prior_corruption_k", 1), model.get("prior_corruption_seed", 0)))
+    if self.scm:
+      self._scale_scm_prior(float(model.get("scm_prior_scale", 1.0)))
     self.num_attributes = len(self.oracle.attributes)
     if self.num_attributes > self.latent_dim:
       raise ValueError(f"the oracle scores {self.num_attributes} attributes but the model has "
@@ -94,9 +111,31 @@ class GEMMethod(Method):
     self.discriminator = ImageDiscriminator(hidden=model.get("discriminator_hidden", 128))
     self.weights = {k: float(config.loss.get(k, 0.0)) for k in (
         "kl_weight", "graph_prior_weight", "sparsity_weight", "structure_weight",
-        "adversarial_weight")}
+        "adversarial_weight", "supervision_weight", "acyclicity_weight")}
+    for key in ("supervision_weight", "acyclicity_weight"):
+      if not (np.isfinite(self.weights[key]) and self.weights[key] >= 0):
+        raise ValueError(f"loss.{key}={self.weights[key]} must be a finite number >= 0")
+    if self.weights["supervision_weight"] and not (self.scm and self.oracle.relations is not None):
+      raise ValueError("loss.supervision_weight pins latent nodes to the oracle's attributes: it "
+                       "needs model.prior='scm' and an oracle with scores (not 'statistical'); "
+                       "set it to 0 otherwise")
     self.match_decay = float(config.loss.get("match_decay", 0.99))
     self._batch = jax.jit(self._batch_impl, static_argnums=(0, 2, 3))
+
+  def _scale_scm_prior(self, scale):
+    if not (np.isfinite(scale) and scale >= 0):
+      raise ValueError(f"model.scm_prior_scale={scale} must be a finite number >= 0")
+    if self.oracle.relations is None:
+      return
+    relations = np.asarray(self.oracle.relations, np.float32) * np.float32(scale)
+    radius = graph_losses.scm_spectral_radius(relations)
+    if radius >= 1.0:
+      raise ValueError(
+          f"model.prior='scm': the oracle prior's spectral radius is {radius:.3f} (>= 1), so "
+          "z = (I - A^T)^-1 eps is not a stable SCM (its cycles amplify without bound); lower "
+          f"model.scm_prior_scale (now {scale:g}) below {scale / radius:.3g}, e.g. "
+          f"--config.model.scm_prior_scale={0.9 * scale / radius:.2g}")
+    self.oracle = dataclasses.replace(self.oracle, relations=relations)
 
   # ---- engine hooks ------------------------------------------------------------------------
 
@@ -184,12 +223,24 @@ class GEMMethod(Method):
     logits = self.vae.apply({"params": params["vae"]}, self.relation_aware(params, new_state, z),
                             method=VAE.decode)
     recon = vae_losses.bernoulli_reconstruction(logits, images)
-    kl = vae_losses.gaussian_kl(mean, logvar)
+    kl = vae_losses.gaussian_kl(mean, logvar)   # per latent, to N(0, I): the collapse monitor
     recon_mean, kl_mean = jnp.mean(recon), jnp.mean(jnp.sum(kl, axis=1))
+    if self.scm:   # the KL of the objective is to the SCM prior N(0, Sigma_A)
+      kl_mean = jnp.mean(graph_losses.scm_kl(mean, logvar, adjacency))
     w = self.weights
     loss = recon_mean + w["kl_weight"] * kl_mean
     metrics = {"recon": recon_mean, "kl": kl_mean, "elbo": -(recon_mean + kl_mean),
                "kl_per_latent": jnp.mean(kl, axis=0)}
+    if self.scm:
+      metrics["scm_logabsdet"] = jnp.linalg.slogdet(jnp.eye(self.latent_dim) - adjacency)[1]
+    if w["supervision_weight"]:
+      term = self._supervision(mean, batch, new_state, psum)
+      loss = loss + w["supervision_weight"] * term
+      metrics["supervision"] = term
+    if w["acyclicity_weight"]:
+      term = graph_losses.acyclicity(adjacency)
+      loss = loss + w["acyclicity_weight"] * term
+      metrics["acyclicity"] = term
     if w["graph_prior_weight"]:
       term = graph_losses.graph_prior(delta, 0.0, new_state["prior_mask"])
       loss = loss + w["graph_prior_weight"] * term
@@ -219,6 +270,23 @@ class GEMMethod(Method):
     new_state.pop("prior_mask")
     return loss, (metrics, new_state)
 
+  def _supervision(self, mean, batch, state, psum):
+    """Mean squared error between node a's encoder mean and attribute a's oracle score,
+    standardised by the moving-average score moments, over the valid (answered) entries of the
+    global batch: a local sum over the global count times the device count, so that the engine's
+    mean over devices gives the global mean."""
+    a = self.num_attributes
+    m = state["match"]
+    n = jnp.maximum(m["n"][0], 1e-6)
+    centre = m["ss"][0] / n
+    std = jnp.sqrt(jnp.maximum(m["sss"][0] / n - centre ** 2, 1e-6))
+    target = (batch["scores"] - centre) / std
+    valid = batch["valid"]
+    error = jnp.sum(valid * jnp.square(mean[:, :a] - target))
+    count = psum(jnp.sum(valid))
+    devices = psum(jnp.float32(1.0))
+    return error * devices / jnp.maximum(count, 1.0)
+
   def _update_state(self, model_state, codes, batch, psum):
     """Moving-average statistics, node matching and the prior P (all from stop-gradient codes)."""
     new_state = dict(model_state)
@@ -235,8 +303,9 @@ class GEMMethod(Method):
                     "sss": jnp.broadcast_to((s * s).sum(0), (self.latent_dim, s.shape[1])),
                     "szs": codes.T @ s})
       new_state["match"] = ema(model_state["match"], stats)
-      new_state["node_of_attribute"] = greedy_assignment(
-          jnp.abs(match_correlation(new_state["match"])))
+      if not self.scm:   # scm: node a stays pinned to attribute a
+        new_state["node_of_attribute"] = greedy_assignment(
+            jnp.abs(match_correlation(new_state["match"])))
     if self.oracle.relations is not None:
       prior, mask = graph_losses.prior_on_nodes(jnp.asarray(self.oracle.relations),
                                                 new_state["node_of_attribute"], self.latent_dim)
@@ -265,10 +334,22 @@ class GEMMethod(Method):
         names[int(node)] = self.oracle.attributes[a]
     return names
 
+  def scm_check(self, params, model_state) -> dict:
+    """The learned DisGraph's spectral radius (scm prior: must stay < 1 for the SCM to exist)."""
+    radius = graph_losses.scm_spectral_radius(self.adjacency(params, model_state))
+    return {"scm_spectral_radius": radius, "scm_stable": radius < 1.0}
+
   def finalize(self, state, workdir, log=print):
     # The engine runs the config's evaluators (graph_recovery: pictures + recovery figures) when
-    # training ends (train.eval_at_end) and at train.eval_every; nothing else to do here.
-    del state, workdir, log
+    # training ends (train.eval_at_end) and at train.eval_every; here only the SCM's stability.
+    del workdir
+    if self.scm:
+      check = self.scm_check(state.params, state.model_state)
+      if not check["scm_stable"]:
+        log(f"[jaxdisent] warning: the learned DisGraph's spectral radius is "
+            f"{check['scm_spectral_radius']:.3f} >= 1: z = (I - A^T)^-1 eps is not a stable SCM, "
+            "so the scm prior's KL is not meaningful; raise loss.graph_prior_weight or lower "
+            "model.scm_prior_scale / optimizer.graph_learning_rate")
 
 
 def match_correlation(m):
