@@ -13,7 +13,7 @@ BatchTopK runs of the first two seeds at the middle k, WORKDIR/stability_vs_ener
 
 --grid adds axes (launch.sweep's syntax, KEY=V1,V2 separated by ';') crossed with every kind's
 cells, e.g. the image:text mixture ``data.image_fraction``. Stability per cell: runs that differ
-only in seed (every BatchTopK cell with two or more --seeds) are paired, their decoders matched
+only in seed (every (Matryoshka) BatchTopK cell with two or more --seeds) are paired, their decoders matched
 by the Hungarian algorithm on |cosine| ([papadimitriou2025]'s stability), and WORKDIR/stability.json
 lists per cell the mean matched cosine over all atoms and weighted by run A's energy E[z_i] on
 held-out data, averaged over the seed pairs (also in frontier.json as ``stability`` /
@@ -30,6 +30,9 @@ import sys
 
 from launch.common import UsageError, fail, load_config_from_args, parse_args, run_main
 from launch.sweep import parse_grid, parse_seeds, run_cells
+
+
+SEEDED_KINDS = ("batchtopk", "matryoshka_batchtopk")   # every --seeds; other kinds the first only
 
 
 def _floats(text):
@@ -76,7 +79,7 @@ def main(argv) -> int:
       for value in values:
         for extra in grid:
           suffix = "".join(f"_{k.split('.')[-1]}={v}" for k, v in extra.items())
-          for seed in (seeds if kind == "batchtopk" else seeds[:1]):
+          for seed in (seeds if kind in SEEDED_KINDS else seeds[:1]):
             name = f"{kind}_{key.split('.')[-1]}={value}{suffix}_seed{seed}"
             cells.append((name, [*overrides, *extra.items(), ("model.kind", kind),
                                  (key, str(value)), ("seed", str(seed))]))
@@ -128,7 +131,7 @@ def main(argv) -> int:
 
 
 _NOT_CELL_KEYS = ("seed", "run", "l0", "r2", "fvu", "dead_fraction", "concept_recovery",
-                  "stability", "stability_energy_weighted")
+                  "stability", "stability_energy_weighted", "smallest_prefix_r2")
 
 
 def _heldout(method, count=4096):

@@ -14,6 +14,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ.get(
     "JAXDISENT_TEST_CACHE", os.path.join(tempfile.gettempdir(), "jaxdisent-test-jit-cache"))
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+# A size limit turns on the cache's file lock around every read and write (jax/_src/lru_cache.py;
+# filelock). Without it a cache entry is written in place, not atomically, and another process
+# (the other xdist worker, or a test's subprocess) that reads the same key meanwhile gets a
+# truncated executable: in five full runs a worker died with a segfault while deserialising,
+# compiling or running one (the crashes this comment replaces). 8 GiB never evicts in practice.
+os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(8 * 2 ** 30)
 # LLVM at -O0 (XLA's backend optimisation level 0): about a third less compile time for these tiny
 # programs, which compile for far longer than they run. Every equality the tests assert is
 # between runs compiled with the same flags (subprocesses inherit XLA_FLAGS), and
@@ -30,6 +36,7 @@ from absl import logging  # noqa: E402
 logging.set_verbosity(logging.WARNING)
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_compilation_cache_max_size", int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]))
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -95,17 +102,3 @@ TINY_CONFIGS = {
     "gem": lambda **o: tiny_gem_config(**o),
 }
 
-
-# tests/test_model_axis.py runs in a fresh interpreter (tests/test_model_axis_fresh_process.py):
-# in five full-suite runs (CI's among them) the xdist worker that reached it after ~400 other tests
-# died with a segfault inside XLA:CPU (compiling, or reading / writing the compilation cache), at a
-# different test of that module each time; the module alone passes every time. The collection of
-# the main run skips it; the fresh process sets JAXDISENT_MODEL_AXIS_INNER=1 and runs it all.
-MODEL_AXIS_INNER = "JAXDISENT_MODEL_AXIS_INNER"
-
-
-def pytest_ignore_collect(collection_path, config):
-  del config
-  if collection_path.name == "test_model_axis.py" and os.environ.get(MODEL_AXIS_INNER) != "1":
-    return True
-  return None

@@ -44,24 +44,6 @@ from test_engine_contract import Float64, _tolerance, assert_bitwise, leaves
 NO_END = {"train.eval_at_end": False, "train.plots_at_end": False}
 
 
-@pytest.fixture(autouse=True)
-def _no_persistent_compilation_cache():
-  """These programs skip JAX's persistent compilation cache.
-
-  In three full-suite runs an xdist worker died with a segfault inside JAX's cache
-  (serialising / deserialising an executable, jax/_src/compilation_cache.py) during the float64
-  group-vs-alone test, which then hung the xdist controller; the test passes alone. Until that is
-  understood, this module compiles without the cache (a few seconds more).
-  """
-  from jax._src import compilation_cache  # pylint: disable=g-import-not-at-top
-  previous = jax.config.jax_enable_compilation_cache
-  jax.config.update("jax_enable_compilation_cache", False)
-  compilation_cache.reset_cache()  # the flag is read when the cache initialises
-  yield
-  jax.config.update("jax_enable_compilation_cache", previous)
-  compilation_cache.reset_cache()
-
-
 def _losses(workdir):
   return [m["loss"] for m in read_metrics(os.path.join(workdir, "metrics.jsonl")) if "loss" in m]
 
@@ -107,23 +89,7 @@ def _group_equals_each_cell_alone_float64(root, name, how):
                                       pytest.param("beta_vae", "map", marks=pytest.mark.slow),
                                       pytest.param("beta_vae", "vmap", marks=pytest.mark.slow)])
 def test_group_equals_each_cell_alone_float64(tmp_path, name, how):
-  if name == "sae_batchtopk":
-    _group_equals_each_cell_alone_float64(str(tmp_path), name, how)
-    return
-  # The float64 beta-VAE group programs run in a fresh interpreter. In four full-suite runs (CI
-  # included) the xdist worker running this test died (segfault/abort, twice inside JAX's
-  # persistent cache, once with that cache off) after ~400 earlier tests in the same process;
-  # alone it passes every time (1.4 GB peak). A fresh process keeps the comparison and stops a
-  # crash from taking the worker's remaining tests with it: a crash here is this test's failure,
-  # with faulthandler's stack in the message.
-  here = os.path.dirname(os.path.abspath(__file__))
-  code = ("import sys; sys.path.insert(0, sys.argv[1]); import test_model_axis as t; "
-          "t._group_equals_each_cell_alone_float64(sys.argv[2], sys.argv[3], sys.argv[4])")
-  env = {**os.environ, "JAX_ENABLE_COMPILATION_CACHE": "false"}
-  done = subprocess.run([sys.executable, "-X", "faulthandler", "-c", code, here, str(tmp_path),
-                         name, how], capture_output=True, text=True, env=env, timeout=1200,
-                        cwd=os.path.dirname(here))
-  assert done.returncode == 0, done.stderr[-6000:]
+  _group_equals_each_cell_alone_float64(str(tmp_path), name, how)
 
 
 @pytest.mark.slow

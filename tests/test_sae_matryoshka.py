@@ -163,3 +163,32 @@ def test_cli_trains_a_matryoshka_sae_and_refuses_bad_groups(tmp_path):
   from jaxdisent.evals import read_record
   record = read_record(str(tmp_path / "good"), 3)["evals"]["dictionary"]
   assert 0 < record["smallest_prefix_r2"] <= record["r2"] + 1e-9
+
+
+def test_saelens_file_keeps_the_nesting_and_refuses_a_broken_one(tmp_path):
+  import json
+  from jaxdisent.io import sae_formats as F
+  rng = np.random.default_rng(0)
+  d, m = 6, 12
+  params = {"W_enc": rng.normal(size=(d, m)).astype(np.float32),
+            "b_enc": rng.normal(size=m).astype(np.float32),
+            "W_dec": rng.normal(size=(m, d)).astype(np.float32),
+            "b_dec": rng.normal(size=d).astype(np.float32)}
+  sae = F.PortableSAE("matryoshka_batchtopk", 3, params, 1.0, 0.25, group_sizes=(3, 3, 6))
+  out = str(tmp_path / "sae")
+  F.export(sae, out, "saelens")
+  back = F.load(out)
+  assert back.kind == "matryoshka_batchtopk" and back.group_sizes == (3, 3, 6)
+  assert back.threshold == 0.25 and back.k == 3
+  cfg_path = os.path.join(out, "cfg.json")
+  cfg = json.load(open(cfg_path))
+  assert cfg["architecture"] == "jumprelu"
+  for broken in (None, [3, 3], [3, 0, 9]):
+    cfg["metadata"]["jaxdisent"]["group_sizes"] = broken
+    json.dump(cfg, open(cfg_path, "w"))
+    with pytest.raises(ValueError, match="needs metadata group_sizes, positive integers summing "
+                                         "to d_sae=12"):
+      F.load(out)
+  with pytest.raises(ValueError, match="group_sizes"):
+    F.export(F.PortableSAE("matryoshka_batchtopk", 3, params, 1.0, 0.25, group_sizes=(5, 5)),
+             str(tmp_path / "bad"), "saelens")
