@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # tests build many small programs (init, evaluators, plots, data) that are the same from test to
 # test, and a fresh process pays ~8-10 s to recompile them; cached, ~1 s.
 os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ.get(
-    "JAXDISENT_TEST_CACHE", os.path.join(tempfile.gettempdir(), "jaxdisent-test-jit-cache"))
+    "JAXDISENT_TEST_CACHE", os.path.join(tempfile.gettempdir(), "jaxdisent-test-jit-cache-locked"))  # entries with access times (the size limit needs them)
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 # A size limit turns on the cache's file lock around every read and write (jax/_src/lru_cache.py;
 # filelock). Without it a cache entry is written in place, not atomically, and another process
