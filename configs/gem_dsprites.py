@@ -94,4 +94,11 @@ def get_config():
   config.evals.gem_disentanglement.num_train = 2000
   config.evals.gem_disentanglement.num_eval = 1000
   config.evals.gem_disentanglement.dci_importance = "random_forest"
+  # do(z_i = v) scored against the true ancestor relation (jaxdisent/evals/graph.py)
+  config.evals.graph_interventions = ml_collections.ConfigDict()
+  config.evals.graph_interventions.run_in_training = False  # launch.evaluate / the ablation
+  config.evals.graph_interventions.num_images = 256
+  config.evals.graph_interventions.num_reference = 4000   # rendered images the reader matches
+  config.evals.graph_interventions.num_values = 5
+  config.evals.graph_interventions.spread = 2.0           # values within +- spread sd of the codes
   return config

@@ -71,7 +71,7 @@ PRIOR_FORMS = ("gnn_decoder", "scm")
 
 class GEMMethod(Method):
   name = "gem"
-  evaluators = ("graph_recovery", "gem_disentanglement")
+  evaluators = ("graph_recovery", "gem_disentanglement", "graph_interventions")
 
   def __init__(self, config):
     super().__init__(config)

@@ -199,3 +199,75 @@ def count_accuracy(true_DxD, est_DxD) -> dict:
       "shd": extra + missing + reverse,
       "nnz": nnz,
   }
+
+
+# ---- interventions scored against the known graph (issue 22 part 6) ---------------------------
+
+def ancestor_matrix(true_DxD) -> np.ndarray:
+  """anc[i, j] = 1 when there is a directed path i -> ... -> j (i != j): the pairs an intervention
+  on i can move j along (the transitive closure of |W| > 0)."""
+  reach = (np.abs(np.asarray(true_DxD, np.float64)) > 0).astype(np.int64)
+  d = len(reach)
+  for _ in range(d):
+    reach = ((reach + reach @ reach) > 0).astype(np.int64)
+  np.fill_diagonal(reach, 0)
+  return reach.astype(np.float64)
+
+
+def scm_do(codes_BxD, adjacency_DxD, node: int, value, propagate: bool = True) -> np.ndarray:
+  """do(z_node = value) on the linear SCM z = A^T z + eps (A[i, j] = weight of i -> j).
+
+  Abduction: each example's exogenous noise is eps = (I - A^T) z from its codes; action: node's
+  parents are cut and its value set; prediction: z' = (I - A'^T)^-1 eps' with column ``node`` of
+  A zeroed and eps'_node = value, so descendants move through A and non-descendants keep their
+  values. ``propagate=False`` only sets the coordinate (for models whose graph acts elsewhere,
+  e.g. GEM's GNN before the decoder). -> (B, D)
+  """
+  z = np.asarray(codes_BxD, np.float64)
+  a = np.asarray(adjacency_DxD, np.float64)
+  out = z.copy()
+  if not propagate:
+    out[:, node] = value
+    return out
+  d = a.shape[0]
+  eps = z - z @ a                                   # rows: (I - A^T) z
+  cut = a.copy()
+  cut[:, node] = 0.0                                # node has no parents under do()
+  eps[:, node] = value
+  return np.linalg.solve((np.eye(d) - cut.T)[None], eps[..., None])[..., 0]
+
+
+def interventional_effects(read_factors, codes_BxD, adjacency_DxD, nodes, values_per_node,
+                           propagate: bool = True, scale=None) -> np.ndarray:
+  """E[i, j] = mean over examples and intervention values of |factor j read from the decoded
+  do(z_{nodes[i]} = v)  -  factor j read from the decoded codes themselves|, divided by
+  ``scale[j]`` (e.g. the factors' standard deviations).
+
+  ``read_factors(codes_BxD) -> (B, A)`` decodes codes and reads the A factors back from the images;
+  ``values_per_node[i]`` lists the values of node ``nodes[i]`` to set. -> (A, A) with A = len(nodes).
+  """
+  baseline = np.asarray(read_factors(np.asarray(codes_BxD)), np.float64)
+  effects = np.zeros((len(nodes), baseline.shape[1]))
+  for i, node in enumerate(nodes):
+    moved = [np.abs(np.asarray(read_factors(scm_do(codes_BxD, adjacency_DxD, int(node), v,
+                                                   propagate)), np.float64) - baseline).mean(0)
+             for v in values_per_node[i]]
+    effects[i] = np.mean(moved, axis=0)
+  if scale is not None:
+    effects = effects / np.maximum(np.asarray(scale, np.float64), 1e-12)
+  return effects
+
+
+def intervention_scores(effects_AxA, true_AxA) -> dict:
+  """How the off-diagonal interventional effects rank the true ancestor pairs: ``auroc`` and
+  ``auprc`` (the |effect| of intervening on i on factor j as the score of "i is an ancestor of j"),
+  the mean effect on descendants / on non-descendants, and ``self_effect`` (the diagonal: does
+  setting a node move its own factor at all)."""
+  effects = np.asarray(effects_AxA, np.float64)
+  anc = ancestor_matrix(true_AxA)
+  _check_truth_has_both_classes(anc)
+  scores, labels = _off_diagonal(effects), _off_diagonal(anc)
+  return {"auroc": auroc(scores, labels), "auprc": average_precision(scores, labels),
+          "effect_on_descendants": float(scores[labels > 0].mean()),
+          "effect_on_non_descendants": float(scores[labels == 0].mean()),
+          "self_effect": float(np.mean(np.diagonal(effects)))}

@@ -129,3 +129,51 @@ def save_oracle_accuracy_sweep(sweep: dict, path: str, *, title: str = "",
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return path
+
+
+def save_intervention_effects(effects_AxA, ancestors_AxA, names, path, *, title=""):
+  """Heatmap of E[i, j] (mean |change of factor j| in sds under do(node i)); true ancestor pairs
+  (i can move j along the true graph) are outlined in red."""
+  e = np.asarray(effects_AxA)
+  fig, ax = plt.subplots(figsize=(1.4 + 0.7 * len(names), 1.0 + 0.6 * len(names)))
+  im = ax.imshow(e, cmap="magma")
+  ax.set_xticks(range(len(names)))
+  ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
+  ax.set_yticks(range(len(names)))
+  ax.set_yticklabels(names, fontsize=8)
+  for i in range(len(names)):
+    for j in range(len(names)):
+      ax.text(j, i, f"{e[i, j]:.2f}", ha="center", va="center", fontsize=6,
+              color="white" if e[i, j] < 0.6 * max(e.max(), 1e-12) else "black")
+      if np.asarray(ancestors_AxA)[i, j] > 0:
+        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
+  ax.set_xlabel("factor read from the decoded image")
+  ax.set_ylabel("intervened node do(z_i = v)")
+  ax.set_title(title + "\n(red: true ancestor pairs)", fontsize=8)
+  fig.colorbar(im, ax=ax, fraction=0.046)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def save_intervention_grid(rows, names, grid, path):
+  """rows[i]: (V, H, W, C) decoded images of one example under do(node i = each value)."""
+  num_rows, num_cols = len(rows), len(rows[0])
+  fig, axes = plt.subplots(num_rows, num_cols, figsize=(1.1 * num_cols + 1.2, 1.1 * num_rows),
+                           squeeze=False)
+  for i, images in enumerate(rows):
+    for j, image in enumerate(images):
+      ax = axes[i, j]
+      image = np.asarray(image)
+      ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
+      ax.set_xticks([])
+      ax.set_yticks([])
+      if j == 0:
+        ax.set_ylabel(f"do({names[i]})", fontsize=7)
+      if i == 0:
+        ax.set_title(f"{grid[j]:+.1f} sd", fontsize=7)
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
