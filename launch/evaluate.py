@@ -39,6 +39,15 @@ def evaluate_workdir(workdir: str, *, step: int | None = None, only=None, overri
     with config.unlocked():
       config.evals = ml_collections.ConfigDict(
           {name: {} for name in make_method(config).evaluators})
+  missing = [name for name in (only or []) if name not in config.evals]
+  if missing and set(missing) <= set(make_method(config).evaluators):
+    # evaluators added to the method after this workdir was written: their documented defaults
+    # (which --config.evals.<name>.KEY=VALUE can then set)
+    from jaxdisent.evals.base import DEFAULT_SETTINGS  # pylint: disable=g-import-not-at-top
+    with config.unlocked():
+      for name in missing:
+        config.evals[name] = ml_collections.ConfigDict(
+            DEFAULT_SETTINGS.get(name, {"run_in_training": False}))
   bad = [key for key, _ in overrides if not (key.startswith("evals.") or key == "seed")]
   if bad:
     raise UsageError(f"--config.{bad[0]} cannot change at evaluation: the model and data are "

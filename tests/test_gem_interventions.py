@@ -76,3 +76,28 @@ def test_evaluator_on_a_tiny_scm_run(tmp_path):
   assert read_record(workdir, 2)["evals"]["graph_interventions"]["reader_error"] >= 0
   for name in ("intervention_effects.png", "intervention_grid.png"):
     assert os.path.getsize(os.path.join(workdir, "plots", name)) > 1000
+
+
+def test_an_older_workdir_gets_the_new_evaluator_with_its_defaults(tmp_path):
+  """A GEM run written before graph_interventions existed (no config.evals section) is evaluated
+  with the evaluator's defaults when --only names it, and its settings can be overridden."""
+  import json
+  from launch.evaluate import main
+  from conftest import ROOT
+  from jaxdisent.train import fit
+  from jaxdisent.train.config import load_config
+  config = load_config(os.path.join(ROOT, "configs", "gem_dsprites.py"), {
+      "train.batch_size": 8, "train.num_steps": 1, "train.checkpoint_every": 100,
+      "oracle.num_images": 500, "data.pool_size": 2000, "evals.graph_recovery.num_images": 32,
+      "train.eval_at_end": False, "train.plots_at_end": False})
+  with config.unlocked():
+    del config.evals["graph_interventions"]
+  workdir = str(tmp_path / "old")
+  fit(config, workdir, quiet=True)
+  assert "graph_interventions" not in json.load(open(os.path.join(workdir, "config.json")))["evals"]
+  assert main([f"--workdir={workdir}", "--only=graph_interventions",
+               "--config.evals.graph_interventions.num_images=8",
+               "--config.evals.graph_interventions.num_reference=100"]) == 0
+  from jaxdisent.evals import read_record
+  record = read_record(workdir, 1)["evals"]["graph_interventions"]
+  assert record["propagated"] == 0.0 and np.isfinite(record["reader_error"])   # gnn_decoder form

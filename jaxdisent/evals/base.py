@@ -33,12 +33,20 @@ EVALUATORS: dict[str, Callable] = {}
 RESERVED_SETTINGS = ("run_in_training",)
 
 
-def register(name: str):
+# Settings an evaluator documents as its defaults (register(..., defaults=)): a workdir written
+# before the evaluator existed is evaluated with them (launch.evaluate --only=NAME), and they are
+# the keys --config.evals.NAME.KEY=VALUE may set there.
+DEFAULT_SETTINGS: dict[str, dict] = {}
+
+
+def register(name: str, defaults: dict | None = None):
   """Decorator: make ``fn(ctx, settings) -> dict[str, float]`` available as ``evals.<name>``."""
   def wrap(fn):
     if name in EVALUATORS and EVALUATORS[name] is not fn:
       raise ValueError(f"evaluator {name!r} is registered twice")
     EVALUATORS[name] = fn
+    if defaults is not None:
+      DEFAULT_SETTINGS[name] = dict(defaults)
     return fn
   return wrap
 

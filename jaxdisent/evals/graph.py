@@ -177,7 +177,11 @@ def _pooled(images_NxHxWxC, size: int = 16) -> np.ndarray:
   return x.reshape(n, size, h // size, size, w // size, c).mean(axis=(2, 4)).reshape(n, -1)
 
 
-@register("graph_interventions")
+INTERVENTION_DEFAULTS = {"run_in_training": False, "num_images": 256, "num_reference": 4000,
+                         "num_values": 5, "spread": 2.0, "pool_size": 16}
+
+
+@register("graph_interventions", defaults=INTERVENTION_DEFAULTS)
 def graph_interventions(ctx, settings):
   """Interventions scored against the known graph (what DEAR / CausalVAE users look at).
 
@@ -204,11 +208,11 @@ def graph_interventions(ctx, settings):
   if truth is None:
     raise ValueError(f"{method.data.name} has no ground-truth graph: interventions cannot be "
                      "scored (drop graph_interventions from evals)")
-  count = min(int(settings.get("num_images", 256)), method.data.pool_size)
-  reference = min(int(settings.get("num_reference", 4000)), method.data.pool_size)
-  num_values = int(settings.get("num_values", 5))
-  spread = float(settings.get("spread", 2.0))
-  pool_size = int(settings.get("pool_size", 16))
+  count = min(int(settings.get("num_images", INTERVENTION_DEFAULTS["num_images"])), method.data.pool_size)
+  reference = min(int(settings.get("num_reference", INTERVENTION_DEFAULTS["num_reference"])), method.data.pool_size)
+  num_values = int(settings.get("num_values", INTERVENTION_DEFAULTS["num_values"]))
+  spread = float(settings.get("spread", INTERVENTION_DEFAULTS["spread"]))
+  pool_size = int(settings.get("pool_size", INTERVENTION_DEFAULTS["pool_size"]))
   if count < 2 or reference < 2 or num_values < 1 or not spread > 0:
     raise ValueError("evals.graph_interventions needs num_images >= 2, num_reference >= 2, "
                      "num_values >= 1 and spread > 0")
