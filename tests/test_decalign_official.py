@@ -124,6 +124,28 @@ def test_fusion_layers_and_dropout():
     make_method(tiny_config(**{"model.dropout": 1.0}))
 
 
+def test_dropout_masks_are_per_example_so_device_counts_agree(tmp_path):
+  """Training with dropout: masks come from each example's position in the global batch, so 1 and
+  4 devices train the same numbers (with one key per device, the 4 shards would each reuse one
+  mask pattern and differ from the 1-device run), and dropout does change the step."""
+  results = {}
+  for n in (1, 4):
+    config = tiny_config(**{"model.dropout": 0.3, "train.num_steps": 3, "train.checkpoint_every": 100,
+                            "train.eval_at_end": False, "train.plots_at_end": False})
+    results[n] = fit(config, str(tmp_path / f"d{n}"), devices=jax.devices()[:n], quiet=True).state
+  for a, b in zip(jax.tree.leaves(results[1].params), jax.tree.leaves(results[4].params)):
+    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+  method = make_method(tiny_config(**{"model.dropout": 0.3}))
+  params, _ = method.init(jax.random.key(0))
+  batch = jax.tree.map(jnp.asarray, method.local_batch(0, 0, 0, 8))
+  dropped = method.apply(params, batch, jax.random.key(1))["output"]
+  assert not np.allclose(dropped, method.apply(params, batch)["output"])
+  # the first 4 examples' masks do not depend on what else is in the batch
+  head = jax.tree.map(lambda x: x[:4], batch)
+  np.testing.assert_allclose(method.apply(params, head, jax.random.key(1))["output"], dropped[:4],
+                             rtol=1e-5, atol=1e-6)
+
+
 # ---- task loss, supervised contrastive, instance InfoNCE, weight decay ----------------------------
 
 def test_mse_task_loss():

@@ -148,18 +148,33 @@ class DecAlignMethod(Method):
   def local_batch(self, seed, step, start, size):
     return self.data.batch(seed, step, start, size)
 
-  def apply(self, params, batch, rng=None):
-    """Model outputs; with `rng` (training) dropout is active when model.dropout > 0."""
+  def apply(self, params, batch, rng=None, axis_name=None):
+    """Model outputs; with `rng` (training) dropout is active when model.dropout > 0.
+
+    Dropout masks are drawn per example from a key folded with the example's position in the
+    *global* batch (``axis_name``: the data axis, whose shards are contiguous), so 1 device and N
+    devices draw the same masks, and no two devices share one (the model runs per example under
+    vmap: nothing in it mixes examples)."""
     if rng is None or not self.dropout:
       return self.model.apply({"params": params}, *self._split_inputs(batch))
-    return self.model.apply({"params": params}, *self._split_inputs(batch), deterministic=False,
-                            rngs={"dropout": rng})
+    inputs, masks = self._split_inputs(batch)
+    size = inputs[0].shape[0]
+    offset = jax.lax.axis_index(axis_name) * size if axis_name is not None else 0
+    keys = jax.vmap(lambda i: jax.random.fold_in(rng, i))(offset + jnp.arange(size))
+
+    def one(example_inputs, example_masks, key):
+      out = self.model.apply({"params": params}, [x[None] for x in example_inputs],
+                             [m[None] for m in example_masks], deterministic=False,
+                             rngs={"dropout": key})
+      return jax.tree.map(lambda x: x[0], out)
+
+    return jax.vmap(one)(inputs, masks, keys)
 
   def loss(self, params, model_state, batch, rng, step, axis_name=None):
     del step
     cfg = self.config.loss
     opt = self._loss_option
-    out = self.apply(params, batch, rng)
+    out = self.apply(params, batch, rng, axis_name)
     task = D.task_loss(out["output"], batch["label"], cfg.task, opt("regression_loss"))
     total = task
     metrics = {"task": task}
