@@ -7,19 +7,20 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_force_host_platform_device_count=4")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# One persistent compilation cache for this process, the other xdist worker and every subprocess a
-# test launches (they inherit these variables). Every compilation is cached, however short: the
+# One persistent compilation cache for this process, the other xdist worker and (read-only) every
+# subprocess a test launches (they inherit these variables). Every compilation is cached: the
 # tests build many small programs (init, evaluators, plots, data) that are the same from test to
 # test, and a fresh process pays ~8-10 s to recompile them; cached, ~1 s.
 os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ.get(
-    "JAXDISENT_TEST_CACHE", os.path.join(tempfile.gettempdir(), "jaxdisent-test-jit-cache-locked"))  # entries with access times (the size limit needs them)
-os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-# A size limit turns on the cache's file lock around every read and write (jax/_src/lru_cache.py;
-# filelock). Without it a cache entry is written in place, not atomically, and another process
-# (the other xdist worker, or a test's subprocess) that reads the same key meanwhile gets a
-# truncated executable: in five full runs a worker died with a segfault while deserialising,
-# compiling or running one (the crashes this comment replaces). 8 GiB never evicts in practice.
-os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(8 * 2 ** 30)
+    "JAXDISENT_TEST_CACHE", os.path.join(tempfile.gettempdir(), "jaxdisent-test-jit-cache-atomic"))
+# JAX writes a cache entry in place (jax/_src/lru_cache.py, LRUCache.put: write_bytes on the final
+# name), so a process that reads the same key meanwhile gets a truncated executable: in five full
+# runs an xdist worker died with a segfault while deserialising, compiling or running one. So the
+# test processes write entries atomically (the patch below: a temporary name, then os.replace),
+# and the subprocesses tests launch, which do not load this file, only read: they inherit a minimum
+# compile time no program reaches. (JAX's own lock, on with a cache size limit, timed out under
+# load and turned into warnings on the subprocesses' stderr.)
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "1e9"
 # LLVM at -O0 (XLA's backend optimisation level 0): about a third less compile time for these tiny
 # programs, which compile for far longer than they run. Every equality the tests assert is
 # between runs compiled with the same flags (subprocesses inherit XLA_FLAGS), and
@@ -35,8 +36,28 @@ from absl import logging  # noqa: E402
 
 logging.set_verbosity(logging.WARNING)
 jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-jax.config.update("jax_compilation_cache_max_size", int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)   # this process writes
+
+
+def _atomic_put(self, key, value):
+  """LRUCache.put without eviction, written under a temporary name and renamed into place."""
+  from jax._src import lru_cache  # pylint: disable=g-import-not-at-top
+  if not key:
+    raise ValueError("key cannot be empty")
+  path = self.path / f"{key}{lru_cache._CACHE_SUFFIX}"  # pylint: disable=protected-access
+  if path.exists():
+    return
+  temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+  temporary.write_bytes(value)
+  os.replace(temporary, path)
+
+
+def _patch_cache_writes():
+  from jax._src import lru_cache  # pylint: disable=g-import-not-at-top
+  lru_cache.LRUCache.put = _atomic_put
+
+
+_patch_cache_writes()
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
