@@ -1,26 +1,19 @@
 """Tests run on CPU with 4 forced host devices so sharding paths are exercised."""
 
 import os
-import tempfile
 
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_force_host_platform_device_count=4")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# One persistent compilation cache for this process, the other xdist worker and (read-only) every
-# subprocess a test launches (they inherit these variables). Every compilation is cached: the
-# tests build many small programs (init, evaluators, plots, data) that are the same from test to
-# test, and a fresh process pays ~8-10 s to recompile them; cached, ~1 s.
-os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ.get(
-    "JAXDISENT_TEST_CACHE", os.path.join(tempfile.gettempdir(), "jaxdisent-test-jit-cache-atomic"))
-# JAX writes a cache entry in place (jax/_src/lru_cache.py, LRUCache.put: write_bytes on the final
-# name), so a process that reads the same key meanwhile gets a truncated executable: in five full
-# runs an xdist worker died with a segfault while deserialising, compiling or running one. So the
-# test processes write entries atomically (the patch below: a temporary name, then os.replace),
-# and the subprocesses tests launch, which do not load this file, only read: they inherit a minimum
-# compile time no program reaches. (JAX's own lock, on with a cache size limit, timed out under
-# load and turned into warnings on the subprocesses' stderr.)
-os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "1e9"
+# No persistent compilation cache in the tests (JAX_ENABLE_COMPILATION_CACHE=false, inherited by
+# the subprocesses tests start). With one shared cache, six full-suite runs each lost an xdist worker
+# to a segfault inside XLA:CPU's executable (de)serialisation or in running a deserialised program
+# (jax 0.10.2: compilation_cache.put_executable_and_time -> executable.serialize(), get_...,
+# at different tests each run); atomic writes (a temporary name + rename) did not stop it, since
+# the last crash was in serialize() itself. Every program now compiles in its process.
+os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
+os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
 # LLVM at -O0 (XLA's backend optimisation level 0): about a third less compile time for these tiny
 # programs, which compile for far longer than they run. Every equality the tests assert is
 # between runs compiled with the same flags (subprocesses inherit XLA_FLAGS), and
@@ -35,29 +28,7 @@ import jax  # noqa: E402
 from absl import logging  # noqa: E402
 
 logging.set_verbosity(logging.WARNING)
-jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)   # this process writes
-
-
-def _atomic_put(self, key, value):
-  """LRUCache.put without eviction, written under a temporary name and renamed into place."""
-  from jax._src import lru_cache  # pylint: disable=g-import-not-at-top
-  if not key:
-    raise ValueError("key cannot be empty")
-  path = self.path / f"{key}{lru_cache._CACHE_SUFFIX}"  # pylint: disable=protected-access
-  if path.exists():
-    return
-  temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-  temporary.write_bytes(value)
-  os.replace(temporary, path)
-
-
-def _patch_cache_writes():
-  from jax._src import lru_cache  # pylint: disable=g-import-not-at-top
-  lru_cache.LRUCache.put = _atomic_put
-
-
-_patch_cache_writes()
+jax.config.update("jax_enable_compilation_cache", False)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
