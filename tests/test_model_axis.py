@@ -89,7 +89,21 @@ def _group_equals_each_cell_alone_float64(root, name, how):
                                       pytest.param("beta_vae", "map", marks=pytest.mark.slow),
                                       pytest.param("beta_vae", "vmap", marks=pytest.mark.slow)])
 def test_group_equals_each_cell_alone_float64(tmp_path, name, how):
-  _group_equals_each_cell_alone_float64(str(tmp_path), name, how)
+  if name == "sae_batchtopk":
+    _group_equals_each_cell_alone_float64(str(tmp_path), name, how)
+    return
+  # The float64 beta-VAE group programs compile in a fresh interpreter: in the full suite, the
+  # xdist worker that reached them after ~400 tests died with a segfault inside XLA:CPU while
+  # compiling (or (de)serialising) them, with and without the persistent cache; alone they always
+  # pass. A fresh process keeps the comparison, and a crash is this test's failure (faulthandler's
+  # stack in the message), not the loss of the worker's remaining tests.
+  here = os.path.dirname(os.path.abspath(__file__))
+  code = ("import sys; sys.path.insert(0, sys.argv[1]); import test_model_axis as t; "
+          "t._group_equals_each_cell_alone_float64(sys.argv[2], sys.argv[3], sys.argv[4])")
+  done = subprocess.run([sys.executable, "-X", "faulthandler", "-c", code, here, str(tmp_path),
+                         name, how], capture_output=True, text=True, timeout=1800,
+                        cwd=os.path.dirname(here))
+  assert done.returncode == 0, done.stderr[-6000:]
 
 
 @pytest.mark.slow
