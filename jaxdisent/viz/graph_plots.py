@@ -57,10 +57,13 @@ def save_graph_comparison(learned_AxA, true_AxA, names, path, *, title="", prior
   return path
 
 
-def save_relation_heatmap(weights_AxA, names, path, *, title="attribute relations (row -> column)"):
-  w = np.asarray(weights_AxA)
-  fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(names), 0.8 + 0.55 * len(names)))
-  im = ax.imshow(w, cmap="viridis")
+def _annotated_heatmap(matrix_AxA, names, path, *, title, xlabel, ylabel, cmap, figsize,
+                       title_size=9, outlined_AxA=None):
+  """A named A x A heatmap with each value written in its cell; cells where ``outlined_AxA`` > 0
+  get a red frame."""
+  w = np.asarray(matrix_AxA)
+  fig, ax = plt.subplots(figsize=figsize)
+  im = ax.imshow(w, cmap=cmap)
   ax.set_xticks(range(len(names)))
   ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
   ax.set_yticks(range(len(names)))
@@ -69,14 +72,22 @@ def save_relation_heatmap(weights_AxA, names, path, *, title="attribute relation
     for j in range(len(names)):
       ax.text(j, i, f"{w[i, j]:.2f}", ha="center", va="center", fontsize=6,
               color="white" if w[i, j] < 0.6 * max(w.max(), 1e-12) else "black")
-  ax.set_xlabel("effect")
-  ax.set_ylabel("cause")
-  ax.set_title(title, fontsize=9)
+      if outlined_AxA is not None and np.asarray(outlined_AxA)[i, j] > 0:
+        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
+  ax.set_title(title, fontsize=title_size)
   fig.colorbar(im, ax=ax, fraction=0.046)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return path
+
+
+def save_relation_heatmap(weights_AxA, names, path, *, title="attribute relations (row -> column)"):
+  return _annotated_heatmap(weights_AxA, names, path, title=title, xlabel="effect", ylabel="cause",
+                            cmap="viridis",
+                            figsize=(1.0 + 0.6 * len(names), 0.8 + 0.55 * len(names)))
 
 
 def save_recovery_curves(learned_AxA, true_AxA, path, *, title=""):
@@ -134,27 +145,11 @@ def save_oracle_accuracy_sweep(sweep: dict, path: str, *, title: str = "",
 def save_intervention_effects(effects_AxA, ancestors_AxA, names, path, *, title=""):
   """Heatmap of E[i, j] (mean |change of factor j| in sds under do(node i)); true ancestor pairs
   (i can move j along the true graph) are outlined in red."""
-  e = np.asarray(effects_AxA)
-  fig, ax = plt.subplots(figsize=(1.4 + 0.7 * len(names), 1.0 + 0.6 * len(names)))
-  im = ax.imshow(e, cmap="magma")
-  ax.set_xticks(range(len(names)))
-  ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
-  ax.set_yticks(range(len(names)))
-  ax.set_yticklabels(names, fontsize=8)
-  for i in range(len(names)):
-    for j in range(len(names)):
-      ax.text(j, i, f"{e[i, j]:.2f}", ha="center", va="center", fontsize=6,
-              color="white" if e[i, j] < 0.6 * max(e.max(), 1e-12) else "black")
-      if np.asarray(ancestors_AxA)[i, j] > 0:
-        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
-  ax.set_xlabel("factor read from the decoded image")
-  ax.set_ylabel("intervened node do(z_i = v)")
-  ax.set_title(title + "\n(red: true ancestor pairs)", fontsize=8)
-  fig.colorbar(im, ax=ax, fraction=0.046)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
-  return path
+  return _annotated_heatmap(effects_AxA, names, path, title=title + "\n(red: true ancestor pairs)",
+                            xlabel="factor read from the decoded image",
+                            ylabel="intervened node do(z_i = v)", cmap="magma", title_size=8,
+                            figsize=(1.4 + 0.7 * len(names), 1.0 + 0.6 * len(names)),
+                            outlined_AxA=ancestors_AxA)
 
 
 def save_intervention_grid(rows, names, grid, path):
