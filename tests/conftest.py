@@ -94,3 +94,14 @@ TINY_CONFIGS = {
     "gem": lambda **o: tiny_gem_config(**o),
 }
 
+
+@pytest.fixture(autouse=True)
+def _release_compiled_programs():
+  """A worker runs hundreds of tests: keep it below vm.max_map_count (jaxdisent/programs.py).
+
+  Without this an xdist worker held ~61,000 memory mappings after ~280 tests and XLA aborted
+  inside the compiler at the next program (the crashes the README's test section describes).
+  """
+  yield
+  from jaxdisent.programs import release_compiled_programs  # pylint: disable=g-import-not-at-top
+  release_compiled_programs()

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import jax
+import jax.numpy as jnp
 import pytest
 
 from conftest import ROOT, tiny_sae_config
@@ -214,3 +216,35 @@ def test_model_key_added_after_the_run_started_does_not_block_resume(tmp_path):
   config.model.dict_size = 32
   with pytest.raises(ValueError, match="different method/model.*model.dict_size"):
     check_and_write_workdir_config(config, workdir, has_checkpoints=True)
+
+
+@jax.jit
+def _long_lived_program(a):
+  return jnp.tanh(a @ a.T).sum() * jnp.sin(a[0]).mean()
+
+
+def _compile_distinct_programs(count, offset):
+  # One long-lived jitted function called on `count` new shapes: JAX's caches keep every compiled
+  # program alive, as they keep the programs of the package's own long-lived functions.
+  for i in range(count):
+    _long_lived_program(jnp.ones((2, offset + i))).block_until_ready()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs Linux's /proc")
+def test_compiled_programs_are_released_before_the_map_limit():
+  """JAX's caches keep compiled programs (and their memory mappings) alive: a process that fits
+  many runs one after another aborted inside XLA at vm.max_map_count. The release drops them."""
+  from jaxdisent.programs import map_count, map_limit, release_compiled_programs
+  assert map_limit() > 0
+  _compile_distinct_programs(60, 1)
+  held = map_count()
+  assert not release_compiled_programs(fraction=1.0)  # far from the limit: nothing is dropped
+  assert map_count() >= held - 5
+  _compile_distinct_programs(60, 61)
+  before = map_count()
+  lines = []
+  assert release_compiled_programs(fraction=0.0, log=lines.append)
+  after = map_count()
+  # Each XLA:CPU program holds several mappings; 60 released programs free well over 60 of them.
+  assert before - after > 60, (before, after)
+  assert len(lines) == 1 and "released compiled programs" in lines[0]

@@ -29,6 +29,8 @@ import os
 import time
 from typing import Any, Callable
 
+from jaxdisent.programs import release_compiled_programs
+
 EVALUATORS: dict[str, Callable] = {}
 RESERVED_SETTINGS = ("run_in_training",)
 
@@ -131,6 +133,7 @@ def run_evaluations(method, state, step: int, workdir: str, config, *, training:
     log(f"[jaxdisent] eval/{name}: {shown}")
   if is_writer:
     write_record(workdir, step, results)
+  release_compiled_programs()  # evaluating many steps or runs in one process (programs.py)
   return results
 
 

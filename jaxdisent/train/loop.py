@@ -15,6 +15,7 @@ import jax
 import numpy as np
 import tqdm
 
+from jaxdisent.programs import release_compiled_programs
 from jaxdisent.train.checkpoint import CheckpointError, Checkpointer
 from jaxdisent.train.config import check_and_write_workdir_config, validate_domains
 from jaxdisent.train.lock import workdir_lock
@@ -88,8 +89,10 @@ def fit(config, workdir: str, *, devices=None, step_callback=None, quiet: bool =
   # holds the workdir's lock: a second writer is refused before anything is written.
   is_writer = jax.process_index() == 0
   with workdir_lock(workdir, "training", enabled=is_writer):
-    return _fit(config, workdir, devices=devices, step_callback=step_callback, quiet=quiet,
-                method=method, is_writer=is_writer, start_time=start_time)
+    result = _fit(config, workdir, devices=devices, step_callback=step_callback, quiet=quiet,
+                  method=method, is_writer=is_writer, start_time=start_time)
+  release_compiled_programs()  # many fits in one process must not exhaust vm.max_map_count
+  return result
 
 
 def _fit(config, workdir, *, devices, step_callback, quiet, method, is_writer, start_time):

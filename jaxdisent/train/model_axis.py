@@ -54,6 +54,7 @@ import numpy as np
 from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from jaxdisent.programs import release_compiled_programs
 from jaxdisent.train.checkpoint import CheckpointError, Checkpointer
 from jaxdisent.train.config import check_and_write_workdir_config, config_to_dict
 from jaxdisent.train.lock import workdir_lock
@@ -179,8 +180,10 @@ def fit_group(cells, *, devices=None, quiet: bool = False, log=None, methods=Non
   with contextlib.ExitStack() as stack_:
     for workdir in workdirs:
       stack_.enter_context(workdir_lock(workdir, "training (vmapped group)"))
-    return _fit_group(cells, devices=devices, log=log, start_time=start_time, methods=methods,
-                      step_callback=step_callback, how=how)
+    results = _fit_group(cells, devices=devices, log=log, start_time=start_time, methods=methods,
+                         step_callback=step_callback, how=how)
+  release_compiled_programs()  # see jaxdisent/programs.py
+  return results
 
 
 def _steps(checkpointer) -> set[int]:
