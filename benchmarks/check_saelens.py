@@ -43,7 +43,7 @@ def main():
     sys.exit("give one of --saelens=DIR or --sparsify=DIR")
   import numpy as np  # pylint: disable=g-import-not-at-top
   import torch  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train.restore import restore_latest  # pylint: disable=g-import-not-at-top
+  from jaxdisent.runs import restore_latest  # pylint: disable=g-import-not-at-top
   _, method, state, step = restore_latest(args.workdir)
   x = raw_rows(method, args.rows).astype(np.float32)
   ours = np.asarray(method.encode(state.params, state.model_state, x))

@@ -98,7 +98,7 @@ def final_state(workdir):
   """Every leaf of the latest checkpoint as numpy (loaded in this process)."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train.restore import restore_latest  # pylint: disable=g-import-not-at-top
+  from jaxdisent.runs import restore_latest  # pylint: disable=g-import-not-at-top
   _, _, state, step = restore_latest(workdir)
   return step, [np.asarray(leaf) for leaf in jax.tree.leaves(state)]
 

@@ -34,7 +34,7 @@ def get_config():
   config.model.gnn_hidden = 16
   config.model.gnn_layers = 2
   config.model.discriminator_hidden = 128
-  # a deliberately wrong oracle prior, to measure what training adds (jaxdisent/graphs/corrupt.py):
+  # a deliberately wrong oracle prior, to measure what training adds (jaxdisent/oracles/corrupt.py):
   config.model.prior_corruption = "none"   # none | reversed | uniform | random | drop_k | spurious_k
   config.model.prior_corruption_k = 1      # edges removed (drop_k) / added (spurious_k)
   config.model.prior_corruption_seed = 0   # draws of random / spurious_k
@@ -63,9 +63,9 @@ def get_config():
   config.oracle.levels = 11              # answers 0, 1, ..., 10
   config.oracle.missing_rate = 0.0
   config.oracle.seed = 0
-  config.oracle.ridge = 1e-3             # relation estimator (jaxdisent/graphs/relations.py)
+  config.oracle.ridge = 1e-3             # relation estimator (jaxdisent/oracles/relations.py)
   config.oracle.gain = 2.0
-  config.oracle.basis = "poly"           # or quadratic / linear (jaxdisent/graphs/relations.py)
+  config.oracle.basis = "poly"           # or quadratic / linear (jaxdisent/oracles/relations.py)
   # chat oracle (launch/oracle.py only; see README "GEM" for vLLM / Ollama / llama.cpp / hosted).
   # Every field of jaxdisent.oracles.chat.ChatSettings is a key here (tests/test_gem_chat.py).
   config.oracle.base_url = "http://127.0.0.1:8000/v1"

@@ -29,7 +29,7 @@ def main(argv) -> int:
     config = load_config_from_args(flags["config"], overrides)
   except (UsageError, FileNotFoundError) as error:
     return fail(str(error))
-  from jaxdisent.methods.alignment_study import run_study  # pylint: disable=g-import-not-at-top
+  from jaxdisent.studies.alignment_emergence import run_study  # pylint: disable=g-import-not-at-top
   log = lambda *a: print(*a, file=sys.stderr, flush=True)
   try:
     result = run_study(config, flags["workdir"], log=log)

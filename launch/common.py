@@ -7,21 +7,10 @@ renamed-key notes, the "did you mean" hint and one-line errors with exit status 
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 
-
-
-def parse_int(flag: str, text: str, minimum: int | None = None) -> int:
-  """An integer flag value, or a UsageError naming the flag."""
-  try:
-    value = int(text)
-  except (TypeError, ValueError):
-    raise UsageError(f"--{flag}={text}: expected an integer") from None
-  if minimum is not None and value < minimum:
-    raise UsageError(f"--{flag}={value}: must be >= {minimum}")
-  return value
+from jaxdisent.usage import UsageError, parse_int  # light: no JAX at --help
 
 
 def force_cpu_devices(argv) -> None:
@@ -33,69 +22,16 @@ def force_cpu_devices(argv) -> None:
                                  f" --xla_force_host_platform_device_count={count}")
 
 
-class UsageError(ValueError):
-  pass
-
-
-# Keys renamed by the evaluation contract: old name -> new name (the old one still works, with a note).
-DEPRECATED_KEYS = {
-    "eval.run_at_end": "evals.disentanglement.run_in_training",
-    "eval.num_train": "evals.disentanglement.num_train",
-    "eval.num_eval": "evals.disentanglement.num_eval",
-    "eval.dci_importance": "evals.disentanglement.dci_importance",
-    "eval.num_pairs": "evals.dictionary.num_pairs",
-    "eval.batch_size": "evals.sentiment.batch_size",
-    "train.steps": "train.num_steps",
-    "data.name": "data.source",
-    "data.data_dir": "data.path",
-    "loss.gamma": "loss.capacity_weight",
-    "loss.alpha": "loss.heterogeneity_weight",   # DecAlign's alpha
-    "loss.beta": "loss.homogeneity_weight",      # DecAlign's beta (beta-VAE keeps loss.beta)
-    "train.learning_rate": "optimizer.learning_rate",
-}
-
-
 def apply_overrides(config, overrides: list[tuple[str, str]]):
-  """Apply ``--config.KEY=VALUE`` overrides with ml_collections' config_flags.
+  """``--config.KEY=VALUE`` overrides (:func:`jaxdisent.runs.apply_overrides`)."""
+  from jaxdisent import runs  # pylint: disable=g-import-not-at-top  # JAX loads after --help
+  return runs.apply_overrides(config, overrides)
 
-  config_flags parses each value by the type of the field it replaces (int, float, bool, str,
-  tuple). Before it runs, renamed keys are mapped to their new names (with a note) and unknown keys
-  fail with a "did you mean" hint, which config_flags does not give.
-  """
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  from ml_collections.config_flags import config_flags  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train.config import flatten  # pylint: disable=g-import-not-at-top
-  known = flatten(config)
-  renamed = []
-  for key, text in overrides:
-    if key not in known and key in DEPRECATED_KEYS and DEPRECATED_KEYS[key] in known:
-      print(f"[jaxdisent] note: --config.{key} is deprecated; use --config.{DEPRECATED_KEYS[key]}",
-            file=sys.stderr)
-      key = DEPRECATED_KEYS[key]
-    if key not in known:
-      close = difflib.get_close_matches(key, list(known), n=3)
-      hint = f" Did you mean {', '.join(close)}?" if close else ""
-      raise UsageError(f"unknown config key --config.{key}.{hint} Known keys: "
-                       f"{', '.join(sorted(known))}")
-    renamed.append((key, text))
-  if not renamed:
-    return config
-  argv = ["jaxdisent"] + [f"--config.{key}={text}" for key, text in renamed]
-  flag_values = flags.FlagValues()
-  config_flags.DEFINE_config_dict("config", config, flag_values=flag_values, sys_argv=argv,
-                                  lock_config=False)
-  try:
-    flag_values(argv)
-  except flags.Error as error:
-    message = str(error).removeprefix("flag ")
-    key = next((k for k, _ in renamed if f"--config.{k}=" in message), None)
-    if key is not None:
-      current = known[key]
-      example = "(0, 4, 8)" if isinstance(current, (tuple, list)) else repr(current)
-      kind = type(current).__name__
-      message += f" (expected {'an' if kind[0] in 'aeiou' else 'a'} {kind} like {example})"
-    raise UsageError(message) from None
-  return flag_values.config
+
+def load_config_from_args(config_path, overrides):
+  """The config file with overrides (:func:`jaxdisent.runs.load_config_with_overrides`)."""
+  from jaxdisent import runs  # pylint: disable=g-import-not-at-top  # JAX loads after --help
+  return runs.load_config_with_overrides(config_path, overrides)
 
 
 def parse_args(argv, flags: dict[str, object]):
@@ -118,23 +54,6 @@ def parse_args(argv, flags: dict[str, object]):
       raise UsageError(f"unknown flag --{name}; known: "
                        f"{', '.join('--' + n for n in values)}, --config.KEY=VALUE")
   return overrides, values
-
-
-def load_config_from_args(config_path, overrides):
-  from jaxdisent.train.config import load_config  # pylint: disable=g-import-not-at-top
-  if not config_path:
-    raise UsageError("--config=FILE is required (e.g. --config=configs/beta_vae_dsprites.py)")
-  from jaxdisent.train.config import validate_domains  # pylint: disable=g-import-not-at-top
-  try:
-    config = load_config(config_path)
-  except (FileNotFoundError, ValueError) as error:
-    raise UsageError(str(error)) from None
-  config = apply_overrides(config, overrides)
-  try:
-    validate_domains(config)
-  except ValueError as error:
-    raise UsageError(f"invalid config: {error}") from None
-  return config
 
 
 def fail(message: str) -> int:

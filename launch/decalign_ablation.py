@@ -45,7 +45,7 @@ import sys
 import numpy as np
 
 from launch.common import UsageError, fail, load_config_from_args, parse_args, run_main
-from launch.sweep import parse_seeds, run_cells
+from jaxdisent.runs import parse_seeds, run_cells
 
 TASK_ONLY = {"loss.heterogeneity": False, "loss.homogeneity": False, "loss.decoupling": False}
 VARIANTS = {

@@ -12,69 +12,13 @@ evals.disentanglement.*).
 
 from __future__ import annotations
 
-import os
 import sys
 
-from launch.common import (UsageError, apply_overrides, fail, force_cpu_devices, parse_args,
-                           parse_int, run_main)
+from launch.common import UsageError, fail, force_cpu_devices, parse_args, parse_int, run_main
 
 _LEGACY = {"num_train": "evals.disentanglement.num_train",
            "num_eval": "evals.disentanglement.num_eval",
            "dci_importance": "evals.disentanglement.dci_importance"}
-
-
-def evaluate_workdir(workdir: str, *, step: int | None = None, only=None, overrides=(),
-                     log=None) -> dict:
-  """Run the workdir's evaluators on its latest (or given) checkpoint; returns {name: scalars}."""
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  from jaxdisent.evals import flat_scalars, run_evaluations  # pylint: disable=g-import-not-at-top
-  from jaxdisent.methods import make_method  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train.config import read_workdir_config, validate_domains  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train.logging import MetricsWriter  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train import lock  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train.restore import restore_latest  # pylint: disable=g-import-not-at-top
-  log = log or (lambda *a: print(*a, file=sys.stderr, flush=True))
-  config = read_workdir_config(workdir)
-  if "evals" not in config:  # a workdir written before the evaluation contract
-    with config.unlocked():
-      config.evals = ml_collections.ConfigDict(
-          {name: {} for name in make_method(config).evaluators})
-  missing = [name for name in (only or []) if name not in config.evals]
-  if missing and set(missing) <= set(make_method(config).evaluators):
-    # evaluators added to the method after this workdir was written: their documented defaults
-    # (which --config.evals.<name>.KEY=VALUE can then set)
-    from jaxdisent.evals.base import DEFAULT_SETTINGS  # pylint: disable=g-import-not-at-top
-    with config.unlocked():
-      for name in missing:
-        config.evals[name] = ml_collections.ConfigDict(
-            DEFAULT_SETTINGS.get(name, {"run_in_training": False}))
-  bad = [key for key, _ in overrides if not (key.startswith("evals.") or key == "seed")]
-  if bad:
-    raise UsageError(f"--config.{bad[0]} cannot change at evaluation: the model and data are "
-                     "those of the checkpoint. Only --config.evals.* and --config.seed may be set "
-                     "here (train a new run to change the model)")
-  config = apply_overrides(config, list(overrides))
-  validate_domains(config)
-  config, method, state, step = restore_latest(workdir, step, config=config)
-  # metrics.jsonl has one writer: the holder of the workdir's lock. While a run trains there,
-  # the evaluation still writes its own record (eval/step_<N>.json) but appends nothing.
-  owner = lock.try_acquire(workdir, "evaluating")
-  try:
-    log(f"[jaxdisent] evaluating {workdir} at step {step}")
-    results = run_evaluations(method, state, step, workdir, config, training=False, only=only,
-                              log=log)
-    if not results:
-      raise ValueError(f"{workdir}'s config declares no evaluators (config.evals is empty)")
-    if owner:
-      MetricsWriter(os.path.join(workdir, "metrics.jsonl")).write(step, flat_scalars(results))
-    else:
-      log(f"[jaxdisent] note: another process is writing {workdir} (see its .lock); the "
-          "scalars are in the record below, not appended to metrics.jsonl")
-  finally:
-    if owner:
-      lock.release(workdir)
-  log(f"[jaxdisent] wrote {os.path.join(workdir, 'eval', f'step_{step}.json')}")
-  return results
 
 
 def main(argv) -> int:
@@ -98,6 +42,7 @@ def main(argv) -> int:
   except UsageError as error:
     return fail(str(error))
   from absl import logging  # pylint: disable=g-import-not-at-top
+  from jaxdisent.runs import evaluate_workdir  # pylint: disable=g-import-not-at-top  # after --devices
   from jaxdisent.train.checkpoint import CheckpointError  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.WARNING)
   try:

@@ -34,7 +34,7 @@ def explore(workdir, *, num_pairs=4096, captions=None, thumbnails=None, out=None
             vocabulary=None, vocabulary_embeddings=None):
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train.restore import restore_latest  # pylint: disable=g-import-not-at-top
+  from jaxdisent.runs import restore_latest  # pylint: disable=g-import-not-at-top
   from jaxdisent.viz import explorer  # pylint: disable=g-import-not-at-top
   config, method, state, step = restore_latest(workdir)
   if config.method != "sae":

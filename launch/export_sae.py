@@ -31,7 +31,7 @@ def _inside(path, folder) -> bool:
 def export_workdir(workdir, fmt, out, step=None, log=print, overwrite=False):
   from jaxdisent.io import sae_formats  # pylint: disable=g-import-not-at-top
   from jaxdisent.train.lock import workdir_lock  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train.restore import restore_latest  # pylint: disable=g-import-not-at-top
+  from jaxdisent.runs import restore_latest  # pylint: disable=g-import-not-at-top
   if fmt not in sae_formats.FORMATS:
     raise UsageError(f"--format must be one of {', '.join(sae_formats.FORMATS)}, got {fmt!r}")
   sae_formats.check_out_dir(out, overwrite)  # before restoring the checkpoint

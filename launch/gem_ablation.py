@@ -12,7 +12,7 @@ model's own codes); ``beta_vae`` (no GNN, no graph terms, no adversarial term: t
 on the same data); ``untrained`` (the control: the full model at initialisation, no training, so
 its DisGraph is exactly the prior); ``prior_reversed`` / ``prior_uniform`` / ``prior_random`` /
 ``prior_drop_k`` / ``prior_spurious_k`` (the full model from a deliberately wrong prior,
-``model.prior_corruption``, k = ``model.prior_corruption_k``; see jaxdisent/graphs/corrupt.py),
+``model.prior_corruption``, k = ``model.prior_corruption_k``; see jaxdisent/oracles/corrupt.py),
 each to the same schedule; ``scm`` / ``scm_prior_reversed`` (the structured latent prior,
 ``model.prior='scm'`` with the oracle-score supervision of the pinned nodes, from the oracle's or
 the reversed prior: can the data move A toward the truth?). Each run is scored by the ``graph_recovery`` and
@@ -97,7 +97,7 @@ def _evaluate_untrained(config, workdir, log):
 def oracle_sweep(base_config, accuracies, seeds):
   """Recovery of the simulated oracle's relation matrix vs its accuracy (no training)."""
   from jaxdisent.data.graph_source import make_graph_source  # pylint: disable=g-import-not-at-top
-  from jaxdisent.graphs import directed_relations  # pylint: disable=g-import-not-at-top
+  from jaxdisent.oracles import directed_relations  # pylint: disable=g-import-not-at-top
   from jaxdisent.metrics.graph import graph_recovery  # pylint: disable=g-import-not-at-top
   from jaxdisent.oracles import oracle_scores  # pylint: disable=g-import-not-at-top
   source = make_graph_source(base_config.data)

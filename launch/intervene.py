@@ -145,7 +145,7 @@ def intervene(workdir, *, ablate=None, steer=None, set_codes=None, num_pairs=102
   from jaxdisent.metrics import interventions as I  # pylint: disable=g-import-not-at-top
   from jaxdisent.models.sae import SparseAutoencoder  # pylint: disable=g-import-not-at-top
   from jaxdisent.train.lock import workdir_lock  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train.restore import restore_latest  # pylint: disable=g-import-not-at-top
+  from jaxdisent.runs import restore_latest  # pylint: disable=g-import-not-at-top
   if (ablate is None) == (steer is None and set_codes is None):
     raise UsageError("give exactly one edit: --ablate=SPEC, or --steer=F:ALPHA,... / --set=F:VALUE")
   if num_random < 1 or num_pairs < 10:

@@ -29,7 +29,7 @@ import os
 import sys
 
 from launch.common import UsageError, fail, load_config_from_args, parse_args, run_main
-from launch.sweep import parse_grid, parse_seeds, run_cells
+from jaxdisent.runs import parse_grid, parse_seeds, run_cells
 
 
 SEEDED_KINDS = ("batchtopk", "matryoshka_batchtopk")   # every --seeds; other kinds the first only
@@ -93,7 +93,7 @@ def main(argv) -> int:
     return fail(str(error))
   import numpy as np  # pylint: disable=g-import-not-at-top
   from jaxdisent.metrics import dictionary as D  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train.restore import restore_latest  # pylint: disable=g-import-not-at-top
+  from jaxdisent.runs import restore_latest  # pylint: disable=g-import-not-at-top
   from jaxdisent.viz import sae_plots  # pylint: disable=g-import-not-at-top
   prefix = "eval/dictionary/"
   for point, row in zip(points, rows):
@@ -152,7 +152,7 @@ def seed_stability(root: str, points: list[dict]) -> list[dict]:
   import numpy as np  # pylint: disable=g-import-not-at-top
   from jaxdisent.evals.dictionary import encode_batched  # pylint: disable=g-import-not-at-top
   from jaxdisent.metrics import dictionary as D  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train.restore import restore_latest  # pylint: disable=g-import-not-at-top
+  from jaxdisent.runs import restore_latest  # pylint: disable=g-import-not-at-top
   cells = {}
   for point in points:
     cell = tuple((k, v) for k, v in point.items() if k not in _NOT_CELL_KEYS)

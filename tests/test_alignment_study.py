@@ -4,7 +4,7 @@ import os
 import jax
 import pytest
 
-from jaxdisent.methods.alignment_study import run_study, summarize
+from jaxdisent.studies.alignment_emergence import run_study, summarize
 from jaxdisent.train.config import load_config
 
 from conftest import ROOT

@@ -41,7 +41,7 @@ def test_quick_start_command(tmp_path):
   pmapped = run_train(tmp_path / "pmap", "--config.train.parallel=pmap",
                       "--config.train.eval_at_end=false", "--config.train.plots_at_end=false")
   assert pmapped.returncode == 0, pmapped.stderr[-3000:]
-  from jaxdisent.train.restore import restore_latest  # pylint: disable=g-import-not-at-top
+  from jaxdisent.runs import restore_latest  # pylint: disable=g-import-not-at-top
   want, got = restore_latest(str(workdir))[2:], restore_latest(str(tmp_path / "pmap"))[2:]
   assert want[1] == got[1] == 4
   for a, b in zip(jax.tree.leaves(want[0]), jax.tree.leaves(got[0]), strict=True):

@@ -154,7 +154,7 @@ LAYOUTS = [("shard_map", 4, "shard_map", 1), ("shard_map", 2, "shard_map", 1),
 @pytest.mark.parametrize("name,layout", [("beta_vae", layout) for layout in LAYOUTS] +
                          [(name, LAYOUTS[1]) for name in NAMES if name != "beta_vae"])
 def test_restore_on_another_device_count_is_exact(tmp_path, name, layout):
-  from jaxdisent.train.restore import restore_latest
+  from jaxdisent.runs import restore_latest
   mode_a, n_a, mode_b, n_b = layout
   config = TINY_CONFIGS[name](**{"train.num_steps": 2, "train.parallel": mode_a, **NO_END})
   saved = fit(config, str(tmp_path / "run"), devices=jax.devices()[:n_a], quiet=True)

@@ -8,7 +8,8 @@ import pytest
 from jaxdisent.evals import read_record
 from jaxdisent.train import fit
 from jaxdisent.train.logging import read_metrics
-from launch.evaluate import evaluate_workdir, main as evaluate_main
+from jaxdisent.runs import evaluate_workdir
+from launch.evaluate import main as evaluate_main
 
 from conftest import tiny_sae_config, tiny_vae_config
 

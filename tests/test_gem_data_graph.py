@@ -5,7 +5,7 @@ import pytest
 
 from jaxdisent.data.correlated_dsprites import CorrelatedDSprites, parse_edges
 from jaxdisent.data.pendulum import Pendulum, geometry
-from jaxdisent.graphs import (directed_relations, greedy_assignment, hungarian_assignment,
+from jaxdisent.oracles import (directed_relations, greedy_assignment, hungarian_assignment,
                               pairwise_correlation, rank_relations, relations_from_correlation)
 from jaxdisent.metrics.graph import auroc, average_precision, graph_recovery
 from jaxdisent.oracles.base import Scores, load_scores

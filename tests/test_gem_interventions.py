@@ -57,7 +57,7 @@ def test_evaluator_on_a_tiny_scm_run(tmp_path):
   from jaxdisent.train import fit
   from jaxdisent.train.config import load_config
   from conftest import ROOT
-  from launch.evaluate import evaluate_workdir
+  from jaxdisent.runs import evaluate_workdir
   config = load_config(os.path.join(ROOT, "configs", "gem_dsprites.py"), {
       "train.batch_size": 8, "train.num_steps": 2, "train.checkpoint_every": 100,
       "oracle.num_images": 500, "data.pool_size": 2000, "evals.graph_recovery.num_images": 32,

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdisent.graphs import corrupt_prior
+from jaxdisent.oracles import corrupt_prior
 from jaxdisent.train.config import load_config
 
 from conftest import ROOT

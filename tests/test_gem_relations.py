@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jaxdisent.graphs import directed_relations
+from jaxdisent.oracles import directed_relations
 from jaxdisent.metrics.graph import graph_recovery
 from launch.common import load_config_from_args
 from launch.gem_ablation import oracle_sweep

@@ -135,8 +135,8 @@ def test_group_resume_and_preemption_are_bitwise_exact(tmp_path):
 
 def test_cell_reads_as_a_single_run(tmp_path):
   from jaxdisent.evals import read_record
-  from jaxdisent.train.restore import restore_latest
-  from launch.evaluate import evaluate_workdir
+  from jaxdisent.runs import restore_latest
+  from jaxdisent.runs import evaluate_workdir
   configs = [tiny_sae_config(seed=s) for s in (0, 1)]
   group = fit_group([(c, str(tmp_path / f"s{c.seed}")) for c in configs], quiet=True)
   cell = str(tmp_path / "s1")

@@ -112,7 +112,7 @@ def _metrics(workdir):
 
 
 def _state(workdir):
-  from jaxdisent.train.restore import restore_latest  # pylint: disable=g-import-not-at-top
+  from jaxdisent.runs import restore_latest  # pylint: disable=g-import-not-at-top
   _, _, state, step = restore_latest(str(workdir))
   return step, jax.tree_util.tree_leaves_with_path(state)
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
+from jaxdisent.evals.dictionary import dictionary_scores
 from jaxdisent.losses import sae as L
 from jaxdisent.methods import make_method
 from jaxdisent.train import fit
@@ -132,7 +133,7 @@ def test_every_kind_trains(tmp_path, kind):
   from jaxdisent.train.logging import read_metrics
   logged = [r for r in read_metrics(str(tmp_path / kind / "metrics.jsonl")) if "fvu" in r]  # training
   assert logged[-1]["fvu"] < 0.6 * logged[0]["fvu"], (kind, logged[0]["fvu"], logged[-1]["fvu"])
-  report = result.method.evaluate(result.state, num_pairs=256)
+  report = dictionary_scores(result.method, result.state, num_pairs=256)
   assert 0 <= report["fvu"] < 1 and report["l0"] > 0
 
 
@@ -141,7 +142,7 @@ def test_synthetic_recovery_with_default_length(tmp_path):
   config = sae_config(**{"train.num_steps": 400, "train.batch_size": 256, "train.log_every": 100,
                          "optimizer.learning_rate": 3e-3, "data.synthetic.dim": 32})
   result = fit(config, str(tmp_path / "run"), quiet=True)
-  report = result.method.evaluate(result.state, num_pairs=1024)
+  report = dictionary_scores(result.method, result.state, num_pairs=1024)
   assert report["concept_recovery"] > 0.9, report
   # a random dictionary of the same size scores far lower
   from jaxdisent.metrics import dictionary as D
@@ -175,5 +176,5 @@ def test_jumprelu_threshold_learns_sparsity(tmp_path):
     config = sae_config(**{"model.kind": "jumprelu", "train.num_steps": steps, "train.log_every": 1,
                            "optimizer.learning_rate": 3e-3, "loss.jumprelu_l0_coeff": 0.01})
     result = fit(config, str(tmp_path / f"run{steps}"), quiet=True)
-    return result.method.evaluate(result.state, num_pairs=256)["l0"]
+    return dictionary_scores(result.method, result.state, num_pairs=256)["l0"]
   assert l0_after(300) < 0.6 * l0_after(1)

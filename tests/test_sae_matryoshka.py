@@ -1,4 +1,4 @@
-"""Matryoshka BatchTopK (jaxdisent.methods.sae_kinds, losses.sae.nested_reconstruction_loss).
+"""Matryoshka BatchTopK (jaxdisent.losses.sae_kinds, losses.sae.nested_reconstruction_loss).
 
 Known answers: the group sizes and the nested loss against a plain NumPy transcription of
 dictionary_learning's MatryoshkaBatchTopKTrainer.loss (weighted per-prefix squared errors,

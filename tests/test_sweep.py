@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from launch.sweep import main as sweep_main, parse_grid
+from jaxdisent.runs import parse_grid
+from launch.sweep import main as sweep_main
 
 from conftest import ROOT
 

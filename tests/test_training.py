@@ -15,7 +15,7 @@ import pytest
 from jaxdisent.train import CheckpointError, NonFiniteLossError, fit
 from jaxdisent.train.config import load_config
 from jaxdisent.train.logging import read_metrics
-from jaxdisent.train.restore import restore_latest
+from jaxdisent.runs import restore_latest
 
 from conftest import ROOT, tiny_vae_config
 

@@ -248,7 +248,7 @@ def _zero_shot_set(data, n=600, classes=(0, 1, 2, 3)):
 
 @pytest.mark.slow
 def test_zero_shot_and_steering(trained_run, tmp_path):
-  from jaxdisent.train.restore import restore_latest
+  from jaxdisent.runs import restore_latest
   from launch.intervene import intervene
   config, method, state, _ = restore_latest(trained_run)
   images, labels, prompts = _zero_shot_set(method.data)
@@ -321,7 +321,7 @@ def test_naming_planted_atoms(tmp_path):
 def test_names_on_the_trained_run(trained_run, tmp_path):
   from jaxdisent.metrics import dictionary as D
   from jaxdisent.metrics import naming
-  from jaxdisent.train.restore import restore_latest
+  from jaxdisent.runs import restore_latest
   from launch.evaluate import main as evaluate_main
   from launch.explore import explore
   from launch.intervene import main as intervene_main

@@ -1,6 +1,7 @@
 """Data sources. Every training batch is a pure function of (seed, step, process index)."""
 
-from jaxdisent.data.ground_truth import GroundTruthData, describe, per_example_keys, step_key
+from jaxdisent.data.ground_truth import GroundTruthData, describe
+from jaxdisent.rng import per_example_keys, step_key
 from jaxdisent.data.dsprites import DSprites
 from jaxdisent.data.registry import SOURCES, make_source, register_source, sources_of
 

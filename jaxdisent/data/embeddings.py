@@ -12,7 +12,7 @@ import os
 import jax
 import numpy as np
 
-from jaxdisent.data.ground_truth import step_key
+from jaxdisent.rng import step_key
 from jaxdisent import rng as rng_streams
 
 FLOAT_KINDS = ("f",)   # and bfloat16 (ml_dtypes; safetensors files from torch often hold it)

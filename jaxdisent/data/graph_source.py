@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdisent import rng as rng_streams
-from jaxdisent.data.ground_truth import per_example_keys, step_key
+from jaxdisent.rng import per_example_keys, step_key
 
 
 class GraphSource(abc.ABC):

@@ -17,23 +17,10 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
-from jaxdisent import rng as rng_streams
 import numpy as np
 
-
-def per_example_keys(rng: jax.Array, indices: jax.Array) -> jax.Array:
-  """One PRNG key per example, keyed by the example's *global* index in the batch.
-
-  Keying randomness by global index (instead of by device) is what makes a global batch produce
-  the same numbers on 1 device or on N devices.
-  """
-  return jax.vmap(lambda i: jax.random.fold_in(rng, i))(indices)
-
-
-def step_key(seed: int, step: int | jax.Array, salt: int = 0) -> jax.Array:
-  """The PRNG key of one training step: a pure function of (seed, step, salt)."""
-  key = jax.random.fold_in(jax.random.key(seed), salt)
-  return jax.random.fold_in(key, step)
+from jaxdisent import rng as rng_streams
+from jaxdisent.rng import per_example_keys, step_key
 
 
 class GroundTruthData(abc.ABC):

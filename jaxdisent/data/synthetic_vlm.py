@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdisent.data.ground_truth import per_example_keys, step_key
+from jaxdisent.rng import per_example_keys, step_key
 from jaxdisent import rng as rng_streams
 
 SHARED, IMAGE, TEXT = 0, 1, 2

@@ -29,7 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdisent.data.ground_truth import GroundTruthData, per_example_keys, step_key
+from jaxdisent.data.ground_truth import GroundTruthData
+from jaxdisent.rng import per_example_keys, step_key
 from jaxdisent import rng as rng_streams
 
 # name -> (label feature names in grid order, sizes, public factor names)

@@ -70,14 +70,8 @@ class EvalContext:
     return path
 
 
-def _load_builtin():
-  # Importing the modules registers their evaluators.
-  from jaxdisent.evals import builtin  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
-
-
 def selected(config, *, training: bool, only=None) -> list[str]:
   """Names of the evaluators a run uses, in config order; validated against the method."""
-  _load_builtin()
   sections = config.get("evals", None) or {}
   names = list(sections.keys())
   unknown = [n for n in names if n not in EVALUATORS]

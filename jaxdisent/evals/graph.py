@@ -30,14 +30,14 @@ from jaxdisent.evals.base import register
 def _node_assignment(method, state, codes, values):
   if method.oracle.relations is not None:
     return np.asarray(state.model_state["node_of_attribute"]), "training"
-  from jaxdisent.graphs import hungarian_assignment  # pylint: disable=g-import-not-at-top
+  from jaxdisent.oracles import hungarian_assignment  # pylint: disable=g-import-not-at-top
   corr = np.nan_to_num(np.corrcoef(codes.T, values.T)[:codes.shape[1], codes.shape[1]:])
   return hungarian_assignment(np.abs(corr)), "hungarian"
 
 
 @register("graph_recovery")
 def graph_recovery(ctx, settings):
-  from jaxdisent.graphs import rank_relations  # pylint: disable=g-import-not-at-top
+  from jaxdisent.oracles import rank_relations  # pylint: disable=g-import-not-at-top
   from jaxdisent.losses import vae as vae_losses  # pylint: disable=g-import-not-at-top
   from jaxdisent.metrics.graph import graph_recovery as measures  # pylint: disable=g-import-not-at-top
   from jaxdisent.models.vae import VAE  # pylint: disable=g-import-not-at-top

@@ -10,7 +10,7 @@ import pkgutil
 from jaxdisent.methods.base import Method
 
 # Modules in this package that are not trainable methods.
-_NOT_METHODS = {"base", "alignment_study", "sae_kinds"}
+_NOT_METHODS = {"base"}
 
 
 def available() -> list[str]:
@@ -20,9 +20,10 @@ def available() -> list[str]:
 
 
 def method_class(name: str) -> type:
-  if name == "alignment_study":
-    raise ValueError("method 'alignment_study' is a study of many small models with its own runner: "
-                     "python -m launch.alignment_study --config=... --workdir=...")
+  if name == "alignment_study":  # configs/alignment_emergence.py: a study, not a method
+    raise ValueError("method 'alignment_study' is a study of many small models with its own runner "
+                     "(jaxdisent.studies.alignment_emergence): python -m launch.alignment_study "
+                     "--config=... --workdir=...")
   if not isinstance(name, str) or name not in available():
     raise ValueError(f"unknown method {name!r}; known: {available()}")
   module = importlib.import_module(f"jaxdisent.methods.{name}")

@@ -28,9 +28,6 @@ of the same example across modalities (the ablation's positive control).
 
 from __future__ import annotations
 
-import json
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -246,23 +243,6 @@ class DecAlignMethod(Method):
       chunks.append(jax.device_get(run(params, {k: split[k][i:i + batch_size] for k in keys})))
     cat = lambda *xs: np.concatenate(xs, axis=0)
     return jax.tree.map(cat, *chunks)
-
-  def evaluate(self, state, split: str = "test", batch_size: int = 256) -> dict:
-    from jaxdisent.metrics import multimodal as MM  # pylint: disable=g-import-not-at-top
-    data = self.data.split(split)
-    feats = self.features(state.params, data, batch_size)
-    out = {"split": split, "num_examples": int(data["label"].shape[0])}
-    if self.config.loss.task == "regression":
-      out.update(MM.sentiment_regression_metrics(feats["output"].reshape(-1), data["label"]))
-    else:
-      out["accuracy"] = float(np.mean(np.argmax(feats["output"], -1) == data["label"]))
-      out.update(MM.emotion_classification_metrics(feats["output"], data["label"]))  # wacc, waf1, ua
-    cos = [np.sum(u * c, -1) / np.maximum(np.linalg.norm(u, axis=-1) * np.linalg.norm(c, axis=-1), 1e-8)
-           for u, c in zip(feats["unique"], feats["common"])]
-    out["unique_common_cos2"] = float(np.mean(np.square(np.concatenate(cos))))
-    if "common" in data:  # synthetic ground truth: linear probes fitted on `valid`, scored on `split`
-      out.update(self.factor_probes(state.params, data, feats, batch_size))
-    return out
 
   def diagnostics(self, state, split: str = "test", batch_size: int = 256) -> dict:
     """Feature-scale diagnostics and probes on `split`, plus the valid-split task metric (see the

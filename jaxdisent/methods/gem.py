@@ -8,7 +8,7 @@ relation-aware before the decoder. GEM publishes no loss, GNN, prompt or adversa
   the directed message-passing GNN of ``jaxdisent.models.gnn`` between the sampled latent z and
   the decoder (``model.kind='gnn'``; ``'none'`` decodes z directly: the no-GNN ablation);
 * oracle prior: an oracle (``oracle.kind``) scores attributes of ``oracle.num_images`` pool
-  images; ``jaxdisent.graphs.relations`` turns the scores into an A x A relation matrix R
+  images; ``jaxdisent.oracles.relations`` turns the scores into an A x A relation matrix R
   (normalised to max 1). During training an exponential moving average (``loss.match_decay``) of
   the correlation between the encoder means and the batch's oracle scores matches one latent node
   to each attribute (greedy on |corr|, in the step; the assignment lives in ``model_state``), and
@@ -22,7 +22,7 @@ relation-aware before the decoder. GEM publishes no loss, GNN, prompt or adversa
   + ``loss.adversarial_weight`` * (generator + discriminator losses on images)
   (exact forms in ``jaxdisent.losses.graph``);
 * controls (issue 22): ``model.prior_corruption`` replaces the oracle's relations by a deliberately
-  wrong prior (``jaxdisent.graphs.corrupt``) before training, and ``optimizer.graph_learning_rate``
+  wrong prior (``jaxdisent.oracles.corrupt``) before training, and ``optimizer.graph_learning_rate``
   > 0 gives ``adjacency_delta`` its own Adam (see :meth:`GEMMethod.optimizer`);
 * ``model.prior='scm'`` (issue 22; ``'gnn_decoder'``, the default, is everything above): a
   structured latent prior instead of the GNN. z = (I - A^T)^-1 eps, eps ~ N(0, I), so the KL term
@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 
 import jax
 import jax.numpy as jnp
@@ -56,8 +55,8 @@ from jax import lax
 from jaxdisent.data import per_example_keys, step_key
 from jaxdisent import rng as rng_streams
 from jaxdisent.data.graph_source import make_graph_source
-from jaxdisent.graphs.corrupt import corrupt_prior
-from jaxdisent.graphs.relations import greedy_assignment, relations_from_correlation
+from jaxdisent.oracles.corrupt import corrupt_prior
+from jaxdisent.oracles.relations import greedy_assignment, relations_from_correlation
 from jaxdisent.losses import graph as graph_losses
 from jaxdisent.losses import vae as vae_losses
 from jaxdisent.methods.base import Method

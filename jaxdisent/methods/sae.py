@@ -9,18 +9,15 @@ BatchTopK an inference threshold tracked as an EMA of the smallest kept activati
 
 from __future__ import annotations
 
-import json
 import math
-import os
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
 from jaxdisent.losses import sae as sae_losses
 from jaxdisent.losses import sparse_codes
-from jaxdisent.methods import sae_kinds
+from jaxdisent.losses import sae_kinds
 from jaxdisent.methods.base import Method
 from jaxdisent.models.sae import SparseAutoencoder
 
@@ -399,36 +396,6 @@ class SAEMethod(Method):
     x_hat = self.model.apply({"params": params}, codes, method=SparseAutoencoder.decode)
     return codes, x_hat * model_state["input_scale"]
 
-  def evaluate(self, state, num_pairs: int = 4096, seed: int = 1234) -> dict:
-    """Dictionary measures on held-out data (paired and planted-truth ones when available)."""
-    from jaxdisent.metrics import dictionary as D  # pylint: disable=g-import-not-at-top
-    params, model_state = state.params, state.model_state
-    run = jax.jit(lambda x: self.reconstruct(params, model_state, x))
-    out = {"kind": self.kind, "dict_size": int(self.config.model.dict_size), "k": self.k}
-    atoms = np.asarray(params["W_dec"])
-    if hasattr(self.data, "pairs"):
-      image, text, _, _ = self.data.pairs(jax.random.key(seed), num_pairs)
-      codes_img, rec_img = run(image)
-      codes_txt, rec_txt = run(text)
-      x = np.concatenate([image, text])
-      x_hat = np.concatenate([rec_img, rec_txt])
-      codes = np.concatenate([codes_img, codes_txt])
-      truth = self.data.truth()
-      recovery = D.concept_recovery(truth["directions"], atoms)
-      out["concept_recovery"] = recovery["mean_max_cosine"]
-      out["recovered_fraction_0.9"] = recovery["recovered_fraction_0.9"]
-      mds = D.modality_dominance(codes_img, codes_txt)
-      out["mds_counts"] = mds["counts"]
-    else:
-      batch = self.data.batch(seed, 0, 0, min(2 * num_pairs, self.data.num_rows))
-      x = np.asarray(batch["x"])
-      codes, x_hat = run(x)
-    out.update({"fvu": D.fvu(x, x_hat), "r2": D.r2(x, x_hat), "l0": D.l0(codes),
-                "dead_fraction": D.dead_fraction(codes), "dense_fraction": D.dense_fraction(codes)})
-    if self.spec.nested:
-      out.update(self.prefix_r2(params, model_state, x, codes))
-    return out
-
   def prefix_r2(self, params, model_state, x_NxD, codes_NxM) -> dict:
     """R^2 of each nested prefix's reconstruction from the inference codes (the Matryoshka
     property: every prefix is a usable dictionary on its own): ``prefix_r2`` (a list, one per
@@ -445,5 +412,6 @@ class SAEMethod(Method):
       r2s.append(float(D.r2(np.asarray(x_NxD, np.float64), recon * scale)))
     return {"prefix_r2": r2s, "prefix_sizes": [e for _, e in self._group_bounds()],
             "smallest_prefix_r2": r2s[0]}
+
 
 METHOD = SAEMethod

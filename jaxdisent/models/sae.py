@@ -22,7 +22,7 @@ def _unit_rows(key, shape, dtype=jnp.float32):
 class SparseAutoencoder(nn.Module):
   """Parameters: W_enc (d, M), b_enc (M), W_dec (M, d) with unit rows, b_dec (d), and with
   `jumprelu_params` (JumpReLU) log_threshold (M). W_enc starts as W_dec's transpose. Which kind
-  sparsifies the pre-activations is the method's business (jaxdisent.methods.sae_kinds)."""
+  sparsifies the pre-activations is the method's business (jaxdisent.losses.sae_kinds)."""
 
   d_in: int
   dict_size: int

@@ -1,4 +1,4 @@
-"""Relation oracles (see ``jaxdisent.oracles.base`` for the protocol and the scores file).
+"""Relation oracles and the relation estimator (see ``jaxdisent.oracles.base`` for the protocol and the scores file).
 
 :func:`make_oracle_view` turns ``config.oracle`` into what training needs: the attribute names the
 oracle scores, the relation prior (A x A, from the oracle's scores of ``oracle.num_images`` pool
@@ -14,6 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdisent.oracles.base import Scores, check_attribute_names, load_scores
+from jaxdisent.oracles.corrupt import CORRUPTIONS, corrupt_prior
+from jaxdisent.oracles.relations import (check_scores, directed_relations, greedy_assignment,
+                                         hungarian_assignment, pairwise_correlation, rank_relations,
+                                         relations_from_correlation)
 from jaxdisent.oracles.simulated import SimulatedOracle, simulated_scores
 from jaxdisent.oracles.notears import notears_linear  # the standalone structure learner
 
@@ -62,7 +66,6 @@ class OracleView:
 
 
 def make_oracle_view(source, oracle_config) -> OracleView:
-  from jaxdisent.graphs import directed_relations  # pylint: disable=g-import-not-at-top
   kind = oracle_config.get("kind", "simulated")
   if kind not in KINDS:
     raise ValueError(f"unknown oracle.kind {kind!r}; use one of {KINDS}")
@@ -117,3 +120,7 @@ def _normalise(relations):
 __all__ = ["KINDS", "OracleView", "Scores", "SimulatedOracle", "load_scores", "make_oracle_view",
            "oracle_scores", "attribute_subset"]
 __all__ += ["notears_linear"]
+# Relation estimation from scores, node-to-attribute matching, and prior corruption.
+__all__ += ["CORRUPTIONS", "corrupt_prior", "check_scores", "directed_relations", "greedy_assignment",
+            "hungarian_assignment", "pairwise_correlation", "rank_relations",
+            "relations_from_correlation"]

@@ -17,7 +17,7 @@ import optax
 from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from jaxdisent.data.ground_truth import step_key
+from jaxdisent.rng import step_key
 from jaxdisent.train.state import TrainState
 from jaxdisent import rng as rng_streams
 
