@@ -7,11 +7,10 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # No persistent compilation cache in the tests (JAX_ENABLE_COMPILATION_CACHE=false, inherited by
-# the subprocesses tests start). With one shared cache, six full-suite runs each lost an xdist worker
-# to a segfault inside XLA:CPU's executable (de)serialisation or in running a deserialised program
-# (jax 0.10.2: compilation_cache.put_executable_and_time -> executable.serialize(), get_...,
-# at different tests each run); atomic writes (a temporary name + rename) did not stop it, since
-# the last crash was in serialize() itself. Every program now compiles in its process.
+# the subprocesses tests start). Full-suite runs with a shared cache lost xdist workers inside
+# XLA:CPU (compiling, (de)serialising); the cause turned out to be the memory-map limit
+# (_release_compiled_programs below), not the cache, but one cache shared by concurrent processes
+# is a moving part the tests do not need. Every program compiles in its process.
 os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
 os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
 # LLVM at -O0 (XLA's backend optimisation level 0): about a third less compile time for these tiny

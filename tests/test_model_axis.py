@@ -93,10 +93,10 @@ def test_group_equals_each_cell_alone_float64(tmp_path, name, how):
     _group_equals_each_cell_alone_float64(str(tmp_path), name, how)
     return
   # The float64 beta-VAE group programs compile in a fresh interpreter: in the full suite, the
-  # xdist worker that reached them after ~400 tests died with a segfault inside XLA:CPU while
-  # compiling (or (de)serialising) them, with and without the persistent cache; alone they always
-  # pass. A fresh process keeps the comparison, and a crash is this test's failure (faulthandler's
-  # stack in the message), not the loss of the worker's remaining tests.
+  # xdist worker that reached them after ~400 tests died inside XLA:CPU while compiling them (the
+  # process had reached vm.max_map_count; conftest's _release_compiled_programs now prevents it).
+  # A fresh process keeps these large programs' mappings out of the worker, and a crash would be
+  # this test's failure (faulthandler's stack in the message), not the loss of the worker.
   here = os.path.dirname(os.path.abspath(__file__))
   code = ("import sys; sys.path.insert(0, sys.argv[1]); import test_model_axis as t; "
           "t._group_equals_each_cell_alone_float64(sys.argv[2], sys.argv[3], sys.argv[4])")
