@@ -161,39 +161,40 @@ def main(argv) -> int:
   except (UsageError, ValueError, KeyError, FileNotFoundError) as error:
     return fail(str(error))
   from absl import logging  # pylint: disable=g-import-not-at-top
-  from jaxdisent.evals import read_record, run_evaluations  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train import fit  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train.config import set_dotted  # pylint: disable=g-import-not-at-top
+  from jaxdisent.evals import read_record  # pylint: disable=g-import-not-at-top
+  from jaxdisent.runs import run_cells  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.WARNING)
   root = flags["root"]
   os.makedirs(root, exist_ok=True)
   log = lambda *a: print(*a, file=sys.stderr, flush=True)
+  # The trained variants are a cell list for the shared runner (each cell ROOT/<variant>_seed<s>,
+  # resumed or skipped when finished, scored by gem_disentanglement after training's evaluators).
+  cells = [(f"{variant}_seed{seed}",
+            [*overrides, *[(k, str(v)) for k, v in VARIANTS[variant].items()], ("seed", str(seed))])
+           for variant in variants if variant != "untrained" for seed in seeds]
+  trained = {}
+  if cells:
+    try:
+      for row in run_cells(flags["config"], root, cells, evaluate=True,
+                           only=["gem_disentanglement"], log=log):
+        trained[row["run"]] = {k.split("/", 2)[-1]: v for k, v in row.items()
+                               if k.startswith("eval/")}
+    except RuntimeError as error:  # a preempted cell
+      return fail(str(error))
   rows = []
   for variant in variants:
     for seed in seeds:
-      config = load_config_from_args(flags["config"], overrides)
-      for key, value in VARIANTS[variant].items():
-        set_dotted(config, key, value)
-      config.seed = seed
-      workdir = os.path.join(root, f"{variant}_seed{seed}")
-      log(f"[ablation] {variant} seed {seed} -> {workdir}")
-      try:
-        if variant == "untrained":
-          record = read_record(workdir, 0) or _evaluate_untrained(config, workdir, log)
-        else:
-          result = fit(config, workdir)
-          if result.preempted:
-            return fail("preempted; re-run the same command to resume")
-          record = read_record(workdir, result.step) or {"evals": {}}
-          if "gem_disentanglement" not in record["evals"]:
-            run_evaluations(result.method, result.state, result.step, workdir, config,
-                            training=False, only=["gem_disentanglement"], log=log)
-            record = read_record(workdir, result.step)
-      except ValueError as error:
-        return fail(f"{variant} seed {seed}: {error}")
-      flat = {}
-      for scores in record["evals"].values():
-        flat.update(scores)
+      name = f"{variant}_seed{seed}"
+      if variant == "untrained":
+        config = load_config_from_args(flags["config"], [*overrides, ("seed", str(seed))])
+        workdir = os.path.join(root, name)
+        log(f"[ablation] {variant} seed {seed} -> {workdir}")
+        record = read_record(workdir, 0) or _evaluate_untrained(config, workdir, log)
+        flat = {}
+        for scores in record["evals"].values():
+          flat.update({k: v for k, v in scores.items() if k != "seconds"})
+      else:
+        flat = trained[name]
       rows.append({"variant": variant, "seed": seed, **flat})
   table, markdown = summarize(rows, variants)
   sweep_rows, sweep, sweep_md = oracle_sweep(base, accuracies, sweep_seeds) if accuracies else (
