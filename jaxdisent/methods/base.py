@@ -13,7 +13,8 @@ class Method:
     batch of `step`; a pure function of its arguments so resume is exact
   * ``loss(params, model_state, batch, rng, step, axis_name) -> (loss, (metrics, model_state))``;
     runs per device, `axis_name` names the data axis for methods that need batch-wide statistics
-  * ``finalize(state, workdir, log)`` end-of-run plots/evaluation
+  * ``finalize(state, workdir, log)`` end-of-run plots (evaluation belongs to the evaluators in
+    ``jaxdisent/evals``, named by ``evaluators``)
   """
 
   name = "method"

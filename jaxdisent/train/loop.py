@@ -96,7 +96,9 @@ def fit(config, workdir: str, *, devices=None, step_callback=None, quiet: bool =
 
 
 def _fit(config, workdir, *, devices, step_callback, quiet, method, is_writer, start_time):
-  from jaxdisent.methods import make_method  # methods import the engine; avoid a cycle
+  # The method registry, only for fit(config, workdir) without method= (kept for users' code);
+  # jaxdisent.runs and the launchers pass the method. Lazy: importing the engine loads no method.
+  from jaxdisent.methods import make_method  # pylint: disable=g-import-not-at-top
   os.makedirs(workdir, exist_ok=True)
   quiet = quiet or not is_writer
   log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
