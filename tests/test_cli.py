@@ -22,6 +22,7 @@ def run_train(workdir, *extra):
   return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_quick_start_command(tmp_path):
   workdir = tmp_path / "run"
   done = run_train(workdir)

@@ -341,6 +341,7 @@ def test_mosi_config_trains_on_an_mmsa_pickle(tmp_path):
     fit(empty, str(tmp_path / "empty"), quiet=True)
 
 
+@pytest.mark.slow
 def test_ablation_launcher_writes_table_and_plot(tmp_path, capsys):
   from launch import decalign_ablation
   tiny = ["--config.data.synthetic.widths=6,3,4", "--config.data.synthetic.lengths=5,7,4",
@@ -359,6 +360,7 @@ def test_ablation_launcher_writes_table_and_plot(tmp_path, capsys):
   assert "unknown variant" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_resume_on_mmsa_data_is_exact(tmp_path):
   path = str(tmp_path / "mosi.pkl")
   write_mmsa_pickle(path, n=(24, 8, 8))   # batch 16 over 24 examples: crosses an epoch boundary

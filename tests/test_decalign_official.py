@@ -124,6 +124,7 @@ def test_fusion_layers_and_dropout():
     make_method(tiny_config(**{"model.dropout": 1.0}))
 
 
+@pytest.mark.slow
 def test_dropout_masks_are_per_example_so_device_counts_agree(tmp_path):
   """Training with dropout: masks come from each example's position in the global batch, so 1 and
   4 devices train the same numbers (with one key per device, the 4 shards would each reuse one
@@ -200,6 +201,7 @@ def test_weight_decay_is_coupled_l2_after_clipping():
 
 # ---- scale-invariant terms ------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_scale_invariant_terms_cannot_be_paid_by_shrinking():
   key = jax.random.key(5)
   feats = [jax.random.normal(jax.random.fold_in(key, m), (24, 4)) + m for m in range(3)]
@@ -233,6 +235,7 @@ def test_batch_larger_than_the_split_fails_before_writing(tmp_path):
 
 # ---- diagnostics at every evaluation --------------------------------------------------------------
 
+@pytest.mark.slow
 def test_diagnostics_are_logged_at_every_evaluation(tmp_path):
   config = tiny_config(**{"train.num_steps": 4, "train.eval_every": 2, "train.plots_at_end": False,
                           "evals.decalign.batch_size": 64})
@@ -290,6 +293,7 @@ def test_official_mosi_config_holds_the_official_values(tmp_path):
   assert any("eval/decalign/valid_mae" in r for r in rows)
 
 
+@pytest.mark.slow
 def test_alignment_strategy_variants_compute_what_they_say():
   """The ablation's alignment strategies: each heterogeneity option is the named library term of
   the unique features; homo_moments / homo_mmd drop the other homogeneity part."""

@@ -111,6 +111,7 @@ def test_paired_differences_hand_computed():
   assert out["other"]["n"] == 1 and np.isnan(out["other"]["ci95"][0])
 
 
+@pytest.mark.slow
 def test_ablation_on_the_shortcut_benchmark_writes_paired_entries(tmp_path):
   tiny = ["--config.data.shortcut.widths=6,3,4", "--config.data.shortcut.lengths=4,6,8",
           "--config.data.shortcut.max_lag=0,1,2", "--config.data.shortcut.hidden=8",

@@ -84,6 +84,7 @@ def _tolerance(config, steps):
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow
 def test_one_vs_four_devices_float64(tmp_path, name):
   config = TINY_CONFIGS[name](**{"train.num_steps": 3, "train.checkpoint_every": 100, **NO_END})
   with jax.enable_x64(True):
@@ -113,6 +114,7 @@ def test_per_example_variants_train_with_finite_loss(tmp_path, name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow
 def test_pmap_and_shard_map_are_bitwise_equal(tmp_path, name):
   config = TINY_CONFIGS[name](**{"train.num_steps": 2, "train.checkpoint_every": 100, **NO_END})
   sharded = fit(config, str(tmp_path / "s"), quiet=True)
@@ -123,6 +125,7 @@ def test_pmap_and_shard_map_are_bitwise_equal(tmp_path, name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow
 def test_resume_and_preemption_are_bitwise_exact(tmp_path, name):
   config = TINY_CONFIGS[name](**{"train.plots_at_end": False})
   straight = fit(config, str(tmp_path / "straight"), quiet=True)
@@ -153,6 +156,7 @@ LAYOUTS = [("shard_map", 4, "shard_map", 1), ("shard_map", 2, "shard_map", 1),
 
 @pytest.mark.parametrize("name,layout", [("beta_vae", layout) for layout in LAYOUTS] +
                          [(name, LAYOUTS[1]) for name in NAMES if name != "beta_vae"])
+@pytest.mark.slow
 def test_restore_on_another_device_count_is_exact(tmp_path, name, layout):
   from jaxdisent.runs import restore_latest
   mode_a, n_a, mode_b, n_b = layout

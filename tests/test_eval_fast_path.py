@@ -7,6 +7,7 @@ import types
 
 import jax
 import numpy as np
+import pytest
 
 from jaxdisent.evals.disentanglement import disentanglement_scores
 from jaxdisent.methods import make_method
@@ -31,6 +32,7 @@ def _evaluate(method, params, workdir):
                                log=lambda *a: None)
 
 
+@pytest.mark.slow
 def test_fast_eval_path_matches_previous_path(tmp_path, monkeypatch):
   method = make_method(tiny_vae_config())
   params, _ = method.init(jax.random.key(7))

@@ -20,6 +20,7 @@ SMALL = [("evals.disentanglement.num_train", "200"), ("evals.disentanglement.num
          ("evals.disentanglement.dci_importance", "random_forest")]
 
 
+@pytest.mark.slow
 def test_evaluate_writes_the_record_metrics_and_plots(tmp_path):
   workdir = str(tmp_path / "run")
   fit(tiny_vae_config(**{"train.num_steps": 2}), workdir, quiet=True)

@@ -102,6 +102,7 @@ def test_bad_configs():
     make_method(gem_config(**{"data.source": "mnist"}))
 
 
+@pytest.mark.slow
 def test_statistical_and_pendulum_variants_train(tmp_path):
   config = no_evals(gem_config(**{"oracle.kind": "statistical", "loss.structure_weight": 1.0,
                                   "model.kind": "none", "loss.adversarial_weight": 0.0,

@@ -151,6 +151,7 @@ def test_synthetic_recovery_with_default_length(tmp_path):
       "mean_max_cosine"] < 0.6
 
 
+@pytest.mark.slow
 def test_sae_sweep_writes_frontier_and_stability(tmp_path):
   import json
   from launch.sae_sweep import main as sweep_main

@@ -28,6 +28,7 @@ def test_grid_parsing():
     ("configs/beta_vae_dsprites.py", TINY_VAE, "loss.beta=1,4", "eval/reconstruction/reconstruction"),
     ("configs/sae_vlm_synthetic.py", TINY_SAE, "model.k=1,2", "eval/dictionary/fvu"),
 ])
+@pytest.mark.slow
 def test_sweep_any_method(tmp_path, monkeypatch, config, extra, grid, key):
   monkeypatch.chdir(ROOT)
   assert sweep_main([f"--config={config}", f"--workdir={tmp_path}", f"--grid={grid}",

@@ -40,6 +40,7 @@ def flip_bytes(path, count=400, offset=None):
     f.write(data)
 
 
+@pytest.mark.slow
 def test_metrics_logged_after_last_checkpoint_are_replaced_on_resume(tmp_path):
   workdir = str(tmp_path / "run")
   fit(tiny_vae_config(**{"train.num_steps": 3}), workdir, quiet=True)  # ckpts 2 and 3
