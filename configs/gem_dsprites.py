@@ -12,7 +12,7 @@ import ml_collections
 
 from configs import common
 
-from jaxdisent.data.correlated_dsprites import DEFAULT_EDGES
+from jaxdisent.data.correlated_dsprites import DEFAULT_EDGES, DEFAULT_PAIRS
 
 
 def get_config():
@@ -24,6 +24,10 @@ def get_config():
   config.data.source = "correlated_dsprites"  # correlated_dsprites | pendulum | tfds
   config.data.path = ""                       # tfds: data_dir of the prepared dataset
   config.data.edges = DEFAULT_EDGES           # 'a->b:w,...' over shape, scale, orientation, posX, posY
+  # correlation strength (Traeuble et al. 2021): rho in [0, 1) replaces data.edges by these pairs at
+  # latent correlation rho (jaxdisent/data/correlated_dsprites.py); < 0 keeps data.edges
+  config.data.correlation = -1.0
+  config.data.correlated_pairs = DEFAULT_PAIRS
   config.data.pool_size = 100_000
   config.data.seed = 0                        # the pool (independent of the training seed)
 
@@ -101,4 +105,11 @@ def get_config():
   config.evals.graph_interventions.num_reference = 4000   # rendered images the reader matches
   config.evals.graph_interventions.num_values = 5
   config.evals.graph_interventions.spread = 2.0           # values within +- spread sd of the codes
+  # are the correlated pairs captured by separate codes? (uniform grid; jaxdisent/evals/graph.py)
+  config.evals.pair_disentanglement = ml_collections.ConfigDict()
+  config.evals.pair_disentanglement.run_in_training = False  # launch.evaluate / the ablation
+  config.evals.pair_disentanglement.num_train = 2000
+  config.evals.pair_disentanglement.num_eval = 1000
+  config.evals.pair_disentanglement.num_bins = 20
+  config.evals.pair_disentanglement.dci_importance = "random_forest"
   return config

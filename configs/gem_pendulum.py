@@ -14,7 +14,8 @@ from configs import gem_dsprites
 def get_config():
   config = gem_dsprites.get_config()
   config.data.source = "pendulum"
-  for key in ("edges", "pool_size", "seed"):   # correlated-dSprites settings
+  for key in ("edges", "correlation", "correlated_pairs", "pool_size", "seed"):  # correlated dSprites
     del config.data[key]
+  del config.evals["pair_disentanglement"]     # needs the dSprites grid
   config.oracle.num_images = 7308        # images scored to build the relation prior
   return config

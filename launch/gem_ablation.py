@@ -2,7 +2,8 @@
 
   python -m launch.gem_ablation --config=configs/gem_dsprites.py --workdir=runs/gem_ablation \
       [--variants=full,no_gnn,vae,no_adversarial,no_oracle_prior,beta_vae] [--seeds=0]
-      [--accuracies=1.0,0.884,0.7,0.5,0.3,0.1] [--sweep_seeds=0,1,2,3,4] [--config.KEY=VALUE ...]
+      [--accuracies=1.0,0.884,0.7,0.5,0.3,0.1] [--sweep_seeds=0,1,2,3,4]
+      [--evaluators=gem_disentanglement] [--config.KEY=VALUE ...]
 
 Variants (each trains through the shared engine in ROOT/<variant>_seed<s>; re-running resumes or
 skips finished runs): ``full``; ``no_gnn`` (model.kind=none: the decoder reads z); ``vae``
@@ -15,8 +16,11 @@ its DisGraph is exactly the prior); ``prior_reversed`` / ``prior_uniform`` / ``p
 ``model.prior_corruption``, k = ``model.prior_corruption_k``; see jaxdisent/oracles/corrupt.py),
 each to the same schedule; ``scm`` / ``scm_prior_reversed`` (the structured latent prior,
 ``model.prior='scm'`` with the oracle-score supervision of the pinned nodes, from the oracle's or
-the reversed prior: can the data move A toward the truth?). Each run is scored by the ``graph_recovery`` and
-``gem_disentanglement`` evaluators; the table shows ``learned_*``, ``prior_*`` (the prior that
+the reversed prior: can the data move A toward the truth?); ``truth_graph`` (oracle.kind=truth:
+the data's own true graph as the prior, the upper control). Each run is scored by the
+``graph_recovery`` evaluator and, after training, by ``--evaluators`` (default
+``gem_disentanglement``; ``pair_disentanglement`` for the correlation-strength benchmark,
+``docs/results/gem_correlation.md``); the table shows ``learned_*``, ``prior_*`` (the prior that
 run started from) and ``learned_minus_prior_*`` (what training added).
 
 The sweep scores ``oracle.num_images`` pool images with the simulated oracle at each accuracy
@@ -52,10 +56,12 @@ VARIANTS = {
     "scm": {"model.prior": "scm", "loss.supervision_weight": 1.0},
     "scm_prior_reversed": {"model.prior": "scm", "loss.supervision_weight": 1.0,
                            "model.prior_corruption": "reversed"},
+    "truth_graph": {"oracle.kind": "truth"},
 }
 KEYS = ("learned_auroc", "prior_auroc", "learned_minus_prior_auroc", "learned_auprc",
         "learned_minus_prior_auprc", "learned_shd", "learned_direction_accuracy", "recon",
-        "mig", "irs", "dci_disentanglement", "factor_vae_score")
+        "mig", "irs", "dci_disentanglement", "factor_vae_score", "pair_separation",
+        "pair_dci_disentanglement", "grid_mig")
 
 
 def _fmt(mean, std, n):
@@ -76,7 +82,7 @@ def summarize(rows, variants):
   return table, "\n".join(lines) + "\n"
 
 
-def _evaluate_untrained(config, workdir, log):
+def _evaluate_untrained(config, workdir, log, evaluators=("gem_disentanglement",)):
   """The control row: the model at initialisation (its DisGraph is exactly the prior), scored by
   the same evaluators; written as WORKDIR/eval/step_0.json."""
   import jax  # pylint: disable=g-import-not-at-top
@@ -90,7 +96,7 @@ def _evaluate_untrained(config, workdir, log):
   os.makedirs(workdir, exist_ok=True)
   with workdir_lock(workdir, "evaluating the untrained control"):
     run_evaluations(method, state, 0, workdir, config, training=False,
-                    only=["graph_recovery", "gem_disentanglement"], log=log)
+                    only=["graph_recovery", *evaluators], log=log)
   return read_record(workdir, 0)
 
 
@@ -142,7 +148,8 @@ def main(argv) -> int:
   try:
     overrides, flags = parse_args(argv, {
         "config": "configs/gem_dsprites.py", "root": None, "workdir": None, "variants": ",".join(VARIANTS),
-        "seeds": "0", "accuracies": "1.0,0.884,0.7,0.5,0.3,0.1", "sweep_seeds": "0,1,2,3,4"})
+        "seeds": "0", "accuracies": "1.0,0.884,0.7,0.5,0.3,0.1", "sweep_seeds": "0,1,2,3,4",
+        "evaluators": "gem_disentanglement"})
     if flags["root"] and not flags["workdir"]:
       print("[jaxdisent] note: --root is deprecated; use --workdir", file=sys.stderr)
     flags["root"] = flags["workdir"] or flags["root"]
@@ -158,6 +165,11 @@ def main(argv) -> int:
     base = load_config_from_args(flags["config"], overrides)
     if base.method != "gem":
       raise UsageError(f"{flags['config']} is a {base.method!r} config; the ablation needs gem")
+    evaluators = [e for e in flags["evaluators"].split(",") if e]
+    undeclared = [e for e in evaluators if e not in base.get("evals", {})]
+    if undeclared:
+      raise UsageError(f"--evaluators={flags['evaluators']}: {undeclared} not declared in "
+                       f"{flags['config']}'s evals ({sorted(base.get('evals', {}))})")
   except (UsageError, ValueError, KeyError, FileNotFoundError) as error:
     return fail(str(error))
   from absl import logging  # pylint: disable=g-import-not-at-top
@@ -175,8 +187,8 @@ def main(argv) -> int:
   trained = {}
   if cells:
     try:
-      for row in run_cells(flags["config"], root, cells, evaluate=True,
-                           only=["gem_disentanglement"], log=log):
+      for row in run_cells(flags["config"], root, cells, evaluate=bool(evaluators),
+                           only=evaluators, log=log):
         trained[row["run"]] = {k.split("/", 2)[-1]: v for k, v in row.items()
                                if k.startswith("eval/")}
     except RuntimeError as error:  # a preempted cell
@@ -189,7 +201,7 @@ def main(argv) -> int:
         config = load_config_from_args(flags["config"], [*overrides, ("seed", str(seed))])
         workdir = os.path.join(root, name)
         log(f"[ablation] {variant} seed {seed} -> {workdir}")
-        record = read_record(workdir, 0) or _evaluate_untrained(config, workdir, log)
+        record = read_record(workdir, 0) or _evaluate_untrained(config, workdir, log, evaluators)
         flat = {}
         for scores in record["evals"].values():
           flat.update({k: v for k, v in scores.items() if k != "seconds"})

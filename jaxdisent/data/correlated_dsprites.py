@@ -15,6 +15,13 @@ Default edges (``data.edges``; ``i->j:w`` comma-separated): shape -> scale 0.8, 
 posX -> orientation 0.6 and orientation -> posX 0.3 (a two-way relation with different weights);
 nothing else (so, e.g., shape and posX are independent).
 
+Correlation strength (Traeuble et al. 2021's knob): ``data.correlation = rho`` in [0, 1) replaces
+``data.edges`` by the pairs of ``data.correlated_pairs`` (default ``shape->scale,posX->posY``), each
+edge with weight ``w = rho / sqrt(1 - rho^2)``: for a -> b, x_b = w x_a + e_b, so the Gaussian
+latents of the pair have correlation exactly rho (the factor classes, after the copula, somewhat
+less: shape has three classes). rho = 0 gives independent factors and an empty graph.
+``data.correlation < 0`` (the default, -1) keeps ``data.edges``.
+
 The pool image of index n is rendered by the procedural dSprites renderer
 (:mod:`jaxdisent.data.dsprites`) from classes drawn with the key ``fold_in(key(data.seed), n)``
 (stream GRAPH_DATA), so the pool does not depend on the training seed and a scores file stays
@@ -32,6 +39,20 @@ from jaxdisent.data.dsprites import DSprites, _images_from_factors
 from jaxdisent.data.graph_source import GraphSource, check_adjacency
 
 DEFAULT_EDGES = "shape->scale:0.8,scale->posY:0.7,posX->orientation:0.6,orientation->posX:0.3"
+DEFAULT_PAIRS = "shape->scale,posX->posY"
+
+
+def edges_for_correlation(pairs: str, correlation: float) -> str:
+  """``data.edges`` text whose pairs have latent correlation ``correlation`` (module docstring)."""
+  rho = float(correlation)
+  if not 0.0 <= rho < 1.0:
+    raise ValueError(f"data.correlation={correlation} must be in [0, 1) (or < 0 to use data.edges)")
+  items = [t.strip() for t in (pairs or "").split(",") if t.strip()]
+  if not items or any(":" in t or "->" not in t for t in items):
+    raise ValueError(f"data.correlated_pairs={pairs!r}: write 'a->b,c->d' over the factor names "
+                     "(no weights: data.correlation sets them), e.g. 'shape->scale,posX->posY'")
+  weight = rho / np.sqrt(1.0 - rho * rho)
+  return ",".join(f"{t}:{weight:.12g}" for t in items)
 
 
 def parse_edges(text: str, names) -> np.ndarray:
@@ -57,11 +78,13 @@ class CorrelatedDSprites(GraphSource):
 
   name = "correlated_dsprites"
 
-  def __init__(self, edges: str = DEFAULT_EDGES, pool_size: int = 100_000, seed: int = 0):
+  def __init__(self, edges: str = DEFAULT_EDGES, pool_size: int = 100_000, seed: int = 0,
+               pairs: str = DEFAULT_PAIRS):
     self.grid = DSprites()  # uniform grid: what the disentanglement metrics sample
     self._names = DSprites.FACTOR_NAMES
     self.edges = edges
     self.weights = parse_edges(edges, list(self._names))
+    self.pairs_text = pairs
     radius = float(np.max(np.abs(np.linalg.eigvals(self.weights))))
     if radius >= 1.0:
       raise ValueError(f"the structural model in data.edges is unstable (spectral radius of the "
@@ -77,7 +100,11 @@ class CorrelatedDSprites(GraphSource):
 
   @classmethod
   def from_config(cls, data_config):
-    return cls(edges=data_config.get("edges", DEFAULT_EDGES),
+    edges = data_config.get("edges", DEFAULT_EDGES)
+    correlation = float(data_config.get("correlation", -1.0))
+    if correlation >= 0:
+      edges = edges_for_correlation(data_config.get("correlated_pairs", DEFAULT_PAIRS), correlation)
+    return cls(edges=edges, pairs=data_config.get("correlated_pairs", DEFAULT_PAIRS),
                pool_size=int(data_config.get("pool_size", 100_000)),
                seed=int(data_config.get("seed", 0)))
 
@@ -98,6 +125,18 @@ class CorrelatedDSprites(GraphSource):
 
   def true_adjacency(self):
     return self.weights.copy()
+
+  def correlated_pairs(self) -> list[tuple[int, int]]:
+    """Factor-index pairs the pair measures score: the true graph's edges (each unordered pair
+    once), or, when it has none (data.correlation=0), the pairs of data.correlated_pairs."""
+    a, b = np.nonzero(self.weights)
+    pairs = sorted({(min(i, j), max(i, j)) for i, j in zip(a.tolist(), b.tolist()) if i != j})
+    if pairs:
+      return pairs
+    names = list(self._names)
+    text = edges_for_correlation(self.pairs_text, 0.0)
+    return [tuple(sorted(names.index(n.strip()) for n in item.split(":")[0].split("->")))
+            for item in text.split(",")]
 
   def pool_factors(self, index_N) -> jax.Array:
     """int32 (N, 5) dSprites factor classes of pool images `index_N`."""

@@ -70,7 +70,8 @@ PRIOR_FORMS = ("gnn_decoder", "scm")
 
 class GEMMethod(Method):
   name = "gem"
-  evaluators = ("graph_recovery", "gem_disentanglement", "graph_interventions")
+  evaluators = ("graph_recovery", "gem_disentanglement", "graph_interventions",
+                "pair_disentanglement")
 
   def __init__(self, config):
     super().__init__(config)

@@ -37,7 +37,8 @@ from jaxdisent.metrics.disentanglement import (array_metrics, dci, dci_from_impo
                                                modularity_from_mi, modularity_from_mi_core,
                                                mutual_info_between_codes,
                                                mutual_info_between_codes_core, mutual_info_matrix,
-                                               mutual_info_matrix_core, sap)
+                                               mutual_info_matrix_core, pair_dci_disentanglement,
+                                               pair_separation, sap)
 from jaxdisent.metrics.information import (discrete_entropy, discrete_entropy_core,
                                            discrete_mutual_info, discrete_mutual_info_core,
                                            histogram_discretize)
@@ -48,7 +49,7 @@ __all__ = ["CodeTable", "array_metrics", "beta_vae_score", "dci", "dci_from_impo
            "discrete_entropy_core", "discrete_mutual_info", "discrete_mutual_info_core",
            "explicitness", "factor_vae_score", "gaussian_total_correlation",
            "gaussian_total_correlation_core", "histogram_discretize", "irs", "irs_core", "mig",
-           "mig_core", "modularity", "modularity_core", "modularity_from_mi",
+           "mig_core", "modularity", "modularity_core", "pair_dci_disentanglement", "pair_separation", "modularity_from_mi",
            "modularity_from_mi_core", "mutual_info_between_codes",
            "mutual_info_between_codes_core", "mutual_info_matrix", "mutual_info_matrix_core",
            "sample_codes_and_factors", "sap"]

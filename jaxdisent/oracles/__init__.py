@@ -21,7 +21,7 @@ from jaxdisent.oracles.relations import (check_scores, directed_relations, greed
 from jaxdisent.oracles.simulated import SimulatedOracle, simulated_scores
 from jaxdisent.oracles.notears import notears_linear  # the standalone structure learner
 
-KINDS = ("simulated", "labels", "statistical", "chat")
+KINDS = ("simulated", "labels", "truth", "statistical", "chat")
 
 
 def attribute_subset(source, oracle_config) -> list[str]:
@@ -41,7 +41,7 @@ def oracle_scores(source, oracle_config, pool_index) -> Scores:
   columns = check_attribute_names(attribute_subset(source, oracle_config), source.attribute_names)
   if kind == "simulated":
     full = SimulatedOracle.from_config(source, oracle_config).score_indices(pool_index)
-  elif kind == "labels":
+  elif kind in ("labels", "truth"):
     index = source.check_index(pool_index)
     values = np.asarray(source.pool_values(index))
     full = Scores(10.0 * values, np.isfinite(values), source.attribute_names, index,
@@ -90,9 +90,17 @@ def make_oracle_view(source, oracle_config) -> OracleView:
   if kind == "chat":
     raise ValueError("oracle.kind='chat' needs oracle.scores_path: run the chat oracle as its own "
                      "stage first (python -m launch.oracle --config=... --out=PATH)")
-  count = min(int(oracle_config.get("num_images", 4000)), source.pool_size)
-  scores = oracle_scores(source, oracle_config, np.arange(count))
-  relations = directed_relations(scores.scores, scores.valid, ridge, gain, names=names, basis=basis)
+  if kind == "truth":  # the control "GEM given the true graph": the data's own adjacency as prior
+    truth = source.true_adjacency()
+    if truth is None:
+      raise ValueError(f"oracle.kind='truth' needs data with a known graph; {source.name} has none "
+                       "(use simulated, labels or a chat scores file)")
+    relations = np.abs(np.asarray(truth, np.float64)[np.ix_(columns, columns)])
+  else:
+    count = min(int(oracle_config.get("num_images", 4000)), source.pool_size)
+    scores = oracle_scores(source, oracle_config, np.arange(count))
+    relations = directed_relations(scores.scores, scores.valid, ridge, gain, names=names,
+                                   basis=basis)
   if kind == "simulated":
     settings = SimulatedOracle.from_config(source, oracle_config).settings
 
@@ -102,7 +110,7 @@ def make_oracle_view(source, oracle_config) -> OracleView:
       cols = jnp.asarray(columns)
       return jnp.nan_to_num(s[:, cols]), v[:, cols]
     fn = simulated
-  else:  # labels
+  else:  # labels, truth: nodes are matched to the exact attribute values
 
     def labels(values, pool_index, row):
       del pool_index, row

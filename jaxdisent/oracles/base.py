@@ -7,7 +7,8 @@ no usable answer (missing attribute, malformed reply); the score there is NaN an
 scores outside [0, ``SCALE_MAX``] (the bounds included; no tolerance, so rescale before building it).
 
 Kinds (``oracle.kind``): ``simulated`` (scores from the true factors, degraded; the default),
-``labels`` (attribute columns of the dataset), ``statistical`` (no external knowledge: relations come
+``labels`` (attribute columns of the dataset), ``truth`` (the labels' scores, and the data's own
+true graph as the relation prior: the "GEM given the true graph" control), ``statistical`` (no external knowledge: relations come
 from the model's own codes during training), ``chat`` (an OpenAI-compatible chat-completions
 server; run as its own stage by ``launch/oracle.py``, training reads the cached scores file).
 
