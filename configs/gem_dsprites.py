@@ -70,6 +70,12 @@ def get_config():
   config.oracle.ridge = 1e-3             # relation estimator (jaxdisent/oracles/relations.py)
   config.oracle.gain = 2.0
   config.oracle.basis = "poly"           # or quadratic / linear (jaxdisent/oracles/relations.py)
+  # statistical oracle: linear NOTEARS on the codes' correlation, re-solved every refresh_every steps
+  # (or 'correlation': the linear estimator every step, the former behaviour)
+  config.oracle.statistical_estimator = "notears"
+  config.oracle.refresh_every = 50
+  config.oracle.notears_lambda1 = 0.1
+  config.oracle.notears_threshold = 0.3
   # chat oracle (launch/oracle.py only; see README "GEM" for vLLM / Ollama / llama.cpp / hosted).
   # Every field of jaxdisent.oracles.chat.ChatSettings is a key here (tests/test_gem_chat.py).
   config.oracle.base_url = "http://127.0.0.1:8000/v1"

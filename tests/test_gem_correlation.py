@@ -120,3 +120,100 @@ def test_evaluator_on_a_tiny_run_and_an_empty_graph(tmp_path):
   assert pairs["pair_separation"] == pytest.approx(
       np.mean([pairs["pair_separation_shape_scale"], pairs["pair_separation_posX_posY"]]))
   assert -1 <= pairs["pair_separation"] <= 1 and 0 <= pairs["pair_dci_disentanglement"] <= 1
+
+
+def test_notears_from_the_covariance_equals_notears_on_the_samples():
+  from jaxdisent.oracles import notears as N
+  for seed in (0, 1):
+    rng = np.random.default_rng(seed)
+    weights = N.simulate_parameter(N.simulate_dag(8, 8, rng), rng)
+    x = N.simulate_linear_sem(weights, 200, rng)
+    centred = x - x.mean(0)
+    from_cov = N.notears_linear_from_covariance(centred.T @ centred / len(x))
+    from_x = N.notears_linear(x)
+    np.testing.assert_array_equal(from_cov != 0, from_x != 0)
+    np.testing.assert_allclose(from_cov, from_x, atol=0.02)   # two float paths of one L-BFGS-B
+  for bad, match in ((np.ones((3, 2)), r"\(D, D\)"), (np.full((2, 2), np.nan), "NaN")):
+    with pytest.raises(ValueError, match=match):
+      N.notears_linear_from_covariance(bad)
+
+
+def _statistical(**overrides):
+  from conftest import tiny_gem_config
+  return tiny_gem_config(**{"oracle.kind": "statistical", "oracle.refresh_every": 2,
+                            "loss.structure_weight": 1.0, "train.eval_at_end": False,
+                            "train.plots_at_end": False, **overrides})
+
+
+def test_statistical_notears_prior_is_notears_on_the_code_moments_on_one_and_four_devices(tmp_path):
+  """After the refresh at step 2 (refresh_every 2, 3 steps) the prior is exactly the host NOTEARS
+  of the correlation of the psum'd code moments held in the state (recomputed here from the state
+  of step 3's input is not possible, so 3 steps with the last refresh at 2 are compared with a
+  2-step run whose final moments fed that refresh). 1 vs 4 devices (float64): same support; values
+  within 0.02, since L-BFGS-B's line searches amplify the summation-order differences of its input
+  (no tighter bound follows from the computation)."""
+  import jax
+  import jax.numpy as jnp
+  from jaxdisent.methods import make_method
+  from jaxdisent.methods.gem import code_correlation
+  from jaxdisent.oracles.notears import is_dag, notears_linear_from_covariance
+  from jaxdisent.train import fit
+  from test_engine_contract import Float64
+  config = _statistical(**{"train.num_steps": 3, "train.checkpoint_every": 100})
+  with jax.enable_x64(True):
+    one = fit(config, str(tmp_path / "one"), devices=jax.devices()[:1], quiet=True,
+              method=Float64(make_method(config)))
+    four = fit(config, str(tmp_path / "four"), devices=jax.devices()[:4], quiet=True,
+               method=Float64(make_method(config)))
+  prior_one = np.asarray(one.state.model_state["prior"])
+  prior_four = np.asarray(four.state.model_state["prior"])
+  assert prior_one.dtype == np.float64 and prior_one.max() == 1.0 and is_dag(prior_one)
+  np.testing.assert_array_equal(prior_one != 0, prior_four != 0)
+  np.testing.assert_allclose(prior_one, prior_four, atol=0.02)
+  # the refresh is the host solver on the state's code moments: record the solver's input
+  import jaxdisent.methods.gem as gem_module
+  calls = []
+
+  def recording(corr, **kwargs):
+    calls.append(np.array(corr))
+    return notears_linear_from_covariance(corr, **kwargs)
+  config = _statistical(**{"train.num_steps": 1, "train.checkpoint_every": 100})
+  try:
+    gem_module.notears_linear_from_covariance = recording
+    state = fit(config, str(tmp_path / "first"), quiet=True).state.model_state
+  finally:
+    gem_module.notears_linear_from_covariance = notears_linear_from_covariance
+  assert len(calls) == jax.device_count()       # step 0 only (refresh_every 2), once per device
+  for call in calls[1:]:
+    np.testing.assert_array_equal(call, calls[0])              # the psum'd, replicated input
+  expected = np.abs(notears_linear_from_covariance(calls[0]))
+  np.testing.assert_array_equal(np.asarray(state["prior"]),
+                                (expected / expected.max()).astype(np.float32))
+  corr = np.asarray(code_correlation(jax.tree.map(jnp.asarray, state["codes"])))
+  np.testing.assert_allclose(calls[0], corr, atol=1e-5)       # ... of the moments in the state
+
+
+def test_statistical_notears_resume_is_exact_and_correlation_switch_is_the_former_prior(tmp_path):
+  from jaxdisent.train import fit
+  config = _statistical(**{"train.num_steps": 4, "train.checkpoint_every": 2})
+  straight = fit(config, str(tmp_path / "straight"), quiet=True)
+  half = _statistical(**{"train.num_steps": 2, "train.checkpoint_every": 2})
+  fit(half, str(tmp_path / "resumed"), quiet=True)
+  resumed = fit(config, str(tmp_path / "resumed"), quiet=True)
+  np.testing.assert_array_equal(np.asarray(straight.state.model_state["prior"]),
+                                np.asarray(resumed.state.model_state["prior"]))
+  old = fit(_statistical(**{"oracle.statistical_estimator": "correlation", "train.num_steps": 1}),
+            str(tmp_path / "old"), quiet=True)
+  import jax
+  import jax.numpy as jnp
+  from jaxdisent.methods.gem import code_correlation
+  from jaxdisent.oracles import relations_from_correlation
+  state = old.state.model_state
+  expected = relations_from_correlation(
+      np.asarray(code_correlation(jax.tree.map(jnp.asarray, state["codes"])), np.float64))
+  np.testing.assert_allclose(np.asarray(state["prior"]), expected / expected.max(), atol=1e-3)  # f32
+  for key, value, match in (("oracle.statistical_estimator", "pc", "notears"),
+                            ("oracle.refresh_every", 0, "refresh_every")):
+    from jaxdisent.methods import make_method
+    with pytest.raises(ValueError, match=match):
+      make_method(_statistical(**{key: value}))

@@ -34,8 +34,14 @@ relation-aware before the decoder. GEM publishes no loss, GNN, prompt or adversa
   < 1 (checked when the method is built; an error names the fix), and the learned A's is reported at
   evaluation (``scm_spectral_radius``) with a warning at >= 1. ``loss.acyclicity_weight`` adds
   NOTEARS' h(A) (off by default: GEM's graph may be cyclic);
-* ``oracle.kind='statistical'``: no external knowledge; the prior is the same estimator applied to
-  the moving-average correlation of the model's own codes (all D nodes).
+* ``oracle.kind='statistical'``: no external knowledge; the prior comes from the model's own codes
+  (all D nodes). ``oracle.statistical_estimator='notears'`` (default): linear NOTEARS (l2 loss,
+  ``oracle.notears_lambda1`` 0.1, ``oracle.notears_threshold`` 0.3: the reference's defaults) on the
+  moving-average *correlation* matrix of the codes (standardised, so the threshold has the same
+  meaning on every code scale), re-solved every ``oracle.refresh_every`` (50) steps on the host
+  (``jaxdisent.oracles.notears.notears_linear_from_covariance``) and held in between; |W| / max |W|
+  is the prior. ``'correlation'`` (the former behaviour): the linear relation estimator on the same
+  correlation matrix, every step, inside the step.
 
 Batch statistics (matching moments, code standardisation) are summed over the 'data' axis, so the
 step is the same on 1 or N devices.
@@ -56,6 +62,7 @@ from jaxdisent.data import per_example_keys, step_key
 from jaxdisent import rng as rng_streams
 from jaxdisent.data.graph_source import make_graph_source
 from jaxdisent.oracles.corrupt import corrupt_prior
+from jaxdisent.oracles.notears import notears_linear_from_covariance
 from jaxdisent.oracles.relations import greedy_assignment, relations_from_correlation
 from jaxdisent.losses import graph as graph_losses
 from jaxdisent.losses import vae as vae_losses
@@ -120,6 +127,17 @@ class GEMMethod(Method):
                        "needs model.prior='scm' and an oracle with scores (not 'statistical'); "
                        "set it to 0 otherwise")
     self.match_decay = float(config.loss.get("match_decay", 0.99))
+    self.statistical_estimator = config.oracle.get("statistical_estimator", "notears")
+    if self.statistical_estimator not in ("notears", "correlation"):
+      raise ValueError(f"oracle.statistical_estimator={self.statistical_estimator!r}: use 'notears' "
+                       "(linear NOTEARS on the codes' correlation, refreshed every "
+                       "oracle.refresh_every steps) or 'correlation' (the linear relation "
+                       "estimator, every step)")
+    self.refresh_every = int(config.oracle.get("refresh_every", 50))
+    if self.refresh_every < 1:
+      raise ValueError(f"oracle.refresh_every={self.refresh_every} must be >= 1")
+    self.notears_settings = (float(config.oracle.get("notears_lambda1", 0.1)),
+                             float(config.oracle.get("notears_threshold", 0.3)))
     self._batch = jax.jit(self._batch_impl, static_argnums=(0, 2, 3))
 
   def _scale_scm_prior(self, scale):
@@ -217,7 +235,7 @@ class GEMMethod(Method):
     mean, logvar = self.vae.apply({"params": params["vae"]}, images, method=VAE.encode)
     z = mean + jnp.exp(0.5 * logvar) * noise
     codes = lax.stop_gradient(mean)
-    new_state = self._update_state(model_state, codes, batch, psum)
+    new_state = self._update_state(model_state, codes, batch, psum, step)
     adjacency = self.adjacency(params, new_state)
     delta = params["adjacency_delta"] * (1.0 - jnp.eye(self.latent_dim))
     logits = self.vae.apply({"params": params["vae"]}, self.relation_aware(params, new_state, z),
@@ -287,7 +305,7 @@ class GEMMethod(Method):
     devices = psum(jnp.float32(1.0))
     return error * devices / jnp.maximum(count, 1.0)
 
-  def _update_state(self, model_state, codes, batch, psum):
+  def _update_state(self, model_state, codes, batch, psum, step=0):
     """Moving-average statistics, node matching and the prior P (all from stop-gradient codes)."""
     new_state = dict(model_state)
     decay = self.match_decay
@@ -309,7 +327,12 @@ class GEMMethod(Method):
     if self.oracle.relations is not None:
       prior, mask = graph_losses.prior_on_nodes(jnp.asarray(self.oracle.relations),
                                                 new_state["node_of_attribute"], self.latent_dim)
-    else:  # statistical: relations among the model's own codes
+    elif self.statistical_estimator == "notears":  # statistical: a DAG over the model's codes
+      corr = code_correlation(new_state["codes"])
+      refresh = (jnp.asarray(step) % self.refresh_every) == 0
+      prior = lax.cond(refresh, self._notears_prior, lambda c: model_state["prior"], corr)
+      mask = 1.0 - jnp.eye(self.latent_dim)
+    else:  # statistical, 'correlation': relations among the model's own codes, every step
       prior = relations_from_correlation(code_correlation(new_state["codes"]), xp=jnp)
       top = jnp.max(prior)
       prior = jnp.where(top > 0, prior / jnp.maximum(top, 1e-12), prior)
@@ -317,6 +340,28 @@ class GEMMethod(Method):
     new_state["prior"] = prior
     new_state["prior_mask"] = mask
     return new_state
+
+  def _notears_prior(self, corr_DxD):
+    """|W| / max |W| of linear NOTEARS on the codes' moving-average correlation matrix, solved on
+    the host (``notears_linear_from_covariance``: the reference's L-BFGS-B loop) through a pure
+    callback; the same replicated input on every device gives the same graph everywhere."""
+    lambda1, threshold = self.notears_settings
+
+    def solve(corr):
+      corr = np.asarray(corr, np.float64)
+      if corr.ndim == 3:   # vmapped cells (model axis): one solve per cell
+        return np.stack([solve(c) for c in corr])
+      weights = np.abs(notears_linear_from_covariance(corr, lambda1=lambda1,
+                                                      w_threshold=threshold))
+      top = weights.max()
+      return (weights / top if top > 0 else weights).astype(np.float32)
+    # float32 across the boundary whatever the model's dtype: the callback runs on a runtime
+    # thread where a caller's jax.enable_x64 context does not hold, so a float64 result would be
+    # cut to float32 there and refused
+    shape = jax.ShapeDtypeStruct(corr_DxD.shape, jnp.float32)
+    prior = jax.pure_callback(solve, shape, corr_DxD.astype(jnp.float32),
+                              vmap_method="expand_dims")
+    return prior.astype(corr_DxD.dtype)
 
   # ---- evaluation helpers ------------------------------------------------------------------
 

@@ -103,34 +103,90 @@ def notears_linear(x_NxD, lambda1: float = 0.1, loss_type: str = "l2", w_thresho
   n, d = x.shape
   if loss_type == "l2":
     x = x - x.mean(axis=0, keepdims=True)
-  off_diagonal = [(0.0, 0.0) if i == j else (0.0, None) for i in range(d) for j in range(d)]
-  bounds = off_diagonal * 2
   # One BLAS thread: L-BFGS-B's vector work on 2 D^2 variables is far too small to share, and a
   # multi-threaded OpenBLAS on a busy machine made each iteration ~50x slower (measured, D=20).
   with jax.enable_x64(True), threadpool_limits(1, user_api="blas"):
     x_dev = jnp.asarray(x, jnp.float64)
-    rho, alpha, h = 1.0, 0.0, np.inf
-    w = np.zeros(2 * d * d)
 
     def evaluate(w_, rho_, alpha_):
       obj, grad, h_ = _objective(jnp.asarray(w_, jnp.float64), x_dev, rho_, alpha_,
                                  float(lambda1), loss_type)
       return float(obj), np.asarray(grad, np.float64), float(h_)
 
-    for _ in range(int(max_iter)):
-      w_new, h_new = w, h
-      while rho < rho_max:
-        fun = lambda w_, r=rho, a=alpha: evaluate(w_, r, a)[:2]
-        w_new = sopt.minimize(fun, w, method="L-BFGS-B", jac=True, bounds=bounds).x
-        h_new = evaluate(w_new, rho, alpha)[2]
-        if h_new > 0.25 * h:
-          rho *= 10.0
-        else:
-          break
-      w, h = w_new, h_new
-      alpha += rho * h
-      if h <= h_tol or rho >= rho_max:
+    w = _augmented_lagrangian(evaluate, d, max_iter, h_tol, rho_max)
+  return _threshold(w, d, w_threshold)
+
+
+def notears_linear_from_covariance(cov_DxD, lambda1: float = 0.1, w_threshold: float = 0.3, *,
+                                   max_iter: int = 100, h_tol: float = 1e-8,
+                                   rho_max: float = 1e16):
+  """``notears_linear`` with the l2 loss, from the (biased) covariance S = X_c^T X_c / N alone.
+
+  The l2 loss only sees the data through S: 0.5/N |X_c - X_c W|^2 = 0.5 tr((I - W)^T S (I - W)),
+  gradient -S (I - W); so this runs the same augmented Lagrangian on S (same L-BFGS-B steps, same
+  threshold) in NumPy / SciPy, without JAX: it is what GEM's ``statistical`` oracle calls from a
+  host callback inside the jitted training step on the moving-average code covariance (no samples
+  kept). Returns the (D, D) float64 W, W[i, j] != 0 meaning i -> j.
+  """
+  import scipy.linalg  # pylint: disable=g-import-not-at-top
+  for name, value in (("lambda1", lambda1), ("w_threshold", w_threshold)):
+    if not (np.isfinite(value) and value >= 0):
+      raise ValueError(f"notears_linear_from_covariance: {name} must be a finite number >= 0; "
+                       f"got {value}")
+  if int(max_iter) < 1 or not h_tol > 0 or not rho_max > 1:
+    raise ValueError(f"notears_linear_from_covariance: need max_iter >= 1, h_tol > 0, rho_max > 1;"
+                     f" got max_iter={max_iter}, h_tol={h_tol}, rho_max={rho_max}")
+  cov = np.asarray(cov_DxD, np.float64)
+  if cov.ndim != 2 or cov.shape[0] != cov.shape[1] or cov.shape[0] < 2:
+    raise ValueError(f"notears_linear_from_covariance needs a (D, D) covariance, D >= 2; got "
+                     f"shape {cov.shape}")
+  if not np.isfinite(cov).all():
+    raise ValueError("notears_linear_from_covariance: the covariance holds NaN/inf")
+  d = cov.shape[0]
+  eye = np.eye(d)
+
+  def evaluate(w_, rho_, alpha_):
+    weights = (w_[:d * d] - w_[d * d:]).reshape(d, d)
+    residual = eye - weights
+    s_res = cov @ residual
+    loss = 0.5 * float(np.sum(residual * s_res))
+    g_loss = -s_res
+    e = scipy.linalg.expm(weights * weights)
+    h = float(np.trace(e)) - d
+    g_smooth = (g_loss + (rho_ * h + alpha_) * (e.T * weights * 2.0)).reshape(-1)
+    obj = loss + 0.5 * rho_ * h * h + alpha_ * h + float(lambda1) * float(np.sum(w_))
+    return obj, np.concatenate([g_smooth + lambda1, -g_smooth + lambda1]), h
+
+  with threadpool_limits(1, user_api="blas"):
+    w = _augmented_lagrangian(evaluate, d, max_iter, h_tol, rho_max)
+  return _threshold(w, d, w_threshold)
+
+
+def _augmented_lagrangian(evaluate, d, max_iter, h_tol, rho_max):
+  """The reference's dual loop: L-BFGS-B on each subproblem, rho x10 until h falls below 1/4 of
+  its previous value, alpha += rho h; ``evaluate(w, rho, alpha) -> (obj, grad, h)``."""
+  off_diagonal = [(0.0, 0.0) if i == j else (0.0, None) for i in range(d) for j in range(d)]
+  bounds = off_diagonal * 2
+  rho, alpha, h = 1.0, 0.0, np.inf
+  w = np.zeros(2 * d * d)
+  for _ in range(int(max_iter)):
+    w_new, h_new = w, h
+    while rho < rho_max:
+      fun = lambda w_, r=rho, a=alpha: evaluate(w_, r, a)[:2]
+      w_new = sopt.minimize(fun, w, method="L-BFGS-B", jac=True, bounds=bounds).x
+      h_new = evaluate(w_new, rho, alpha)[2]
+      if h_new > 0.25 * h:
+        rho *= 10.0
+      else:
         break
+    w, h = w_new, h_new
+    alpha += rho * h
+    if h <= h_tol or rho >= rho_max:
+      break
+  return w
+
+
+def _threshold(w, d, w_threshold):
   weights = (w[:d * d] - w[d * d:]).reshape(d, d)
   weights[np.abs(weights) < w_threshold] = 0.0
   return weights
