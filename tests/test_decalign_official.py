@@ -130,12 +130,19 @@ def test_dropout_masks_are_per_example_so_device_counts_agree(tmp_path):
   4 devices train the same numbers (with one key per device, the 4 shards would each reuse one
   mask pattern and differ from the 1-device run), and dropout does change the step."""
   results = {}
-  for n in (1, 4):
-    config = tiny_config(**{"model.dropout": 0.3, "train.num_steps": 3, "train.checkpoint_every": 100,
-                            "train.eval_at_end": False, "train.plots_at_end": False})
-    results[n] = fit(config, str(tmp_path / f"d{n}"), devices=jax.devices()[:n], quiet=True).state
-  for a, b in zip(jax.tree.leaves(results[1].params), jax.tree.leaves(results[4].params)):
-    np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5)
+  from test_engine_contract import Float64, _tolerance
+  config = tiny_config(**{"model.dropout": 0.3, "train.num_steps": 3, "train.checkpoint_every": 100,
+                          "train.eval_at_end": False, "train.plots_at_end": False})
+  with jax.enable_x64(True):   # the engine contract's form: float64 and its derived Adam bound
+    for n in (1, 4):
+      results[n] = fit(config, str(tmp_path / f"d{n}"), devices=jax.devices()[:n], quiet=True,
+                       method=Float64(make_method(config))).state
+  assert jax.tree.leaves(results[1].params)[0].dtype == np.float64
+  tol = _tolerance(config, 3)
+  for a, b in zip(jax.tree.leaves(results[1].params), jax.tree.leaves(results[4].params),
+                  strict=True):
+    a, b = np.asarray(a), np.asarray(b)
+    np.testing.assert_allclose(a, b, rtol=0, atol=tol * max(float(np.max(np.abs(a))), 1.0))
   method = make_method(tiny_config(**{"model.dropout": 0.3}))
   params, _ = method.init(jax.random.key(0))
   batch = jax.tree.map(jnp.asarray, method.local_batch(0, 0, 0, 8))
