@@ -36,7 +36,16 @@ from ott.experimental import mmsinkhorn
 
 
 def gather(x, axis_name=None):
-  """The global batch of per-device rows `x` (identity without a data axis)."""
+  """The global batch of per-device rows `x` (identity without a data axis).
+
+  Args:
+    x: (B_local, ...) array, this device's rows (any dtype).
+    axis_name: name of the data axis to all-gather over, or None (single device).
+
+  Returns:
+    (B_global, ...) array of `x`'s dtype, the rows of every device in device order
+    (B_global = B_local x number of devices); `x` itself when `axis_name` is None.
+  """
   if axis_name is None:
     return x
   return lax.all_gather(x, axis_name, axis=0, tiled=True)
@@ -46,7 +55,18 @@ def gather(x, axis_name=None):
 
 def decoupling_loss(unique: Sequence[jnp.ndarray], common: Sequence[jnp.ndarray],
                     eps: float = 1e-8) -> jnp.ndarray:
-  """Mean over modalities and samples of cos^2(unique_m, common_m); rows are feature vectors."""
+  """Mean over modalities and samples of cos^2(unique_m, common_m) ([qian2026]'s decoupling term).
+
+  Rows are feature vectors; the norms' product is floored at `eps`.
+
+  Args:
+    unique: sequence of M (B, d) float arrays, the modality-unique features.
+    common: sequence of M (B, d) float arrays, the modality-common features (same shapes).
+    eps: floor of the norms' product (a zero row gives cosine 0).
+
+  Returns:
+    scalar float array (the features' dtype) in [0, 1].
+  """
   terms = []
   for u, c in zip(unique, common):
     cos = jnp.sum(u * c, -1) / jnp.maximum(jnp.linalg.norm(u, axis=-1) * jnp.linalg.norm(c, axis=-1),
@@ -57,9 +77,22 @@ def decoupling_loss(unique: Sequence[jnp.ndarray], common: Sequence[jnp.ndarray]
 
 def sequence_decoupling_loss(unique_seqs: Sequence[jnp.ndarray], common_seqs: Sequence[jnp.ndarray],
                              masks: Sequence[jnp.ndarray] | None = None, eps: float = 1e-8) -> jnp.ndarray:
-  """The official code's decoupling (``loss.decouple_on='sequence'``): cos^2 between the
-  flattened (B, L * d) unique and common sequences of each modality, averaged over samples and
-  modalities. Padded steps (mask 0) are zeroed first, so they add nothing to either vector."""
+  """The official code's decoupling (``loss.decouple_on='sequence'``) ([qian2026]).
+
+  cos^2 between the flattened (B, L * d) unique and common sequences of each modality, averaged
+  over samples and modalities. Padded steps (mask 0) are zeroed first, so they add nothing to
+  either vector.
+
+  Args:
+    unique_seqs: sequence of M (B, L_m, d) float arrays, the unique feature sequences.
+    common_seqs: sequence of M (B, L_m, d) float arrays, the common ones (same shapes).
+    masks: None (every step real) or a sequence of M (B, L_m) arrays, 1 = real step, 0 = padding
+      (bool or numeric; cast to the features' dtype).
+    eps: floor of the norms' product.
+
+  Returns:
+    scalar float array (the features' dtype) in [0, 1].
+  """
   flat_u, flat_c = [], []
   for m, (u, c) in enumerate(zip(unique_seqs, common_seqs)):
     if masks is not None:
@@ -71,7 +104,15 @@ def sequence_decoupling_loss(unique_seqs: Sequence[jnp.ndarray], common_seqs: Se
 
 
 def l2_normalize(x, eps: float = 1e-8):
-  """Rows scaled to unit L2 norm (the scale-invariant option of the alignment terms)."""
+  """Rows scaled to unit L2 norm (the scale-invariant option of the alignment terms).
+
+  Args:
+    x: (..., d) float array; the last axis is normalised.
+    eps: floor of the norm (a zero row stays zero).
+
+  Returns:
+    float array of `x`'s shape and dtype.
+  """
   return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), eps)
 
 
@@ -85,8 +126,18 @@ class GMM(NamedTuple):
 
 
 def farthest_point_indices(x_NxD, k: int):
-  """Greedy k-center seeding: start at the point farthest from the mean, then repeatedly the
-  point farthest from those chosen. Deterministic; separates well-separated clusters."""
+  """Greedy k-center seeding (farthest-point traversal).
+
+  Start at the point farthest from the mean, then repeatedly take the point farthest from those
+  chosen. Deterministic; separates well-separated clusters. No gradient flows through it.
+
+  Args:
+    x_NxD: (N, D) float array of points.
+    k: static Python int in [1, N], the number of seeds.
+
+  Returns:
+    (k,) int32 array of row indices into `x_NxD`.
+  """
   x = lax.stop_gradient(x_NxD)
   first = jnp.argmax(jnp.sum(jnp.square(x - x.mean(0)), axis=1)).astype(jnp.int32)  # int64 under x64
   dist = jnp.sum(jnp.square(x - x[first]), axis=1)
@@ -108,8 +159,17 @@ def _log_gaussian(x_NxD, means_KxD, variances_KxD):
 
 
 def index_seed_indices(n: int, k: int):
-  """The official code's GMM seeds: rows ``round(linspace(0, n - 1, k))`` (round half to even, as
-  torch.round), the same rows in every modality of a batch."""
+  """The official code's GMM seeds ([qian2026]): rows ``round(linspace(0, n - 1, k))``.
+
+  Rounding is half to even, as torch.round; the same rows are used in every modality of a batch.
+
+  Args:
+    n: Python int, the number of rows.
+    k: Python int, the number of seeds.
+
+  Returns:
+    (k,) int32 array of row indices in [0, n).
+  """
   return jnp.round(jnp.linspace(0.0, n - 1.0, k)).astype(jnp.int32)
 
 
@@ -121,10 +181,28 @@ def fit_diagonal_gmm(x_NxD, num_components: int, num_steps: int = 5, var_floor: 
   """Diagonal-covariance GMM by `num_steps` EM iterations, differentiable w.r.t. `x_NxD`.
 
   Means start at farthest-point seeds (``init='farthest'``, our default: separates well-separated
-  clusters) or at the rows ``round(linspace(0, N - 1, K))`` (``init='index'``, the official code:
-  the same example indices in every modality), variances at the data variance, weights uniform.
-  `var_floor` is added to every variance (keeps the E-step finite on collapsed clusters).
-  `weights_N` (optional, >= 0) weights the samples, e.g. 0 for padding rows.
+  clusters) or at the rows ``round(linspace(0, N - 1, K))`` (``init='index'``, the official code of
+  [qian2026]: the same example indices in every modality), variances at the data variance, weights
+  uniform. `var_floor` is added to every variance (keeps the E-step finite on collapsed clusters).
+  `weights_N` (optional, >= 0) weights the samples, e.g. 0 for padding rows. The EM loop is a
+  ``lax.fori_loop``, so the function is jittable (ott-jax's GMM fitting is not).
+
+  Args:
+    x_NxD: (N, D) float array of samples.
+    num_components: static Python int K in [1, N].
+    num_steps: static Python int, the number of EM iterations.
+    var_floor: float added to every variance.
+    weights_N: None (all 1) or (N,) float array of non-negative sample weights.
+    init: 'farthest' or 'index', the mean seeding.
+
+  Returns:
+    ``GMM(weights, means, variances, responsibilities)`` in `x_NxD`'s dtype: weights (K,) (the
+    mixture weights, summing to ~1), means (K, D), variances (K, D) (floor included) and
+    responsibilities (N, K) of the final parameters (rows sum to 1; not multiplied by
+    `weights_N`).
+
+  Raises:
+    ValueError: K > N, or an unknown `init`.
   """
   n, d = x_NxD.shape
   if num_components > n:
@@ -162,7 +240,17 @@ def fit_diagonal_gmm(x_NxD, num_components: int, num_steps: int = 5, var_floor: 
 # ---- prototype OT ------------------------------------------------------------------------------
 
 def gaussian_w2_squared(means_a, stds_a, means_b, stds_b):
-  """Exact squared W2 between diagonal Gaussians: |mu_a - mu_b|^2 + |sigma_a - sigma_b|^2, (Ka, Kb)."""
+  """Exact squared W2 between diagonal Gaussians: |mu_a - mu_b|^2 + |sigma_a - sigma_b|^2.
+
+  Args:
+    means_a: (Ka, D) float array of means.
+    stds_a: (Ka, D) float array of standard deviations (not variances).
+    means_b: (Kb, D) float array of means.
+    stds_b: (Kb, D) float array of standard deviations.
+
+  Returns:
+    (Ka, Kb) float array of squared 2-Wasserstein distances, every pair (a_i, b_j).
+  """
   def sq(a, b):
     return jnp.sum(jnp.square(a[:, None] - b[None]), -1)
   return sq(means_a, means_b) + sq(stds_a, stds_b)
@@ -181,13 +269,30 @@ def multimarginal_prototype_ot(gmms: Sequence[GMM], epsilon: float = 0.1, iterat
                                inner_iterations: int = 10, cost_reduction: str = "sum") -> PrototypeOT:
   """Entropic multi-marginal OT between the prototypes of M >= 2 modalities (ott-jax MMSinkhorn).
 
-  Marginals are the GMM mixture weights; the cost of a tuple of prototypes is the sum of the
-  pairwise squared W2 distances. ``cost_reduction='sum'`` (our default) sums each W2 term over the
-  D feature dimensions; ``'mean'`` averages it over them, as the official code does (its cost is
-  then D times smaller at the same weight): the points ``concat(mu, sigma)`` are divided by
-  sqrt(D). Exactly `iterations` Sinkhorn iterations are run (rounded up to a
-  multiple of `inner_iterations`). The plan is treated as constant in the gradient (Danskin), so
-  the gradient of ``cost`` flows through the prototypes' means and standard deviations.
+  [qian2026]'s prototype alignment, solved with ott-jax ([cuturi2023]). Marginals are the GMM
+  mixture weights; the cost of a tuple of prototypes is the sum of the pairwise squared W2
+  distances. ``cost_reduction='sum'`` (our default) sums each W2 term over the D feature
+  dimensions; ``'mean'`` averages it over them, as the official code does (its cost is then D
+  times smaller at the same weight): the points ``concat(mu, sigma)`` are divided by sqrt(D).
+  Exactly `iterations` Sinkhorn iterations are run (rounded up to a multiple of
+  `inner_iterations`). The plan (and the marginals) are treated as constant in the gradient
+  (Danskin), so the gradient of ``cost`` flows through the prototypes' means and standard
+  deviations.
+
+  Args:
+    gmms: sequence of M :class:`GMM` fits with the same feature width D (K_m components each).
+    epsilon: entropic regularisation of the Sinkhorn solver.
+    iterations: the number of Sinkhorn iterations.
+    inner_iterations: iterations between convergence checks (the count is rounded up to it).
+    cost_reduction: 'sum' or 'mean' over the feature dimensions (see above).
+
+  Returns:
+    ``PrototypeOT(cost, plan, cost_tensor)``: cost a scalar float array (<plan, cost_tensor>),
+    plan the (K_1, ..., K_M) float transport tensor (sums to 1, gradient stopped) and
+    cost_tensor the (K_1, ..., K_M) multi-marginal cost; the GMMs' float dtype.
+
+  Raises:
+    ValueError: fewer than two modalities, or an unknown `cost_reduction`.
   """
   if len(gmms) < 2:
     raise ValueError("multi-marginal OT needs at least two modalities")
@@ -206,16 +311,37 @@ def multimarginal_prototype_ot(gmms: Sequence[GMM], epsilon: float = 0.1, iterat
 
 
 def pairwise_plan(plan, a: int, b: int):
-  """The (K_a, K_b) two-marginal of the multi-marginal plan (rows: modality a)."""
+  """The (K_a, K_b) two-marginal of the multi-marginal plan (rows: modality a).
+
+  Args:
+    plan: (K_1, ..., K_M) float array, the multi-marginal transport plan.
+    a: Python int, the row modality.
+    b: Python int, the column modality (b != a).
+
+  Returns:
+    (K_a, K_b) float array of `plan`'s dtype: the plan summed over every other modality.
+  """
   axes = tuple(i for i in range(plan.ndim) if i not in (a, b))
   two = jnp.sum(plan, axis=axes)      # axes in increasing order
   return two if a < b else two.T
 
 
 def sample_to_prototype_loss(features: Sequence[jnp.ndarray], gmms: Sequence[GMM], plan) -> jnp.ndarray:
-  """Mean squared distance (per dimension) between each sample of modality a and its target in
-  modality b: ``sum_k r_ik sum_j T_ab[k, j] / T_ab[k].sum() mu_b[j]`` -- its soft prototype
-  carried across by the OT plan. Averaged over ordered modality pairs (a != b)."""
+  """Pull each sample towards its soft prototype carried across by the OT plan ([qian2026]).
+
+  Mean squared distance (per dimension) between each sample of modality a and its target in
+  modality b: ``sum_k r_ik sum_j T_ab[k, j] / T_ab[k].sum() mu_b[j]``. Averaged over ordered
+  modality pairs (a != b).
+
+  Args:
+    features: sequence of M (N, D) float arrays, the features the GMMs were fitted on.
+    gmms: sequence of M :class:`GMM` fits of `features` (responsibilities (N, K_m), means
+      (K_m, D)).
+    plan: (K_1, ..., K_M) float array, the multi-marginal plan (``PrototypeOT.plan``).
+
+  Returns:
+    scalar float array (the features' dtype).
+  """
   terms = []
   for a, b in itertools.permutations(range(len(features)), 2):
     t = pairwise_plan(plan, a, b)
@@ -229,10 +355,31 @@ def heterogeneity_loss(features: Sequence[jnp.ndarray], *, num_prototypes: int =
                        var_floor: float = 1e-4, epsilon: float = 0.1, iterations: int = 50,
                        sample_weight: float = 1.0, axis_name=None, cost_reduction: str = "sum",
                        gmm_init: str = "farthest", normalize: bool = False):
-  """Prototype OT + sample-to-prototype term on unique features (list of (B, d)). -> (loss, aux).
+  """Prototype OT + sample-to-prototype term on the unique features ([qian2026]'s heterogeneity).
 
-  ``normalize=True`` (the scale-invariant option) L2-normalises every feature row first, so the
-  term cannot be paid by shrinking the features."""
+  Per modality: gather the global batch, optionally L2-normalise, fit a diagonal GMM
+  (:func:`fit_diagonal_gmm`), then :func:`multimarginal_prototype_ot` over all modalities plus
+  `sample_weight` times :func:`sample_to_prototype_loss`. ``normalize=True`` (the scale-invariant
+  option) L2-normalises every feature row first, so the term cannot be paid by shrinking the
+  features.
+
+  Args:
+    features: sequence of M >= 2 (B, d) float arrays, this device's unique features.
+    num_prototypes: K, GMM components per modality (<= the global batch size).
+    em_steps: EM iterations of each GMM fit.
+    var_floor: variance floor of the GMM fits.
+    epsilon: entropic regularisation of the OT solve.
+    iterations: Sinkhorn iterations.
+    sample_weight: weight of the sample-to-prototype term.
+    axis_name: data axis to gather the global batch over, or None.
+    cost_reduction: 'sum' or 'mean' (see :func:`multimarginal_prototype_ot`).
+    gmm_init: 'farthest' or 'index' (see :func:`fit_diagonal_gmm`).
+    normalize: L2-normalise the rows first.
+
+  Returns:
+    (loss, aux): loss a scalar float array (the features' dtype); aux a dict of scalars
+    {"ot_cost", "sample_to_prototype"}.
+  """
   features = [gather(f, axis_name) for f in features]
   if normalize:
     features = [l2_normalize(f) for f in features]
@@ -254,7 +401,18 @@ def _moments(x_NxD, eps=1e-6):
 
 
 def moment_loss(a_NxD, b_NxD) -> jnp.ndarray:
-  """|mean_a - mean_b|^2 + |cov_a - cov_b|_F^2 + |skew_a - skew_b|^2, each divided by its size."""
+  """Mean, covariance and skewness matching between two samples ([qian2026]'s moment term).
+
+  |mean_a - mean_b|^2 + |cov_a - cov_b|_F^2 + |skew_a - skew_b|^2, each divided by its size
+  (mean squared differences; biased covariance, per-dimension skewness).
+
+  Args:
+    a_NxD: (N_a, D) float array.
+    b_NxD: (N_b, D) float array of the same width.
+
+  Returns:
+    scalar float array (the inputs' dtype).
+  """
   ma, ca, sa = _moments(a_NxD)
   mb, cb, sb = _moments(b_NxD)
   return (jnp.mean(jnp.square(ma - mb)) + jnp.mean(jnp.square(ca - cb))
@@ -262,8 +420,22 @@ def moment_loss(a_NxD, b_NxD) -> jnp.ndarray:
 
 
 def mmd_loss(a_NxD, b_MxD, bandwidths: Sequence[float] = (0.5, 1.0, 2.0, 4.0)) -> jnp.ndarray:
-  """Biased MMD^2 with a sum of Gaussian kernels exp(-|x - y|^2 / (2 h^2 d)) over `bandwidths`
-  (distances divided by the width d so the bandwidths are scale-free in d)."""
+  """Biased MMD^2 with a sum of Gaussian kernels exp(-|x - y|^2 / (2 h^2 d)) over `bandwidths`.
+
+  Distances are divided by the width d so the bandwidths are scale-free in d. The biased
+  (V-statistic) estimate, diagonal terms included.
+
+  Args:
+    a_NxD: (N, D) float array.
+    b_MxD: (M, D) float array of the same width.
+    bandwidths: kernel bandwidths h (floats); the kernel is their sum.
+
+  Returns:
+    scalar float array (the inputs' dtype), >= 0 up to rounding.
+
+  Raises:
+    ValueError: an input is not 2-D or the widths differ.
+  """
   if a_NxD.ndim != 2 or b_MxD.ndim != 2 or a_NxD.shape[1] != b_MxD.shape[1]:
     raise ValueError(f"mmd_loss compares two samples of the same width: got shapes {a_NxD.shape} "
                      f"and {b_MxD.shape}; project both to one width first")
@@ -279,11 +451,25 @@ def mmd_loss(a_NxD, b_MxD, bandwidths: Sequence[float] = (0.5, 1.0, 2.0, 4.0)) -
 def homogeneity_loss(features: Sequence[jnp.ndarray], *, mmd_weight: float = 1.0,
                      bandwidths: Sequence[float] = (0.5, 1.0, 2.0, 4.0), axis_name=None,
                      normalize: bool = False, moment_weight: float = 1.0):
-  """Moment matching + MMD between every pair of modalities' common features. -> (loss, aux).
+  """Moment matching + MMD between every pair of modalities' common features ([qian2026]).
 
+  Each term is averaged over the unordered modality pairs, over the global batch.
   ``normalize=True`` (the scale-invariant option) L2-normalises every row first, so the term
   cannot be paid by collapsing the heads' outputs towards 0. ``moment_weight=0`` leaves MMD only
-  and ``mmd_weight=0`` moments only (the alignment-strategy ablation)."""
+  and ``mmd_weight=0`` moments only (the alignment-strategy ablation).
+
+  Args:
+    features: sequence of M >= 2 (B, d) float arrays, this device's common features.
+    mmd_weight: weight of the MMD term.
+    bandwidths: Gaussian kernel bandwidths of :func:`mmd_loss`.
+    axis_name: data axis to gather the global batch over, or None.
+    normalize: L2-normalise the rows first.
+    moment_weight: weight of the moment term.
+
+  Returns:
+    (loss, aux): loss a scalar float array (the features' dtype); aux a dict of scalars
+    {"moment", "mmd"} (unweighted).
+  """
   features = [gather(f, axis_name) for f in features]
   if normalize:
     features = [l2_normalize(f) for f in features]
@@ -296,9 +482,25 @@ def homogeneity_loss(features: Sequence[jnp.ndarray], *, mmd_weight: float = 1.0
 # ---- task --------------------------------------------------------------------------------------
 
 def task_loss(prediction, label, task: str = "regression", regression_loss: str = "l1") -> jnp.ndarray:
-  """Mean L1 (``regression_loss='l1'``, as MMSA) or squared error (``'mse'``, the official
-  DecAlign MOSI config) for regression (prediction (B,) or (B, 1)); mean cross-entropy for
-  classification."""
+  """The supervised task term: mean L1 or squared error for regression, cross-entropy otherwise.
+
+  Mean L1 (``regression_loss='l1'``, as MMSA [mmsa]) or squared error (``'mse'``, the official
+  DecAlign MOSI config [qian2026]) for regression; mean cross-entropy of the logits for
+  classification.
+
+  Args:
+    prediction: regression: (B,) or (B, 1) float predictions; classification: (B, C) float
+      logits.
+    label: (B,) float targets (regression) or (B,) integer class ids (classification).
+    task: 'regression' or 'classification'.
+    regression_loss: 'l1' or 'mse' (regression only).
+
+  Returns:
+    scalar float array (the prediction's dtype).
+
+  Raises:
+    ValueError: an unknown `task` or `regression_loss`.
+  """
   if task == "regression":
     diff = prediction.reshape(label.shape) - label
     if regression_loss == "l1":
@@ -313,18 +515,39 @@ def task_loss(prediction, label, task: str = "regression", regression_loss: str 
 
 
 def contrastive_classes(label, task: str = "regression"):
-  """Class ids for the supervised contrastive term: the label itself for classification; for
-  regression, as the official code, round(clip(y, -3, 3)) + 3 (the 7 sentiment classes)."""
+  """Class ids for the supervised contrastive term.
+
+  The label itself for classification; for regression, as the official code of [qian2026],
+  round(clip(y, -3, 3)) + 3 (the 7 sentiment classes).
+
+  Args:
+    label: (B,) array, class ids (classification) or float sentiment scores (regression).
+    task: 'classification' (labels are class ids) or 'regression' (any other value).
+
+  Returns:
+    (B,) int32 array; for regression in [0, 6].
+  """
   if task == "classification":
     return label.astype(jnp.int32)
   return (jnp.round(jnp.clip(label, -3.0, 3.0)) + 3).astype(jnp.int32)
 
 
 def supervised_contrastive_loss(features_BxD, classes_B, temperature: float = 0.1, axis_name=None):
-  """Supervised contrastive loss (Khosla et al. 2020) as DecAlign's official trainer computes it
-  on the fused representation: rows L2-normalised, logits z_i . z_j / T over j != i,
-  -mean over positives (same class, j != i) of log softmax, averaged over the rows that have a
-  positive (0 when none has)."""
+  """Supervised contrastive loss (Khosla et al. 2020) as DecAlign's official trainer computes it.
+
+  On the fused representation ([qian2026]): rows L2-normalised, logits z_i . z_j / T over
+  j != i, -mean over positives (same class, j != i) of log softmax, averaged over the rows that
+  have a positive (0 when none has). Taken over the global batch.
+
+  Args:
+    features_BxD: (B, D) float array, this device's fused representations.
+    classes_B: (B,) integer class ids (e.g. :func:`contrastive_classes`).
+    temperature: softmax temperature T.
+    axis_name: data axis to gather the global batch over, or None.
+
+  Returns:
+    scalar float array (the features' dtype).
+  """
   z = l2_normalize(gather(features_BxD, axis_name))
   y = gather(classes_B, axis_name)
   n = z.shape[0]
@@ -342,10 +565,20 @@ def supervised_contrastive_loss(features_BxD, classes_B, temperature: float = 0.
 
 
 def instance_infonce_loss(features: Sequence[jnp.ndarray], temperature: float = 0.1, axis_name=None):
-  """Paired instance-level alignment (the positive control of the ablation): symmetric InfoNCE
-  between the features of the SAME example in every pair of modalities (rows L2-normalised,
-  positives on the diagonal, the other examples of the batch as negatives), averaged over
-  ordered modality pairs."""
+  """Paired instance-level alignment (the positive control of the ablation): symmetric InfoNCE.
+
+  InfoNCE between the features of the SAME example in every pair of modalities (rows
+  L2-normalised, positives on the diagonal, the other examples of the global batch as negatives),
+  averaged over ordered modality pairs (so each pair counts both ways).
+
+  Args:
+    features: sequence of M >= 2 (B, D) float arrays, row i of each the same example.
+    temperature: softmax temperature.
+    axis_name: data axis to gather the global batch over, or None.
+
+  Returns:
+    scalar float array (the features' dtype).
+  """
   zs = [l2_normalize(gather(f, axis_name)) for f in features]
   terms = []
   for a, b in itertools.permutations(range(len(zs)), 2):

@@ -25,29 +25,100 @@ import jax.numpy as jnp
 
 
 def graph_prior(adjacency_DxD, prior_DxD, mask_DxD):
+  """Pull toward the oracle: sum_ij M_ij (A_ij - P_ij)^2 (module docstring; GEM [xie2024]).
+
+  Our specification of GEM's prior term (GEM does not publish its loss): squared deviation of the
+  DisGraph from the oracle prior on the entries the prior covers.
+
+  Args:
+    adjacency_DxD: (D, D) float array A, the learned DisGraph (A[i, j]: weight of i -> j).
+    prior_DxD: (D, D) float array P, the oracle prior on the latent nodes (:func:`prior_on_nodes`).
+    mask_DxD: (D, D) float 0/1 array M, the entries the prior covers.
+
+  Returns:
+    scalar float array (the adjacency's dtype).
+  """
   return jnp.sum(mask_DxD * jnp.square(adjacency_DxD - prior_DxD))
 
 
 def sparsity(adjacency_DxD):
+  """L1 sparsity of the DisGraph, sum_ij |A_ij| (as NOTEARS [zheng2018]).
+
+  Args:
+    adjacency_DxD: (D, D) float array A.
+
+  Returns:
+    scalar float array (the adjacency's dtype).
+  """
   return jnp.sum(jnp.abs(adjacency_DxD))
 
 
 def structure(standardised_codes_BxD, adjacency_DxD):
+  """NOTEARS least squares of the codes on the graph, mean_b sum_j (m_bj - sum_i m_bi A_ij)^2 / D.
+
+  The least-squares loss of NOTEARS [zheng2018] on the standardised encoder means m, which are held
+  fixed (gradient stopped): the graph explains the codes, the codes are not bent toward the graph.
+  No acyclicity constraint here (GEM's DisGraph may have cycles; see :func:`acyclicity`).
+
+  Args:
+    standardised_codes_BxD: (B, D) float array, the standardised encoder means.
+    adjacency_DxD: (D, D) float array A (A[i, j]: weight of i -> j).
+
+  Returns:
+    scalar float array (the codes' dtype).
+  """
   codes = jax.lax.stop_gradient(standardised_codes_BxD)
   residual = codes - codes @ adjacency_DxD
   return jnp.mean(jnp.sum(jnp.square(residual), axis=1)) / codes.shape[1]
 
 
 def discriminator_loss(real_logits_B, fake_logits_B):
+  """Non-saturating GAN discriminator loss, mean_b softplus(-D(x)) + softplus(D(x_hat)).
+
+  Trains only the discriminator (the caller holds x_hat fixed); the logistic GAN loss of
+  Goodfellow et al. (2014), as the module docstring describes.
+
+  Args:
+    real_logits_B: (B,) float array, discriminator logits of the real images.
+    fake_logits_B: (B,) float array, discriminator logits of the reconstructions.
+
+  Returns:
+    scalar float array (the logits' dtype), the batch mean.
+  """
   return jnp.mean(jax.nn.softplus(-real_logits_B) + jax.nn.softplus(fake_logits_B))
 
 
 def generator_loss(fake_logits_B):
+  """Non-saturating GAN generator loss, mean_b softplus(-D(x_hat)).
+
+  Trains only the VAE and graph (the caller holds the discriminator fixed); Goodfellow et al.
+  (2014)'s non-saturating form.
+
+  Args:
+    fake_logits_B: (B,) float array, discriminator logits of the reconstructions.
+
+  Returns:
+    scalar float array (the logits' dtype), the batch mean.
+  """
   return jnp.mean(jax.nn.softplus(-fake_logits_B))
 
 
 def prior_on_nodes(relations_AxA, node_of_attribute_A, num_nodes: int):
-  """(P, M) on D latent nodes from attribute relations and the node matched to each attribute."""
+  """(P, M) on D latent nodes from attribute relations and the node matched to each attribute.
+
+  P[node_a, node_b] = relations[a, b] for every pair of named nodes; M is 1 on the pairs of named
+  nodes off the diagonal and 0 elsewhere; P is zero outside M.
+
+  Args:
+    relations_AxA: (A, A) float array, the oracle's relations between the A attributes.
+    node_of_attribute_A: (A,) integer array, the latent node matched to each attribute (distinct
+      indices in [0, num_nodes)).
+    num_nodes: Python int D, the number of latent nodes.
+
+  Returns:
+    (prior_DxD, mask_DxD): two (D, D) float arrays in JAX's default float dtype (float32 unless
+    x64 is enabled).
+  """
   a = relations_AxA.shape[0]
   prior = jnp.zeros((num_nodes, num_nodes)).at[
       node_of_attribute_A[:, None], node_of_attribute_A[None, :]].set(relations_AxA)
@@ -60,8 +131,10 @@ def prior_on_nodes(relations_AxA, node_of_attribute_A, num_nodes: int):
 # ---- the structured latent prior (model.prior='scm') -------------------------------------------
 
 def scm_kl(mean_BxD, logvar_BxD, adjacency_DxD):
-  """KL( N(mean, diag(exp(logvar))) || N(0, Sigma_A) ) per example, Sigma_A the covariance of the
-  linear SCM z = A^T z + eps, eps ~ N(0, I), i.e. z = (I - A^T)^-1 eps (A[i, j]: weight of i -> j).
+  """KL( N(mean, diag(exp(logvar))) || N(0, Sigma_A) ) per example, in closed form.
+
+  Sigma_A is the covariance of the linear SCM z = A^T z + eps, eps ~ N(0, I), i.e.
+  z = (I - A^T)^-1 eps (A[i, j]: weight of i -> j; the linear SCM of CausalVAE [yang2021]).
 
   Sigma_A = (I - A^T)^-1 (I - A)^-1, so Sigma_A^-1 = (I - A)(I - A^T) and
   log det Sigma_A = -2 log |det(I - A)|; with s^2 = exp(logvar):
@@ -70,7 +143,15 @@ def scm_kl(mean_BxD, logvar_BxD, adjacency_DxD):
                - 2 log |det(I - A)| - sum_j log s_j^2 ]
 
   At A = 0 this is the standard VAE KL. Needs I - A invertible (spectral radius of A < 1 for the
-  SCM to be stable; see :func:`scm_spectral_radius`). -> (B,)
+  SCM to be stable; see :func:`scm_spectral_radius`).
+
+  Args:
+    mean_BxD: (B, D) float array, the encoder means.
+    logvar_BxD: (B, D) float array, the encoder log-variances.
+    adjacency_DxD: (D, D) float array A.
+
+  Returns:
+    (B,) float array (the inputs' dtype), the KL of each example (summed over latents).
   """
   d = adjacency_DxD.shape[0]
   i_minus_a = jnp.eye(d, dtype=adjacency_DxD.dtype) - adjacency_DxD
@@ -83,12 +164,31 @@ def scm_kl(mean_BxD, logvar_BxD, adjacency_DxD):
 
 
 def scm_spectral_radius(adjacency_DxD) -> float:
-  """max |eigenvalue| of A (host, NumPy): < 1 means z = (I - A^T)^-1 eps is a stable SCM."""
+  """max |eigenvalue| of A (host, NumPy): < 1 means z = (I - A^T)^-1 eps is a stable SCM.
+
+  Not jittable (NumPy eigenvalues in float64).
+
+  Args:
+    adjacency_DxD: (D, D) array A (NumPy or JAX, concrete).
+
+  Returns:
+    Python float.
+  """
   import numpy as np  # pylint: disable=g-import-not-at-top
   return float(np.max(np.abs(np.linalg.eigvals(np.asarray(adjacency_DxD, np.float64)))))
 
 
 def acyclicity(adjacency_DxD):
-  """NOTEARS' h(A) = tr(exp(A o A)) - D: 0 exactly when the weighted graph has no cycle."""
+  """NOTEARS' h(A) = tr(exp(A o A)) - D: 0 exactly when the weighted graph has no cycle.
+
+  The acyclicity function of [zheng2018], here an optional penalty (GEM's graph may be cyclic);
+  A o A is the elementwise square.
+
+  Args:
+    adjacency_DxD: (D, D) float array A.
+
+  Returns:
+    scalar float array (the adjacency's dtype), >= 0 up to rounding.
+  """
   d = adjacency_DxD.shape[0]
   return jnp.trace(jax.scipy.linalg.expm(adjacency_DxD * adjacency_DxD)) - d

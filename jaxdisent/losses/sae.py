@@ -38,7 +38,20 @@ def _check_codes(pre_BxM, name: str = "pre_BxM"):
 
 
 def topk(pre_BxM, k: int):
-  """Keep each row's k largest pre-activations (Gao et al. 2024); k in [1, M]."""
+  """Keep each row's k largest pre-activations (Gao et al. 2024, [gao2024]); k in [1, M].
+
+  Entries tied with a row's k-th value are all kept; no ReLU is applied here.
+
+  Args:
+    pre_BxM: (B, M) float array of pre-activations.
+    k: static Python int in [1, M].
+
+  Returns:
+    (B, M) float array of `pre_BxM`'s dtype: the kept entries, 0 elsewhere.
+
+  Raises:
+    ValueError: `pre_BxM` is not 2-D or `k` is not an int in [1, M].
+  """
   _check_codes(pre_BxM)
   k = _check_k(k, high=pre_BxM.shape[1])
   values, _ = lax.top_k(pre_BxM, k)
@@ -47,6 +60,15 @@ def topk(pre_BxM, k: int):
 
 
 def global_batch_size(local: int, axis_name) -> int:
+  """The number of rows of the global batch: `local` times the devices on `axis_name`.
+
+  Args:
+    local: Python int, the rows on this device.
+    axis_name: the data axis (call inside the mapped function), or None (one device).
+
+  Returns:
+    Python int.
+  """
   return local * (lax.axis_size(axis_name) if axis_name is not None else 1)
 
 
@@ -57,7 +79,17 @@ def kth_largest_nonnegative(values_N, k: int, axis_name=None):
   so the answer is the largest bit pattern t with count(values >= t) >= k, built one bit at a
   time from the top (31 counting passes, each psum'd over the data axis; no all-gather). Values
   <= 0 count as +0. When fewer than k values exist in all, returns 0 (every value is kept).
-  k >= 1 (a static Python int).
+
+  Args:
+    values_N: (N,) float array (cast to float32; float64 inputs are rounded to float32).
+    k: static Python int >= 1, counted over the global set of values.
+    axis_name: the data axis whose devices' values count together, or None.
+
+  Returns:
+    scalar float32 array, the same on every device.
+
+  Raises:
+    ValueError: `k` is not a Python int >= 1.
   """
   k = _check_k(k)
   bits = lax.bitcast_convert_type(jnp.maximum(values_N.astype(jnp.float32), 0.0), jnp.int32)
@@ -81,12 +113,22 @@ def _global_kth_flat(pre_BxM, total: int, axis_name=None):
 
 
 def row_candidates(pre_BxM, k: int, axis_name=None, row_cap: int | None = None):
-  """Every row's top `row_cap` entries (values and latent indices, descending) and the
-  (k * B_global)-th largest of those candidates over the global batch.
+  """Every row's top `row_cap` entries and the (k * B_global)-th largest of those candidates.
 
-  Returns (values_BxC, index_BxC, kth, saturated). The threshold is exact unless `saturated`: some
-  row has all `row_cap` candidates >= kth, so it may hold more of the batch's top entries than it
-  offered (then the caller must use the exact flat selection). Same flag on every device.
+  The threshold is exact unless `saturated`: some row has all `row_cap` candidates >= kth, so it
+  may hold more of the batch's top entries than it offered (then the caller must use the exact
+  flat selection). Same flag on every device.
+
+  Args:
+    pre_BxM: (B, M) float array of non-negative pre-activations (after the ReLU).
+    k: static Python int in [1, M], kept entries per row on average.
+    axis_name: the data axis, or None.
+    row_cap: static int, candidates per row C (None -> 4k; clipped to [k, M]).
+
+  Returns:
+    (values_BxC, index_BxC, kth, saturated): (B, C) candidates in descending order
+    (`pre_BxM`'s dtype), their (B, C) int32 latent indices, a scalar float32 threshold and a
+    scalar bool.
   """
   _check_codes(pre_BxM)
   batch, width = pre_BxM.shape
@@ -107,13 +149,22 @@ def row_candidates(pre_BxM, k: int, axis_name=None, row_cap: int | None = None):
 
 
 def batchtopk_threshold(pre_BxM, k: int, axis_name=None, row_cap: int | None = None):
-  """The (k * B_global)-th largest pre-activation of the global batch, exactly.
+  """The (k * B_global)-th largest pre-activation of the global batch, exactly ([bussmann2024]).
 
   Fast path: every row offers its top `row_cap` values (default 4k) and the threshold t is taken
   among those candidates (gathered over the data axis). That t is exact whenever no row has all
   `row_cap` of its candidates >= t (then every entry >= t of the whole batch is a candidate);
   otherwise -- a row holding more than `row_cap` of the batch's top entries -- the exact flat
-  selection runs instead (`lax.cond`, same branch on every device). k in [1, M].
+  selection runs instead (`lax.cond`, same branch on every device).
+
+  Args:
+    pre_BxM: (B, M) float array of non-negative pre-activations.
+    k: static Python int in [1, M].
+    axis_name: the data axis, or None.
+    row_cap: static int, candidates per row (None -> 4k).
+
+  Returns:
+    scalar float32 array, the same on every device.
   """
   _check_codes(pre_BxM)
   batch, width = pre_BxM.shape
@@ -127,7 +178,7 @@ def batchtopk_threshold(pre_BxM, k: int, axis_name=None, row_cap: int | None = N
 
 
 def batchtopk_list(pre_BxM, k: int, capacity: int, axis_name=None, block: int = 16):
-  """BatchTopK's kept entries as a list, exactly, without a per-row top-k.
+  """BatchTopK's kept entries as a list, exactly, without a per-row top-k ([bussmann2024]).
 
   Split every row into blocks of `block` latents. t0 = the (k * B_global)-th largest block
   maximum is a lower bound of the threshold t (at least k * B_global entries are >= t0), and
@@ -137,9 +188,21 @@ def batchtopk_list(pre_BxM, k: int, capacity: int, axis_name=None, block: int = 
   list of `capacity`. One pass over the B x M pre-activations (the block maxima), the rest on
   ~k * B * block values.
 
-  Returns (Codes, kth, overflow): overflow (same on every device) when the selected blocks or
-  the kept entries exceed their capacity on some device (ties at t0 or t, or, on several
-  devices, an uneven split); the caller must then use the dense formulation.
+  Args:
+    pre_BxM: (B, M) float array of non-negative pre-activations.
+    k: static Python int in [1, M].
+    capacity: static Python int >= 1, the list length P (e.g.
+      :func:`jaxdisent.losses.sae_kinds.batchtopk_capacity`); also bounds the chosen blocks.
+    axis_name: the data axis, or None.
+    block: static Python int >= 1, latents per block.
+
+  Returns:
+    (codes, kth, overflow): codes a :class:`jaxdisent.losses.sparse_codes.Codes` of P entries
+    (values in `pre_BxM`'s dtype, rows = local sample indices and cols = latent indices as int32,
+    padding value 0); kth the scalar float32 threshold; overflow a scalar bool (same on every
+    device), True when the selected blocks or the kept entries exceed `capacity` on some device
+    (ties at t0 or t, or, on several devices, an uneven split): the caller must then use the
+    dense formulation.
   """
   _check_codes(pre_BxM)
   batch, width = pre_BxM.shape
@@ -182,9 +245,19 @@ def batchtopk_list(pre_BxM, k: int, capacity: int, axis_name=None, block: int = 
 def batchtopk(pre_BxM, k: int, axis_name=None, row_cap: int | None = None):
   """Keep the k * B_global largest pre-activations of the *global* batch (Bussmann et al. 2024).
 
-  Exact under sharding (see :func:`batchtopk_threshold`): every shard keeps its entries >= the
-  global (k * B_global)-th largest value. Returns (codes, that threshold value), the latter being
-  the smallest kept activation (used to estimate the inference threshold). k in [1, M].
+  [bussmann2024]. Exact under sharding (see :func:`batchtopk_threshold`): every shard keeps its
+  entries >= the global (k * B_global)-th largest value (and > 0). The threshold is the smallest
+  kept activation (used to estimate the inference threshold).
+
+  Args:
+    pre_BxM: (B, M) float array of non-negative pre-activations.
+    k: static Python int in [1, M].
+    axis_name: the data axis, or None.
+    row_cap: static int, candidates per row of the fast path (None -> 4k).
+
+  Returns:
+    (codes, kth): codes (B, M) of `pre_BxM`'s dtype (0 where not kept); kth a scalar float32
+    array with its gradient stopped.
   """
   _check_codes(pre_BxM)
   _check_k(k, high=pre_BxM.shape[1])
@@ -194,7 +267,15 @@ def batchtopk(pre_BxM, k: int, axis_name=None, row_cap: int | None = None):
 
 
 def threshold_codes(pre_BxM, threshold):
-  """Inference-time BatchTopK: one global threshold instead of the batch operation."""
+  """Inference-time BatchTopK: one global threshold instead of the batch operation.
+
+  Args:
+    pre_BxM: (B, M) float array of pre-activations.
+    threshold: scalar (or broadcastable) float, the learned threshold.
+
+  Returns:
+    (B, M) float array: the entries > `threshold`, 0 elsewhere.
+  """
   return jnp.where(pre_BxM > threshold, pre_BxM, 0.0)
 
 
@@ -206,6 +287,20 @@ def _rectangle(u):
 
 @jax.custom_vjp
 def jumprelu(x, threshold, bandwidth):
+  """JumpReLU x * (x > threshold) with straight-through pseudo-derivatives ([rajamanoharan2024]).
+
+  The gradient w.r.t. x is g * (x > threshold); w.r.t. the threshold it is the rectangle-kernel
+  estimate -(threshold / bandwidth) K((x - threshold) / bandwidth) g, summed over the leading
+  axes; `bandwidth` gets none.
+
+  Args:
+    x: (..., M) float array of pre-activations.
+    threshold: (M,) float array of positive per-latent thresholds.
+    bandwidth: float, the kernel bandwidth of the pseudo-derivative.
+
+  Returns:
+    float array of `x`'s shape and dtype.
+  """
   return x * (x > threshold)
 
 
@@ -225,6 +320,20 @@ jumprelu.defvjp(_jumprelu_fwd, _jumprelu_bwd)
 
 @jax.custom_vjp
 def step_function(x, threshold, bandwidth):
+  """Heaviside step (x > threshold) with a straight-through threshold gradient.
+
+  The L0 of JumpReLU's sparsity penalty ([rajamanoharan2024]): the gradient w.r.t. x is 0;
+  w.r.t. the threshold it is -(1 / bandwidth) K((x - threshold) / bandwidth) g (rectangle
+  kernel K), summed over the leading axes; `bandwidth` gets none.
+
+  Args:
+    x: (..., M) float array of pre-activations.
+    threshold: (M,) float array of positive per-latent thresholds.
+    bandwidth: float, the kernel bandwidth of the pseudo-derivative.
+
+  Returns:
+    0/1 float array of `x`'s shape and dtype.
+  """
   return (x > threshold).astype(x.dtype)
 
 
@@ -250,14 +359,38 @@ def _same_shape(x_BxD, x_hat_BxD):
 
 
 def squared_error(x_BxD, x_hat_BxD):
+  """Squared L2 norm of x - x_hat per sample (summed over the last axis, dictionary_learning's).
+
+  Args:
+    x_BxD: (B, D) float array, the inputs.
+    x_hat_BxD: (B, D) float array, the reconstructions.
+
+  Returns:
+    (B,) float array (the inputs' dtype).
+
+  Raises:
+    ValueError: the shapes differ.
+  """
   _same_shape(x_BxD, x_hat_BxD)
   return jnp.sum(jnp.square(x_BxD - x_hat_BxD), axis=-1)
 
 
 def matryoshka_group_sizes(dict_size: int, fractions) -> tuple:
-  """Nested group sizes from fractions of the dictionary, as dictionary_learning's
-  MatryoshkaBatchTopKTrainer: floor(f * dict_size) for every group but the last, which takes the
-  remainder. Raises if the fractions do not sum to 1 or a group would be empty."""
+  """Nested group sizes from fractions of the dictionary ([bussmann2025]).
+
+  As dictionary_learning's MatryoshkaBatchTopKTrainer: floor(f * dict_size) for every group but
+  the last, which takes the remainder.
+
+  Args:
+    dict_size: Python int M, the dictionary size.
+    fractions: iterable of G positive floats summing to 1 (``model.group_fractions``).
+
+  Returns:
+    tuple of G Python ints >= 1, summing to `dict_size`.
+
+  Raises:
+    ValueError: the fractions are not positive, do not sum to 1, or a group would be empty.
+  """
   fractions = [float(f) for f in fractions]
   if not fractions or any(not np.isfinite(f) or f <= 0 for f in fractions):
     raise ValueError(f"model.group_fractions={tuple(fractions)} must be positive numbers summing "
@@ -277,11 +410,23 @@ def matryoshka_group_sizes(dict_size: int, fractions) -> tuple:
 def nested_reconstruction_loss(x_BxD, partials, b_dec_D, weights):
   """Matryoshka reconstruction loss (Bussmann et al. 2025; dictionary_learning's definition).
 
-  `partials` are the groups' decodes without bias, in nesting order (group g's codes times its
-  decoder rows); prefix i reconstructs ``b_dec + sum_{g <= i} partials[g]``. The loss is
-  ``mean_i(weights[i] * mean_b ||x - prefix_i||^2)`` -- dictionary_learning averages the weighted
-  per-prefix losses (with its default weights 1/G each). Returns (loss, full reconstruction,
-  per-prefix mean squared errors (G,), unweighted).
+  [bussmann2025]. `partials` are the groups' decodes without bias, in nesting order (group g's
+  codes times its decoder rows); prefix i reconstructs ``b_dec + sum_{g <= i} partials[g]``. The
+  loss is ``mean_i(weights[i] * mean_b ||x - prefix_i||^2)`` -- dictionary_learning averages the
+  weighted per-prefix losses (with its default weights 1/G each).
+
+  Args:
+    x_BxD: (B, D) float array, the inputs.
+    partials: sequence of G (B, D) float arrays, the groups' bias-free decodes.
+    b_dec_D: (D,) float array, the decoder bias.
+    weights: sequence of G floats, the prefix weights.
+
+  Returns:
+    (loss, recon, errors): loss a scalar float array; recon the (B, D) full reconstruction
+    (`x_BxD`'s dtype); errors the (G,) per-prefix mean squared errors, unweighted.
+
+  Raises:
+    ValueError: `partials` is empty or its length differs from `weights`'.
   """
   if len(partials) != len(weights) or not partials:
     raise ValueError(f"{len(partials)} group decodes but {len(weights)} group weights")
@@ -314,10 +459,23 @@ def _dead_top(pre_BxM, dead_M, k_aux: int):
 
 
 def auxk_loss(pre_BxM, residual_BxD, dead_M, W_dec_MxD, k_aux: int, axis_name=None):
-  """AuxK (Gao et al. 2024): the top k_aux *dead* latents reconstruct the (detached) residual,
-  normalised by the residual's variance over the global batch. Zero when nothing is dead.
-  Dense formulation: the dead top-k are scattered into a B x M matrix and decoded by a matmul.
-  k_aux >= 1 (more than M uses all M latents)."""
+  """AuxK (Gao et al. 2024, [gao2024]): the top k_aux *dead* latents reconstruct the residual.
+
+  The residual is detached; the error is normalised by the residual's variance over the global
+  batch (OpenAI's normalisation, as dictionary_learning). Zero when nothing is dead. Dense
+  formulation: the dead top-k are scattered into a B x M matrix and decoded by a matmul.
+
+  Args:
+    pre_BxM: (B, M) float array of pre-activations.
+    residual_BxD: (B, D) float array, x - x_hat (gradient stopped here).
+    dead_M: (M,) bool array, the dead latents (the same on every device).
+    W_dec_MxD: (M, D) float array, the decoder.
+    k_aux: static Python int >= 1 (more than M uses all M latents).
+    axis_name: the data axis, or None.
+
+  Returns:
+    scalar float array (`pre_BxM`'s dtype).
+  """
   _check_k(k_aux, "k_aux")
   residual = lax.stop_gradient(residual_BxD)
 
@@ -334,9 +492,27 @@ def auxk_loss(pre_BxM, residual_BxD, dead_M, W_dec_MxD, k_aux: int, axis_name=No
 
 def auxk_loss_sparse(pre_BxM, x_BxD, b_dec_D, W_enc_DxM, b_enc_M, residual_BxD, dead_M,
                      W_dec_MxD, k_aux: int, axis_name=None, chunk: int = sparse_codes.DEFAULT_CHUNK):
-  """:func:`auxk_loss` with the dead top-k kept as a B x k_aux list: `pre_BxM` is the detached
-  dense pre-activation relu((x - b_dec) W_enc + b_enc); gradients reach b_dec, W_enc, b_enc and
-  W_dec through the sparse VJPs of :mod:`jaxdisent.losses.sparse_codes`."""
+  """:func:`auxk_loss` with the dead top-k kept as a B x k_aux list (same value).
+
+  `pre_BxM` is the detached dense pre-activation relu((x - b_dec) W_enc + b_enc); gradients reach
+  b_dec, W_enc, b_enc and W_dec through the sparse VJPs of :mod:`jaxdisent.losses.sparse_codes`.
+
+  Args:
+    pre_BxM: (B, M) float array, the dense pre-activations (treated as constant).
+    x_BxD: (B, D) float array, the inputs.
+    b_dec_D: (D,) float array, the decoder bias.
+    W_enc_DxM: (D, M) float array, the encoder.
+    b_enc_M: (M,) float array, the encoder bias.
+    residual_BxD: (B, D) float array, x - x_hat (gradient stopped here).
+    dead_M: (M,) bool array, the dead latents (the same on every device).
+    W_dec_MxD: (M, D) float array, the decoder.
+    k_aux: static Python int >= 1.
+    axis_name: the data axis, or None.
+    chunk: static Python int >= 1, list entries per scan step.
+
+  Returns:
+    scalar float array (`pre_BxM`'s dtype).
+  """
   _check_k(k_aux, "k_aux")
   residual = lax.stop_gradient(residual_BxD)
 
@@ -352,7 +528,19 @@ def auxk_loss_sparse(pre_BxM, x_BxD, b_dec_D, W_enc_DxM, b_enc_M, residual_BxD, 
 
 
 def fraction_of_variance_unexplained(x_BxD, x_hat_BxD, axis_name=None):
-  """FVU = sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 (global batch)."""
+  """FVU = sum ||x - x_hat||^2 / sum ||x - mean(x)||^2 (global batch).
+
+  Args:
+    x_BxD: (B, D) float array, the inputs.
+    x_hat_BxD: (B, D) float array, the reconstructions.
+    axis_name: the data axis (sums and the mean are global), or None.
+
+  Returns:
+    scalar float array (the inputs' dtype); 0 is perfect, 1 is the mean's error.
+
+  Raises:
+    ValueError: the shapes differ.
+  """
   _same_shape(x_BxD, x_hat_BxD)
   mean = jnp.mean(x_BxD, axis=0)
   err = jnp.sum(squared_error(x_BxD, x_hat_BxD))

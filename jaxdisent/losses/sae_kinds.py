@@ -69,6 +69,17 @@ KINDS: dict = {}
 
 
 def register(kind: SAEKind) -> SAEKind:
+  """Add a kind to ``KINDS`` under its name (module import time).
+
+  Args:
+    kind: the :class:`SAEKind` record.
+
+  Returns:
+    `kind` itself (so the call can wrap a definition).
+
+  Raises:
+    ValueError: a kind of that name is already registered.
+  """
   if kind.name in KINDS:
     raise ValueError(f"SAE kind {kind.name!r} is registered twice")
   KINDS[kind.name] = kind
@@ -76,6 +87,17 @@ def register(kind: SAEKind) -> SAEKind:
 
 
 def get(name: str) -> SAEKind:
+  """The registered :class:`SAEKind` of ``model.kind`` (the one place the kind is looked up).
+
+  Args:
+    name: 'batchtopk', 'matryoshka_batchtopk', 'topk', 'relu' or 'jumprelu'.
+
+  Returns:
+    the :class:`SAEKind` record.
+
+  Raises:
+    ValueError: an unknown `name`.
+  """
   if name not in KINDS:
     raise ValueError(f"unknown SAE kind {name!r}; use one of {tuple(KINDS)}")
   return KINDS[name]
@@ -91,9 +113,22 @@ def _batchtopk_dense(pre, params, ctx):
 
 def batchtopk_capacity(local_batch: int, k: int, num_devices: int, capacity_factor: float,
                        row_width: int) -> int:
-  """Length of the list that carries one device's kept BatchTopK entries: k * B_local times
-  `capacity_factor`, or with factor 0 (auto) exactly k * B on one device (the count is k * B
-  unless values tie) and 1.5 k * B_local on several (where the local count varies)."""
+  """Length of the list that carries one device's kept BatchTopK entries ([bussmann2024]).
+
+  k * B_local times `capacity_factor`, or with factor 0 (auto) exactly k * B on one device (the
+  count is k * B unless values tie) and 1.5 k * B_local on several (where the local count varies).
+  Clipped to [1, B_local * row_width].
+
+  Args:
+    local_batch: Python int B_local, rows on this device.
+    k: Python int, the kept latents per row on average.
+    num_devices: Python int, devices on the data axis.
+    capacity_factor: float slack (0 = auto, see above).
+    row_width: Python int M, the latents per row.
+
+  Returns:
+    Python int, the list length.
+  """
   factor = capacity_factor or (1.0 if num_devices == 1 else 1.5)
   return max(1, min(local_batch * row_width, int(math.ceil(k * local_batch * factor))))
 

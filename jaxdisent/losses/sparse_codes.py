@@ -42,7 +42,16 @@ class Codes(NamedTuple):
 
 
 def from_rows(values_BxC, index_BxC) -> Codes:
-  """A fixed-width per-row carrier (e.g. TopK's B x k) as a flat list."""
+  """A fixed-width per-row carrier (e.g. TopK's B x k) as a flat list.
+
+  Args:
+    values_BxC: (B, C) float array of kept values (0 = not kept).
+    index_BxC: (B, C) integer array, their latent indices.
+
+  Returns:
+    :class:`Codes` of P = B * C entries in row-major order: values (P,) of `values_BxC`'s dtype,
+    rows and cols (P,) int32.
+  """
   batch, width = values_BxC.shape
   rows = jnp.broadcast_to(jnp.arange(batch, dtype=jnp.int32)[:, None], (batch, width))
   return Codes(values_BxC.reshape(-1), rows.reshape(-1), index_BxC.reshape(-1).astype(jnp.int32))
@@ -51,8 +60,21 @@ def from_rows(values_BxC, index_BxC) -> Codes:
 def compact(values_BxC, index_BxC, keep_BxC, capacity: int):
   """The kept entries of a per-row carrier, packed into a list of `capacity` entries.
 
-  Returns (codes, overflow): overflow is True when more than `capacity` entries are kept (those
-  past the capacity are dropped, so the caller must then use the dense formulation).
+  Entries keep their row-major order; the unused tail is padding (value 0, row 0, col 0).
+
+  Args:
+    values_BxC: (B, C) float array of candidate values.
+    index_BxC: (B, C) integer array, their latent indices.
+    keep_BxC: (B, C) bool array, the entries to keep.
+    capacity: static Python int >= 1, the list length P.
+
+  Returns:
+    (codes, overflow): codes a :class:`Codes` of P entries (values of `values_BxC`'s dtype, rows
+    and cols int32); overflow a scalar bool, True when more than `capacity` entries are kept
+    (those past the capacity are dropped, so the caller must then use the dense formulation).
+
+  Raises:
+    ValueError: `capacity` is not a Python int >= 1.
   """
   _check_positive(capacity, "capacity")
   batch, width = values_BxC.shape
@@ -82,7 +104,15 @@ def _chunked(chunk: int, *arrays):
 
 
 def fired(codes: Codes, num_latents: int):
-  """Which latents are active (value > 0) anywhere in the list."""
+  """Which latents are active (value > 0) anywhere in the list.
+
+  Args:
+    codes: :class:`Codes` with cols in [0, num_latents).
+    num_latents: Python int M.
+
+  Returns:
+    (M,) bool array.
+  """
   return jnp.zeros((num_latents,), bool).at[codes.cols].max(codes.values > 0)
 
 
@@ -127,7 +157,23 @@ _decode.defvjp(_decode_fwd, _decode_bwd)
 
 
 def decode(codes: Codes, W_dec_MxD, batch: int, chunk: int = DEFAULT_CHUNK):
-  """sum over the list of value * W_dec row, per sample (no bias): B x d."""
+  """sum over the list of value * W_dec row, per sample (no bias): B x d.
+
+  x_hat[b] = sum_{p: rows[p]=b} values[p] W_dec[cols[p]], with the sparse custom VJP of the
+  module docstring (gradients reach ``codes.values`` and `W_dec_MxD`).
+
+  Args:
+    codes: :class:`Codes` of P entries, rows in [0, batch).
+    W_dec_MxD: (M, d) float array, the decoder.
+    batch: static Python int >= 1, the number of rows B.
+    chunk: static Python int >= 1, list entries per scan step.
+
+  Returns:
+    (B, d) float array of `W_dec_MxD`'s dtype.
+
+  Raises:
+    ValueError: `batch` or `chunk` is not a Python int >= 1.
+  """
   return _decode(codes.values, codes.rows, codes.cols, W_dec_MxD, _check_positive(batch, "batch"),
                  _check_positive(chunk, "chunk"))
 
@@ -164,12 +210,26 @@ _encoder_values.defvjp(_encoder_values_fwd, _encoder_values_bwd)
 
 
 def encoder_values(codes: Codes, x_BxD, b_dec_D, W_enc_DxM, b_enc_M, chunk: int = DEFAULT_CHUNK):
-  """``codes.values`` -- kept entries of relu((x - b_dec) W_enc + b_enc), computed densely and
-  detached -- made differentiable in b_dec, W_enc and b_enc through the sparse VJP above.
+  """``codes.values`` made differentiable in b_dec, W_enc and b_enc through the sparse VJP above.
 
-  x is data: it is detached, so its (never needed) gradient is not formed, and b_dec's
+  ``codes.values`` are the kept entries of relu((x - b_dec) W_enc + b_enc), computed densely and
+  detached. x is data: it is detached, so its (never needed) gradient is not formed, and b_dec's
   encoder-side gradient is ``-W_enc (sum_p g_p e_{cols[p]})`` (a d x M matvec) instead of a
   scatter over the list.
+
+  Args:
+    codes: :class:`Codes` of P entries (values >= 0; padding 0 gets no gradient).
+    x_BxD: (B, d) float array, the inputs.
+    b_dec_D: (d,) float array, the decoder bias (subtracted before encoding).
+    W_enc_DxM: (d, M) float array, the encoder.
+    b_enc_M: (M,) float array, the encoder bias.
+    chunk: static Python int >= 1, list entries per scan step.
+
+  Returns:
+    (P,) float array equal to ``codes.values`` (same dtype), with the encoder VJP attached.
+
+  Raises:
+    ValueError: `chunk` is not a Python int >= 1.
   """
   values = lax.stop_gradient(codes.values)
   return _encoder_values(values, lax.stop_gradient(x_BxD), b_dec_D, W_enc_DxM, b_enc_M,

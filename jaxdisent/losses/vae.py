@@ -19,8 +19,16 @@ import optax
 def bernoulli_reconstruction(logits_BxHxWxC, images_BxHxWxC):
   """Sigmoid cross-entropy between decoder logits and images in [0, 1], summed over pixels.
 
-  For binary images this is -log p(x|z). For grey images disentanglement_lib subtracts the
-  entropy of the target so a perfect reconstruction scores 0; we do the same.
+  For binary images this is -log p(x|z). For grey images disentanglement_lib ([locatello2019])
+  subtracts the entropy of the target so a perfect reconstruction scores 0; we do the same.
+
+  Args:
+    logits_BxHxWxC: (B, H, W, C) float array, the decoder logits.
+    images_BxHxWxC: (B, H, W, C) float array of targets in [0, 1].
+
+  Returns:
+    (B,) float array (the inputs' float dtype), the loss of each example (not averaged over the
+    batch).
   """
   x = images_BxHxWxC
   ce = optax.sigmoid_binary_cross_entropy(logits_BxHxWxC, x)
@@ -33,23 +41,52 @@ def bernoulli_reconstruction(logits_BxHxWxC, images_BxHxWxC):
 
 
 def gaussian_kl(mean_BxD, logvar_BxD):
-  """KL(N(mean, exp(logvar)) || N(0, I)) per example and latent, shape (B, D)."""
+  """KL(N(mean, exp(logvar)) || N(0, I)) per example and latent, shape (B, D).
+
+  The closed-form KL of the VAE's diagonal Gaussian posterior to the standard normal prior.
+
+  Args:
+    mean_BxD: (B, D) float array, the encoder means.
+    logvar_BxD: (B, D) float array, the encoder log-variances.
+
+  Returns:
+    (B, D) float array (the inputs' dtype), not summed.
+  """
   return 0.5 * (jnp.square(mean_BxD) + jnp.exp(logvar_BxD) - logvar_BxD - 1.0)
 
 
 def gaussian_log_density(samples, mean, logvar):
-  """log N(samples; mean, exp(logvar)) elementwise."""
+  """log N(samples; mean, exp(logvar)) elementwise.
+
+  Args:
+    samples: float array.
+    mean: float array broadcastable with `samples`.
+    logvar: float array of log-variances broadcastable with `samples`.
+
+  Returns:
+    float array of the broadcast shape (the inputs' dtype), the log-density of each entry.
+  """
   inv_var = jnp.exp(-logvar)
   return -0.5 * (math.log(2 * math.pi) + logvar + jnp.square(samples - mean) * inv_var)
 
 
 def total_correlation(z_BxD, mean_PxD, logvar_PxD):
-  """Minibatch-weighted-sampling estimate of TC(z) (Chen et al. 2018, beta-TCVAE).
+  """Minibatch-weighted-sampling estimate of TC(z) (Chen et al. 2018, beta-TCVAE; [chen2018]).
 
   log q(z_i) ~ logsumexp_j log q(z_i | x_j) and log prod_d q(z_id) ~ sum_d logsumexp_j
   log q(z_id | x_j), with the pool j over the P posteriors given (the whole global batch when the
-  batch is sharded). Like disentanglement_lib we drop the log(N*M) normalisers, which only shift
-  the estimate by a constant ((D - 1) log(P * dataset size)) and do not change its gradient.
+  batch is sharded). Like disentanglement_lib ([locatello2019]) we drop the log(N*M) normalisers,
+  which only shift the estimate by a constant ((D - 1) log(P * dataset size)) and do not change its
+  gradient.
+
+  Args:
+    z_BxD: (B, D) float array, the posterior samples.
+    mean_PxD: (P, D) float array, the posterior means of the pool.
+    logvar_PxD: (P, D) float array, the posterior log-variances of the pool.
+
+  Returns:
+    (B,) float array (the inputs' dtype), the TC estimate of each sample (average it for the
+    batch value).
   """
   log_qz_prob = gaussian_log_density(z_BxD[:, None, :], mean_PxD[None], logvar_PxD[None])  # BxPxD
   log_qz_product = jnp.sum(jax.nn.logsumexp(log_qz_prob, axis=1), axis=1)
@@ -58,7 +95,19 @@ def total_correlation(z_BxD, mean_PxD, logvar_PxD):
 
 
 def anneal_capacity(step, c_max: float, iteration_threshold: int):
-  """Linear capacity schedule of Burgess et al. (2018): 0 -> c_max over iteration_threshold steps."""
+  """Linear capacity schedule of Burgess et al. (2018) ([burgess2018]): 0 -> c_max over steps.
+
+  C(step) = min(c_max, c_max * step / iteration_threshold) (threshold floored at 1).
+
+  Args:
+    step: integer JAX array (usually a scalar), the training step (``.astype`` is called on it,
+      so not a Python int).
+    c_max: float, the final capacity (nats).
+    iteration_threshold: Python int, steps until the capacity reaches `c_max`.
+
+  Returns:
+    float32 array of `step`'s shape.
+  """
   return jnp.minimum(c_max, c_max * step.astype(jnp.float32) / float(max(iteration_threshold, 1)))
 
 
@@ -96,6 +145,17 @@ OBJECTIVES = {o.name: o for o in (
 
 
 def get_objective(kind: str) -> Objective:
+  """The :class:`Objective` record of ``loss.objective`` (a key of ``OBJECTIVES``).
+
+  Args:
+    kind: 'beta_vae', 'beta_tcvae' or 'annealed_vae'.
+
+  Returns:
+    the registered :class:`Objective`.
+
+  Raises:
+    ValueError: an unknown `kind`.
+  """
   if kind not in OBJECTIVES:
     raise ValueError(f"loss.objective={kind!r}: use one of {sorted(OBJECTIVES)}")
   return OBJECTIVES[kind]
@@ -103,7 +163,32 @@ def get_objective(kind: str) -> Objective:
 
 def vae_objective(kind: str, recon_B, kl_BxD, *, beta=1.0, tc_B=None, step=None,
                   c_max=25.0, gamma=1000.0, iteration_threshold=100_000):
-  """Scalar objective and metrics of one member of the beta-VAE family (see ``OBJECTIVES``)."""
+  """Scalar objective and metrics of one member of the beta-VAE family (see ``OBJECTIVES``).
+
+  beta_vae: recon + beta KL ([higgins2017]); beta_tcvae: recon + KL + (beta - 1) TC ([chen2018]);
+  annealed_vae: recon + gamma |KL - C(step)| ([burgess2018]). recon and KL are batch means of the
+  per-example sums, as disentanglement_lib ([locatello2019]).
+
+  Args:
+    kind: 'beta_vae', 'beta_tcvae' or 'annealed_vae'.
+    recon_B: (B,) float array, the reconstruction loss per example
+      (:func:`bernoulli_reconstruction`).
+    kl_BxD: (B, D) float array, the KL per example and latent (:func:`gaussian_kl`).
+    beta: float, the KL / TC weight (beta_vae, beta_tcvae).
+    tc_B: (B,) float array of :func:`total_correlation` (beta_tcvae only; ignored otherwise).
+    step: scalar integer array, the training step (annealed_vae only).
+    c_max: float, the final capacity (annealed_vae).
+    gamma: float, the capacity weight (annealed_vae).
+    iteration_threshold: int, steps of the capacity ramp (annealed_vae).
+
+  Returns:
+    (loss, metrics): loss a scalar float array; metrics a dict of scalar arrays "recon", "kl",
+    "elbo" (= -(recon + kl)), "tc" (beta_tcvae) or "capacity" (annealed_vae), and
+    "kl_per_latent", a (D,) float array (batch mean of `kl_BxD`).
+
+  Raises:
+    ValueError: an unknown `kind`.
+  """
   objective = get_objective(kind)
   recon = jnp.mean(recon_B)
   kl = jnp.mean(jnp.sum(kl_BxD, axis=1))

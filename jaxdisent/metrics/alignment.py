@@ -39,6 +39,18 @@ _HIGHEST = jax.lax.Precision.HIGHEST
 
 
 def l2_normalize(feats_NxD, eps: float = 1e-12):
+  """Each row of ``feats_NxD`` divided by its L2 norm (floored at ``eps``), in float32.
+
+  As platonic-rep's ``F.normalize(x, p=2, dim=-1)`` before every metric [huh2024]. Pure JAX.
+
+  Args:
+    feats_NxD: (N, D) real array of features, one row per sample.
+    eps: float > 0, floor on the row norms (a row of norm below ``eps`` is divided by ``eps``).
+
+  Returns:
+    (N, D) float32 JAX array with unit-norm rows (rows of norm below ``eps`` stay shorter;
+    all-zero rows stay zero).
+  """
   feats = jnp.asarray(feats_NxD, jnp.float32)
   return feats / jnp.maximum(jnp.linalg.norm(feats, axis=1, keepdims=True), eps)
 
@@ -125,6 +137,16 @@ def knn_indices(feats_NxD, k: int, block_size: int = 1024):
 
   Ties and order follow ``lax.top_k`` (largest similarity first), as ``torch.argsort``/``topk``
   in the reference. Computed in row blocks: memory O(block_size * N).
+
+  References: [huh2024] (platonic-rep's k-NN by inner product).
+
+  Args:
+    feats_NxD: (N, D) real array of features (cast to float32), one row per sample.
+    k: static int in [1, N - 1], neighbours per sample.
+    block_size: static int >= 1, rows of the similarity matrix computed at once.
+
+  Returns:
+    (N, k) int32 array: row i holds the indices of sample i's k neighbours, most similar first.
   """
   feats = _safe_scale(jnp.asarray(feats_NxD, jnp.float32))
   n = feats.shape[0]
@@ -150,7 +172,19 @@ KNN_METRICS = ("mutual_knn", "cycle_knn", "lcs_knn", "edit_knn")
 def knn_metric_from_indices(knn_a, knn_b, metric: str):
   """``mutual_knn`` / ``cycle_knn`` / ``lcs_knn`` / ``edit_knn`` from precomputed neighbour
   indices (``knn_indices`` of each feature set, same k): the cores compute exactly this, so a
-  caller comparing many layer pairs can search each layer's neighbours once."""
+  caller comparing many layer pairs can search each layer's neighbours once.
+
+  References: [huh2024].
+
+  Args:
+    knn_a: (N, k) int array, ``knn_indices`` of the first feature set.
+    knn_b: (N, k) int array, ``knn_indices`` of the second feature set (same N and k).
+    metric: static str, one of ``KNN_METRICS``.
+
+  Returns:
+    0-d float array (float32; float64 under ``jax_enable_x64``): mutual / cycle / edit k-NN in
+    [0, 1], LCS k-NN in [0, k].
+  """
   n, k = knn_a.shape
   if metric == "mutual_knn":
     return divide(jnp.sum(_overlap(knn_a, knn_b)), n * k)
@@ -171,7 +205,20 @@ def _overlap(knn_a, knn_b):
 
 @functools.partial(jax.jit, static_argnames=("k", "block_size"))
 def mutual_knn_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
-  """Mutual k-NN alignment as a pure JAX function (see ``mutual_knn``)."""
+  """Mutual k-NN alignment as a pure JAX function (see ``mutual_knn``).
+
+  References: [huh2024].
+
+  Args:
+    feats_a: (N, D_a) real array, one row per sample (cast to float32).
+    feats_b: (N, D_b) real array, row i the same sample as row i of ``feats_a``.
+    k: static int in [1, N - 1], neighbours per sample (self excluded).
+    block_size: static int >= 1, rows per block of the neighbour search (memory
+      O(block_size N)).
+
+  Returns:
+    0-d float array (float32; float64 under ``jax_enable_x64``) in [0, 1].
+  """
   a, b = _core_pair(feats_a, feats_b)
   _check_k(k, a.shape[0])
   return knn_metric_from_indices(knn_indices(a, k, block_size), knn_indices(b, k, block_size),
@@ -182,7 +229,20 @@ def mutual_knn(feats_a, feats_b, k: int = 10, block_size: int = 1024) -> float:
   """Mutual k-NN alignment: mean over samples of |N_A(i) intersect N_B(i)| / k, self excluded.
 
   Feature sets whose rows are all identical have no nearest neighbours (every similarity ties):
-  a ValueError here (the core breaks the ties by index, as ``lax.top_k``)."""
+  a ValueError here (the core breaks the ties by index, as ``lax.top_k``).
+
+  References: [huh2024] (platonic-rep's ``mutual_knn``).
+
+  Args:
+    feats_a: (N, D_a) real array (NumPy or JAX; bfloat16 / float16 widened to float32),
+      without NaN/inf, one row per sample.
+    feats_b: (N, D_b) real array, row i the same sample as row i of ``feats_a``.
+    k: int in [1, N - 1], neighbours per sample (self excluded; the reference's ``topk``).
+    block_size: int >= 1, rows per block of the neighbour search (memory O(block_size N)).
+
+  Returns:
+    Python float in [0, 1].
+  """
   a, b = _knn_pair(feats_a, feats_b, k, "mutual k-NN")
   _check_block(block_size)
   return _host.to_float(mutual_knn_core(a, b, k, block_size))
@@ -190,7 +250,20 @@ def mutual_knn(feats_a, feats_b, k: int = 10, block_size: int = 1024) -> float:
 
 @functools.partial(jax.jit, static_argnames=("k", "block_size"))
 def cycle_knn_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
-  """Cycle k-NN as a pure JAX function (see ``cycle_knn``)."""
+  """Cycle k-NN as a pure JAX function (see ``cycle_knn``).
+
+  References: [huh2024].
+
+  Args:
+    feats_a: (N, D_a) real array, one row per sample (cast to float32).
+    feats_b: (N, D_b) real array, row i the same sample as row i of ``feats_a``.
+    k: static int in [1, N - 1], neighbours per sample (self excluded).
+    block_size: static int >= 1, rows per block of the neighbour search (memory
+      O(block_size N)).
+
+  Returns:
+    0-d float array (float32; float64 under ``jax_enable_x64``) in [0, 1].
+  """
   a, b = _core_pair(feats_a, feats_b)
   _check_k(k, a.shape[0])
   return knn_metric_from_indices(knn_indices(a, k, block_size), knn_indices(b, k, block_size),
@@ -202,6 +275,18 @@ def cycle_knn(feats_a, feats_b, k: int = 10, block_size: int = 1024) -> float:
 
   As the platonic code's ``cycle_knn``: knn_A[knn_B] (N, k, k) contains i for a hit. Rows all
   identical: ValueError, as ``mutual_knn``.
+
+  References: [huh2024].
+
+  Args:
+    feats_a: (N, D_a) real array (NumPy or JAX; bfloat16 / float16 widened to float32),
+      without NaN/inf, one row per sample.
+    feats_b: (N, D_b) real array, row i the same sample as row i of ``feats_a``.
+    k: int in [1, N - 1], neighbours per sample (self excluded; the reference's ``topk``).
+    block_size: int >= 1, rows per block of the neighbour search (memory O(block_size N)).
+
+  Returns:
+    Python float in [0, 1].
   """
   a, b = _knn_pair(feats_a, feats_b, k, "cycle k-NN")
   _check_block(block_size)
@@ -249,7 +334,20 @@ def _sequence_dp(knn_a, knn_b, kind: str):
 
 @functools.partial(jax.jit, static_argnames=("k", "block_size"))
 def lcs_knn_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
-  """LCS k-NN as a pure JAX function (see ``lcs_knn``)."""
+  """LCS k-NN as a pure JAX function (see ``lcs_knn``).
+
+  References: [huh2024].
+
+  Args:
+    feats_a: (N, D_a) real array, one row per sample (cast to float32).
+    feats_b: (N, D_b) real array, row i the same sample as row i of ``feats_a``.
+    k: static int in [1, N - 1], neighbours per sample (self excluded).
+    block_size: static int >= 1, rows per block of the neighbour search (memory
+      O(block_size N)).
+
+  Returns:
+    0-d float array (float32; float64 under ``jax_enable_x64``) in [0, k].
+  """
   a, b = _core_pair(feats_a, feats_b)
   _check_k(k, a.shape[0])
   return knn_metric_from_indices(knn_indices(a, k, block_size), knn_indices(b, k, block_size),
@@ -263,6 +361,18 @@ def lcs_knn(feats_a, feats_b, k: int = 10, block_size: int = 1024) -> float:
 
   As the reference, the value is a length in [0, k] (k for identical neighbour orders), not
   divided by k. Rows all identical: ValueError, as ``mutual_knn``.
+
+  References: [huh2024].
+
+  Args:
+    feats_a: (N, D_a) real array (NumPy or JAX; bfloat16 / float16 widened to float32),
+      without NaN/inf, one row per sample.
+    feats_b: (N, D_b) real array, row i the same sample as row i of ``feats_a``.
+    k: int in [1, N - 1], neighbours per sample (self excluded; the reference's ``topk``).
+    block_size: int >= 1, rows per block of the neighbour search (memory O(block_size N)).
+
+  Returns:
+    Python float in [0, k].
   """
   a, b = _knn_pair(feats_a, feats_b, k, "LCS k-NN")
   _check_block(block_size)
@@ -271,7 +381,20 @@ def lcs_knn(feats_a, feats_b, k: int = 10, block_size: int = 1024) -> float:
 
 @functools.partial(jax.jit, static_argnames=("k", "block_size"))
 def edit_knn_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
-  """Edit-distance k-NN as a pure JAX function (see ``edit_knn``)."""
+  """Edit-distance k-NN as a pure JAX function (see ``edit_knn``).
+
+  References: [huh2024].
+
+  Args:
+    feats_a: (N, D_a) real array, one row per sample (cast to float32).
+    feats_b: (N, D_b) real array, row i the same sample as row i of ``feats_a``.
+    k: static int in [1, N - 1], neighbours per sample (self excluded).
+    block_size: static int >= 1, rows per block of the neighbour search (memory
+      O(block_size N)).
+
+  Returns:
+    0-d float array (float32; float64 under ``jax_enable_x64``) in [0, 1].
+  """
   a, b = _core_pair(feats_a, feats_b)
   _check_k(k, a.shape[0])
   return knn_metric_from_indices(knn_indices(a, k, block_size), knn_indices(b, k, block_size),
@@ -283,6 +406,18 @@ def edit_knn(feats_a, feats_b, k: int = 10, block_size: int = 1024) -> float:
   with lev the Levenshtein distance (``torchaudio.functional.edit_distance``: insert, delete and
   substitute cost 1) between i's ordered k-NN lists. 1 for identical orders; 0 when no neighbour
   is shared. Rows all identical: ValueError, as ``mutual_knn``.
+
+  References: [huh2024].
+
+  Args:
+    feats_a: (N, D_a) real array (NumPy or JAX; bfloat16 / float16 widened to float32),
+      without NaN/inf, one row per sample.
+    feats_b: (N, D_b) real array, row i the same sample as row i of ``feats_a``.
+    k: int in [1, N - 1], neighbours per sample (self excluded; the reference's ``topk``).
+    block_size: int >= 1, rows per block of the neighbour search (memory O(block_size N)).
+
+  Returns:
+    Python float in [0, 1].
   """
   a, b = _knn_pair(feats_a, feats_b, k, "edit-distance k-NN")
   _check_block(block_size)
@@ -408,7 +543,21 @@ def cka_terms(feats_a, feats_b, kernel: str = "linear", unbiased: bool = False, 
   """(HSIC(K, L), HSIC(K, K), HSIC(L, L)) of ``cka`` as JAX scalars (pure; jit / vmap / grad).
 
   Of the features divided by their largest absolute value (CKA does not depend on it; the HSIC
-  terms then neither overflow nor underflow float32)."""
+  terms then neither overflow nor underflow float32).
+
+  References: [kornblith2019] (CKA, RBF bandwidth), [song2012] (unbiased HSIC).
+
+  Args:
+    feats_a: (N, D_a) real array, one row per sample (cast to float32).
+    feats_b: (N, D_b) real array, row i the same sample as row i of ``feats_a``.
+    kernel: static str, ``'linear'`` or ``'rbf'``.
+    unbiased: static bool, Song et al.'s unbiased HSIC (needs N >= 4) instead of the biased one.
+    sigma: float (may be traced), the RBF bandwidth multiplier (unused for ``'linear'``).
+    block_size: static int >= 1, rows per block of the RBF kernel sums.
+
+  Returns:
+    (hsic_ab, hsic_aa, hsic_bb): a tuple of three 0-d float32 arrays.
+  """
   a, b = _core_pair(feats_a, feats_b)
   a, b = _unit_scale(a), _unit_scale(b)   # CKA is scale-invariant (linear and median-RBF)
   n = a.shape[0]
@@ -432,13 +581,40 @@ def cka_terms(feats_a, feats_b, kernel: str = "linear", unbiased: bool = False, 
 
 def cka_core(feats_a, feats_b, kernel: str = "linear", unbiased: bool = False, sigma=1.0,
              block_size: int = 1024):
-  """CKA as a pure JAX function (see ``cka``); NaN where CKA is undefined."""
+  """CKA as a pure JAX function (see ``cka``); NaN where CKA is undefined.
+
+  References: [kornblith2019], [song2012].
+
+  Args:
+    feats_a: (N, D_a) real array, one row per sample (cast to float32).
+    feats_b: (N, D_b) real array, row i the same sample as row i of ``feats_a``.
+    kernel: static str, ``'linear'`` or ``'rbf'``.
+    unbiased: static bool, use the unbiased HSIC (needs N >= 4).
+    sigma: float (may be traced), the RBF bandwidth multiplier (unused for ``'linear'``).
+    block_size: static int >= 1, rows per block of the RBF kernel sums.
+
+  Returns:
+    0-d float32 array, NaN where HSIC(K, K) or HSIC(L, L) is not positive.
+  """
   hxy, hxx, hyy = cka_terms(feats_a, feats_b, kernel, unbiased, sigma, block_size)
   return _cka_ratio(hxy, hxx, hyy)
 
 
 def unbiased_cka_core(feats_a, feats_b, kernel: str = "linear", sigma=1.0, block_size: int = 1024):
-  """Unbiased CKA as a pure JAX function (see ``unbiased_cka``)."""
+  """Unbiased CKA as a pure JAX function (see ``unbiased_cka``).
+
+  References: [kornblith2019], [song2012], [tjandrasuwita2025].
+
+  Args:
+    feats_a: (N, D_a) real array, one row per sample (cast to float32), N >= 4.
+    feats_b: (N, D_b) real array, row i the same sample as row i of ``feats_a``.
+    kernel: static str, ``'linear'`` or ``'rbf'``.
+    sigma: float (may be traced), the RBF bandwidth multiplier (unused for ``'linear'``).
+    block_size: static int >= 1, rows per block of the RBF kernel sums.
+
+  Returns:
+    0-d float32 array, NaN where CKA is undefined.
+  """
   return cka_core(feats_a, feats_b, kernel, True, sigma, block_size)
 
 
@@ -455,6 +631,20 @@ def cka(feats_a, feats_b, kernel: str = "linear", unbiased: bool = False, sigma:
   CKA is undefined when HSIC(K, K) or HSIC(L, L) is not positive: constant features, or (RBF) a
   ``sigma`` so small that every off-diagonal kernel entry underflows to 0 (the unbiased estimator
   zeroes the diagonal, leaving nothing); the reference returns NaN/inf there, this raises.
+
+  References: [kornblith2019], [song2012]; code: [huh2024].
+
+  Args:
+    feats_a: (N, D_a) real array (NumPy or JAX; bfloat16 / float16 widened to float32),
+      without NaN/inf, one row per sample.
+    feats_b: (N, D_b) real array, row i the same sample as row i of ``feats_a``.
+    kernel: ``'linear'`` or ``'rbf'``.
+    unbiased: bool, use the unbiased HSIC estimator (needs N >= 4).
+    sigma: positive finite float, the RBF bandwidth multiplier (1.0: Kornblith's rule).
+    block_size: int >= 1, rows per block of the RBF kernel sums.
+
+  Returns:
+    Python float (1 for identical features).
   """
   if kernel not in ("linear", "rbf"):
     raise ValueError(f"kernel must be 'linear' or 'rbf', got {kernel!r}")
@@ -482,13 +672,38 @@ def cka(feats_a, feats_b, kernel: str = "linear", unbiased: bool = False, sigma:
 
 
 def unbiased_cka(feats_a, feats_b, kernel: str = "linear", **kwargs) -> float:
-  """CKA with the unbiased HSIC estimator (the emergence paper's alignment measure)."""
+  """CKA with the unbiased HSIC estimator (the emergence paper's alignment measure).
+
+  References: [tjandrasuwita2025], [song2012], [kornblith2019].
+
+  Args:
+    feats_a: (N, D_a) real array (NumPy or JAX; bfloat16 / float16 widened to float32),
+      without NaN/inf, one row per sample; N >= 4.
+    feats_b: (N, D_b) real array, row i the same sample as row i of ``feats_a``.
+    kernel: ``'linear'`` or ``'rbf'``.
+    **kwargs: ``sigma`` and ``block_size``, passed on to ``cka``.
+
+  Returns:
+    Python float.
+  """
   return cka(feats_a, feats_b, kernel=kernel, unbiased=True, **kwargs)
 
 
 @functools.partial(jax.jit, static_argnames=("k", "block_size"))
 def cknna_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
-  """CKNNA (unbiased) as a pure JAX function (see ``cknna``)."""
+  """CKNNA (unbiased) as a pure JAX function (see ``cknna``).
+
+  References: [huh2024].
+
+  Args:
+    feats_a: (N, D_a) real array, one row per sample (cast to float32).
+    feats_b: (N, D_b) real array, row i the same sample as row i of ``feats_a``.
+    k: static int in [2, N - 1], neighbours per sample (self excluded).
+    block_size: static int >= 1, rows per block of the neighbour search.
+
+  Returns:
+    0-d float array (float32; float64 under ``jax_enable_x64``).
+  """
   a, b = _core_pair(feats_a, feats_b)
   if k < 2:
     raise ValueError(f"CKNNA needs k >= 2; got {k}")
@@ -498,7 +713,19 @@ def cknna_core(feats_a, feats_b, k: int = 10, block_size: int = 1024):
 
 @jax.jit
 def cknna_from_indices(feats_a, feats_b, knn_a, knn_b):
-  """CKNNA from the features and their precomputed ``knn_indices`` (what ``cknna_core`` does)."""
+  """CKNNA from the features and their precomputed ``knn_indices`` (what ``cknna_core`` does).
+
+  References: [huh2024].
+
+  Args:
+    feats_a: (N, D_a) real array, one row per sample (cast to float32).
+    feats_b: (N, D_b) real array, row i the same sample as row i of ``feats_a``.
+    knn_a: (N, k) int array, ``knn_indices(feats_a, k)``.
+    knn_b: (N, k) int array, ``knn_indices(feats_b, k)``.
+
+  Returns:
+    0-d float array (float32; float64 under ``jax_enable_x64``).
+  """
   a, b = _core_pair(feats_a, feats_b)
   n = a.shape[0]
   # Computed on features divided by their largest row norm c (HSIC scales by c^4), with the
@@ -525,6 +752,19 @@ def cknna(feats_a, feats_b, k: int = 10, unbiased: bool = True, block_size: int 
   its O(n^3) unbiased formula; similarity = HSIC_AB / sqrt(HSIC_AA HSIC_BB), where HSIC_AA
   masks with A's own neighbourhoods. Here every term is a sum over the <= k kept entries per
   row, O(n k^2) after the neighbour search.
+
+  References: [huh2024] (platonic-rep's ``cknna``).
+
+  Args:
+    feats_a: (N, D_a) real array (NumPy or JAX; bfloat16 / float16 widened to float32),
+      without NaN/inf, one row per sample; N >= 4.
+    feats_b: (N, D_b) real array, row i the same sample as row i of ``feats_a``.
+    k: int in [2, N - 1], neighbours per sample (self excluded; the reference's ``topk``).
+    unbiased: must be True (the reference's default; False raises NotImplementedError).
+    block_size: int >= 1, rows per block of the neighbour search (memory O(block_size N)).
+
+  Returns:
+    Python float.
   """
   if not unbiased:
     raise NotImplementedError("only the unbiased CKNNA (the reference default) is implemented")
@@ -585,6 +825,17 @@ def svcca(feats_a, feats_b, cca_dim: int = 10) -> float:
   by its std + 1e-8, so features whose scale is near 1e-8 are distorted by that 1e-8; features
   with max |x| outside [1e-10, 1e10] are first divided by max |x| (their variances would over- or
   underflow float32).
+
+  References: [raghu2017]; code: [huh2024].
+
+  Args:
+    feats_a: (N, D_a) real array (NumPy or JAX; bfloat16 / float16 widened to float32),
+      without NaN/inf, one row per sample.
+    feats_b: (N, D_b) real array, row i the same sample as row i of ``feats_a``.
+    cca_dim: int in [1, min(D_a, D_b, N - 1)], the number of SVD directions kept per set.
+
+  Returns:
+    Python float in [0, 1]: the mean of the ``cca_dim`` canonical correlations.
   """
   a, b = _pair(feats_a, feats_b)
   limit = min(a.shape[1], b.shape[1], a.shape[0] - 1)
@@ -601,7 +852,18 @@ def svcca(feats_a, feats_b, cca_dim: int = 10) -> float:
 
 @functools.partial(jax.jit, static_argnames="cca_dim")
 def svcca_core(feats_a, feats_b, cca_dim: int = 10):
-  """SVCCA as a pure JAX function (see ``svcca``)."""
+  """SVCCA as a pure JAX function (see ``svcca``).
+
+  References: [raghu2017]; code: [huh2024].
+
+  Args:
+    feats_a: (N, D_a) real array, one row per sample (cast to float32).
+    feats_b: (N, D_b) real array, row i the same sample as row i of ``feats_a``.
+    cca_dim: static int in [1, min(D_a, D_b, N)], the number of SVD directions kept per set.
+
+  Returns:
+    0-d float32 array in [0, 1].
+  """
   a, b = _core_pair(feats_a, feats_b)
   _host.check_int(cca_dim, "cca_dim", 1, min(a.shape[1], b.shape[1], a.shape[0]))
   def top_directions(x):
@@ -624,7 +886,23 @@ def svcca_core(feats_a, feats_b, cca_dim: int = 10):
 
 def max_over_layer_pairs(layers_a: Sequence, layers_b: Sequence,
                          metric: Callable[..., float] = unbiased_cka, **kwargs):
-  """(max alignment, (i, j) of the best pair, full L_A x L_B matrix) over all layer pairs."""
+  """(max alignment, (i, j) of the best pair, full L_A x L_B matrix) over all layer pairs.
+
+  As platonic-rep's ``compute_score`` (the best score over layer pairs) [huh2024], with three
+  differences: the features go to ``metric`` as given (the reference L2-normalises each layer
+  first; apply ``l2_normalize``), NaN entries are skipped, and a best score below 0 is returned
+  as is (the reference starts its search from 0).
+
+  Args:
+    layers_a: sequence of L_A feature arrays, each (N, D_i), one per layer of model A.
+    layers_b: sequence of L_B feature arrays, each (N, D_j), one per layer of model B.
+    metric: callable ``metric(feats_a, feats_b, **kwargs) -> float`` (default ``unbiased_cka``).
+    **kwargs: passed on to ``metric``.
+
+  Returns:
+    (best, (i, j), matrix): best is a Python float, (i, j) a tuple of Python ints (the layer
+    indices of the best pair), matrix an (L_A, L_B) float64 NumPy array of all the scores.
+  """
   if not layers_a or not layers_b:
     raise ValueError("need at least one layer on each side")
   matrix = np.array([[metric(la, lb, **kwargs) for lb in layers_b] for la in layers_a], float)

@@ -74,14 +74,45 @@ def _codes_and_factors(codes_NxD, factors_NxK):
 def mutual_info_matrix_core(codes_NxD, factors_NxK, num_bins: int = 20, *,
                             num_factor_classes: int):
   """(D, K) discrete MI (nats) between histogram-discretised codes and factor labels in
-  [0, num_factor_classes). Pure JAX (jit / vmap)."""
+  [0, num_factor_classes). Pure JAX (jit / vmap).
+
+  References: [locatello2019] (``utils.discrete_mutual_info`` on histogram-discretised
+  codes).
+
+  Args:
+    codes_NxD: (N, D) real array of codes (the encoder means), one row per sample.
+    factors_NxK: (N, K) int array of factor labels in [0, num_factor_classes), one
+      column per factor.
+    num_bins: static int, equal-width bins per code column (disentanglement_lib: 20).
+    num_factor_classes: static int, the number of label values (max label + 1 over all
+      columns).
+
+  Returns:
+    (D, K) float array (float64 under ``jax_enable_x64``, else float32) of
+    MI(code_j; factor_k) in nats, >= 0.
+  """
   discrete = histogram_discretize(codes_NxD, num_bins)
   return discrete_mutual_info_core(discrete, jnp.asarray(factors_NxK), num_bins, num_factor_classes)
 
 
 @functools.partial(jax.jit, static_argnames=("num_bins", "num_factor_classes"))
 def mig_core(codes_NxD, factors_NxK, num_bins: int = 20, *, num_factor_classes: int):
-  """MIG as a pure JAX function (see ``mig``); NaN when every factor is constant."""
+  """MIG as a pure JAX function (see ``mig``); NaN when every factor is constant.
+
+  References: [chen2018]; code: [locatello2019] ``mig.py``.
+
+  Args:
+    codes_NxD: (N, D) real array of codes (encoder means), D >= 2 (checked at trace time).
+    factors_NxK: (N, K) int array of factor labels in [0, num_factor_classes), one
+      column per factor.
+    num_bins: static int, equal-width bins per code column (disentanglement_lib: 20).
+    num_factor_classes: static int, the number of label values (max label + 1 over all
+      columns).
+
+  Returns:
+    0-d float array (float64 under ``jax_enable_x64``, else float32): MIG in
+    [0, 1], NaN when every factor is constant.
+  """
   if codes_NxD.shape[1] < 2:
     raise ValueError(f"MIG needs at least 2 code dimensions; got {codes_NxD.shape[1]}")
   mi = mutual_info_matrix_core(codes_NxD, factors_NxK, num_bins,
@@ -95,7 +126,18 @@ def mig_core(codes_NxD, factors_NxK, num_bins: int = 20, *, num_factor_classes: 
 
 @jax.jit
 def modularity_from_mi_core(mi_DxK):
-  """Modularity from a (D, K) MI matrix (see ``modularity``). Pure JAX."""
+  """Modularity from a (D, K) MI matrix (see ``modularity``). Pure JAX.
+
+  References: [ridgeway2018]; code: [locatello2019]
+  ``modularity_explicitness.py``.
+
+  Args:
+    mi_DxK: (D, K) float array of mutual information (nats, >= 0), codes x factors, K >= 2
+      (checked at trace time).
+
+  Returns:
+    0-d float array: modularity in [0, 1].
+  """
   if mi_DxK.shape[1] < 2:
     raise ValueError(f"modularity needs at least 2 factors; got {mi_DxK.shape[1]}")
   squared = jnp.square(mi_DxK)
@@ -106,7 +148,21 @@ def modularity_from_mi_core(mi_DxK):
 
 @functools.partial(jax.jit, static_argnames=("num_bins", "num_factor_classes"))
 def modularity_core(codes_NxD, factors_NxK, num_bins: int = 20, *, num_factor_classes: int):
-  """Modularity as a pure JAX function (see ``modularity``)."""
+  """Modularity as a pure JAX function (see ``modularity``).
+
+  References: [ridgeway2018]; code: [locatello2019]
+  ``modularity_explicitness.py``.
+
+  Args:
+    codes_NxD: (N, D) real array of codes (the encoder means), one row per sample.
+    factors_NxK: (N, K) int array of factor labels in [0, num_factor_classes), K >= 2.
+    num_bins: static int, equal-width bins per code column (disentanglement_lib: 20).
+    num_factor_classes: static int, the number of label values (max label + 1 over all
+      columns).
+
+  Returns:
+    0-d float array (float64 under ``jax_enable_x64``, else float32): modularity in [0, 1].
+  """
   return modularity_from_mi_core(mutual_info_matrix_core(
       codes_NxD, factors_NxK, num_bins, num_factor_classes=num_factor_classes))
 
@@ -124,6 +180,21 @@ def irs_core(codes_NxD, factors_NxK, diff_quantile=0.99, num_bins: int = 20):
   Each factor column is discretised (``histogram_discretize``; integer factors bin as NumPy's
   float64 edges do), and per (factor, value) group the quantile of |z - E[z | group]| is taken
   from one lexicographic sort (group, deviation) per factor instead of a Python loop over values.
+
+  References: [suter2019]; code: [locatello2019] ``irs.py``.
+
+  Args:
+    codes_NxD: (N, D) real array of codes (encoder means), computed in the default float dtype
+      (float64 under ``jax_enable_x64``, else float32).
+    factors_NxK: (N, K) int array of factor values, histogram-discretised per column into
+      ``num_bins`` bins.
+    diff_quantile: float scalar in [0, 1] (may be traced), the quantile of the within-group
+      deviations (disentanglement_lib: 0.99).
+    num_bins: static int, bins per factor column (disentanglement_lib: 20).
+
+  Returns:
+    dict with keys ``"irs"``: 0-d float array, the score (0 when every code is constant);
+    ``"irs_num_active_dims"``: 0-d int array, the number of non-constant codes.
   """
   codes = jnp.asarray(codes_NxD, jnp.result_type(float))
   factors = histogram_discretize(jnp.asarray(factors_NxK), num_bins)     # N x K in [0, bins)
@@ -164,7 +235,17 @@ def irs_core(codes_NxD, factors_NxK, diff_quantile=0.99, num_bins: int = 20):
 
 @jax.jit
 def gaussian_total_correlation_core(codes_NxD):
-  """Gaussian TC (see ``gaussian_total_correlation``); +inf for a singular covariance."""
+  """Gaussian TC (see ``gaussian_total_correlation``); +inf for a singular covariance.
+
+  References: [locatello2019], ``unsupervised_metrics.py``.
+
+  Args:
+    codes_NxD: (N, D) real array of codes, N > D for a non-singular covariance; computed in the
+      default float dtype (float64 under ``jax_enable_x64``, else float32).
+
+  Returns:
+    0-d float array: the total correlation in nats (>= 0), +inf for a singular covariance.
+  """
   codes = jnp.asarray(codes_NxD, jnp.result_type(float))
   centred = codes - codes.mean(axis=0)
   cov = jnp.dot(centred.T, centred, precision=jax.lax.Precision.HIGHEST) / (codes.shape[0] - 1)
@@ -175,7 +256,18 @@ def gaussian_total_correlation_core(codes_NxD):
 
 @functools.partial(jax.jit, static_argnames="num_bins")
 def mutual_info_between_codes_core(codes_NxD, num_bins: int = 20):
-  """Mean off-diagonal code-by-code discrete MI (see ``mutual_info_between_codes``)."""
+  """Mean off-diagonal code-by-code discrete MI (see ``mutual_info_between_codes``).
+
+  References: [locatello2019], ``unsupervised_metrics.py``.
+
+  Args:
+    codes_NxD: (N, D) real array of codes, D >= 2 (checked at trace time).
+    num_bins: static int, equal-width bins per code column (disentanglement_lib: 20).
+
+  Returns:
+    0-d float array (float64 under ``jax_enable_x64``, else float32): the mean
+    off-diagonal MI in nats, >= 0.
+  """
   d = codes_NxD.shape[1]
   if d < 2:
     raise ValueError(f"mutual_info_between_codes needs at least 2 code dimensions; got {d}")
@@ -187,7 +279,20 @@ def mutual_info_between_codes_core(codes_NxD, num_bins: int = 20):
 # ---- host wrappers -------------------------------------------------------------------------------
 
 def mutual_info_matrix(codes_NxD, factors_NxK, num_bins: int = 20) -> np.ndarray:
-  """(D, K) discrete MI (nats) between histogram-discretised codes and factors."""
+  """(D, K) discrete MI (nats) between histogram-discretised codes and factors.
+
+  References: [locatello2019] (``utils.discrete_mutual_info`` on histogram-discretised
+  codes).
+
+  Args:
+    codes_NxD: (N, D) real array of codes (encoder means; bfloat16 accepted), without NaN/inf.
+    factors_NxK: (N, K) int array of ground-truth factor classes (1-D: one factor);
+      any integer labels (relabelled densely per column when negative or >= 4096).
+    num_bins: int in [1, 4096], equal-width bins per code column (disentanglement_lib: 20).
+
+  Returns:
+    (D, K) float64 NumPy array of MI(code_j; factor_k) in nats, >= 0.
+  """
   check_num_bins(num_bins)
   codes, factors, classes = _codes_and_factors(codes_NxD, factors_NxK)
   with _host.float64():
@@ -201,6 +306,17 @@ def mig(codes_NxD, factors_NxK, num_bins: int = 20) -> float:
   largest and second-largest MI(code_j; factor_k) is divided by H(factor_k); MIG is the mean over
   factors. Deviation: factors with zero entropy are skipped (the reference divides by 0); if every
   factor is constant MIG is undefined and this raises.
+
+  References: [chen2018]; code: [locatello2019].
+
+  Args:
+    codes_NxD: (N, D) real array of codes (encoder means; bfloat16 accepted), D >= 2.
+    factors_NxK: (N, K) int array of ground-truth factor classes (1-D: one factor);
+      any integer labels (relabelled densely per column when negative or >= 4096).
+    num_bins: int in [1, 4096], equal-width bins per code column (disentanglement_lib: 20).
+
+  Returns:
+    Python float: MIG in [0, 1].
   """
   check_num_bins(num_bins)
   codes, factors, classes = _codes_and_factors(codes_NxD, factors_NxK)
@@ -218,6 +334,16 @@ def modularity(codes_NxD, factors_NxK, num_bins: int = 20) -> float:
   for a code with no information (a constant code has exactly zero MI, so it scores 0); the score
   is the mean over codes. If every factor is constant on the samples (one row, say) no code can
   carry information about them and modularity is undefined: a ValueError, as ``mig``.
+
+  References: [ridgeway2018]; code: [locatello2019].
+
+  Args:
+    codes_NxD: (N, D) real array of codes (encoder means; bfloat16 accepted).
+    factors_NxK: (N, K) int array of ground-truth factor classes, K >= 2; any integer labels.
+    num_bins: int in [1, 4096], equal-width bins per code column (disentanglement_lib: 20).
+
+  Returns:
+    Python float: modularity in [0, 1].
   """
   check_num_bins(num_bins)
   codes, factors, classes = _codes_and_factors(codes_NxD, factors_NxK)
@@ -229,7 +355,17 @@ def modularity(codes_NxD, factors_NxK, num_bins: int = 20) -> float:
 
 
 def modularity_from_mi(mi_DxK) -> float:
-  """Modularity from a precomputed (D, K) MI matrix (host wrapper of ``modularity_from_mi_core``)."""
+  """Modularity from a precomputed (D, K) MI matrix (host wrapper of ``modularity_from_mi_core``).
+
+  References: [ridgeway2018]; code: [locatello2019].
+
+  Args:
+    mi_DxK: (D, K) real array of mutual information (nats, >= 0), codes x factors, K >= 2
+      (``mutual_info_matrix``).
+
+  Returns:
+    Python float: modularity in [0, 1].
+  """
   mi = _host.as_host_array(mi_DxK, "mi_DxK")
   if mi.shape[1] < 2:
     raise ValueError(f"modularity needs at least 2 factors; got {mi.shape[1]}")
@@ -252,6 +388,19 @@ def irs(codes_NxD, factors_NxK, *, diff_quantile: float = 0.99, num_bins: int = 
   float column active through rounding, with a ~1e-17 weight). With every factor constant (one
   row, say) there is no intervention to be robust to: a ValueError, as ``mig``.
   Returns {"irs": float, "irs_num_active_dims": int}.
+
+  References: [suter2019]; code: [locatello2019].
+
+  Args:
+    codes_NxD: (N, D) real array of codes (encoder means; bfloat16 accepted), computed in float64.
+    factors_NxK: (N, K) int array of ground-truth factor classes (1-D: one factor).
+    diff_quantile: float in [0, 1], the quantile of the within-group deviations
+      (disentanglement_lib: 0.99).
+    num_bins: int in [1, 4096], bins per factor column (disentanglement_lib: 20).
+
+  Returns:
+    dict with keys ``"irs"``: Python float, the score; ``"irs_num_active_dims"``: Python int, the
+    number of non-constant codes.
   """
   check_num_bins(num_bins)
   codes = _codes(codes_NxD)
@@ -272,6 +421,15 @@ def gaussian_total_correlation(codes_NxD) -> float:
   covariance (linearly dependent codes) gives +inf; no more samples than dimensions (always
   singular) and a constant code (zero variance, where the
   reference returns NaN) is refused.
+
+  References: [locatello2019].
+
+  Args:
+    codes_NxD: (N, D) real array of codes (encoder means; bfloat16 accepted), N > D, no constant
+      column; computed in float64.
+
+  Returns:
+    Python float: the total correlation in nats (>= 0; +inf for a singular covariance).
   """
   codes = _codes(codes_NxD, min_rows=2)
   if codes.shape[0] <= codes.shape[1]:
@@ -291,6 +449,15 @@ def mutual_info_between_codes(codes_NxD, num_bins: int = 20) -> float:
 
   As disentanglement_lib ``unsupervised_metrics.py`` (``mutual_info_score``): the mean of the
   off-diagonal entries of the code-by-code MI matrix.
+
+  References: [locatello2019].
+
+  Args:
+    codes_NxD: (N, D) real array of codes (encoder means; bfloat16 accepted), D >= 2.
+    num_bins: int in [1, 4096], equal-width bins per code column (disentanglement_lib: 20).
+
+  Returns:
+    Python float: the mean off-diagonal MI in nats, >= 0.
   """
   check_num_bins(num_bins)
   codes = _codes(codes_NxD)
@@ -312,6 +479,21 @@ def sap(codes_train, factors_train, codes_test, factors_test, *, C: float = 0.01
   the training split (where LinearSVC cannot be fitted and the reference raises) scores gap 0;
   if every factor does, SAP is undefined and this raises. SAP needs >= 2 code dimensions (a gap
   between the two best codes).
+
+  References: [kumar2018]; code: [locatello2019].
+
+  Args:
+    codes_train: (N, D) real array of training-split codes (encoder means; bfloat16 is
+      accepted), without NaN/inf; D >= 2.
+    factors_train: (N, K) int array of training-split factor classes (1-D: one factor).
+    codes_test: (M, D) real array of test-split codes, same D as ``codes_train``.
+    factors_test: (M, K) int array of test-split factor classes, same K as ``factors_train``.
+    C: float > 0, the SVM's inverse regularisation (disentanglement_lib: 0.01).
+    n_jobs: int >= 1 or None, processes for the scikit-learn fits (None: one per CPU, or
+      ``JAXDISENT_SKLEARN_JOBS``; 1: in-process).
+
+  Returns:
+    Python float: SAP in [0, 1].
   """
   codes_train, factors_train, codes_test, factors_test = _supervised(
       codes_train, factors_train, codes_test, factors_test, "SAP", every_factor_varies=False)
@@ -332,7 +514,16 @@ def sap(codes_train, factors_train, codes_test, factors_test, *, C: float = 0.01
 
 
 def sap_from_scores(scores_DxK) -> float:
-  """SAP from a (D, K) score matrix: the mean over factors of the gap between the two best codes."""
+  """SAP from a (D, K) score matrix: the mean over factors of the gap between the two best codes.
+
+  References: [kumar2018]; code: [locatello2019] ``sap_score.py``.
+
+  Args:
+    scores_DxK: (D, K) real array of per-(code, factor) scores (``sap``: test accuracies), D >= 2.
+
+  Returns:
+    Python float: the mean over factors of (best - second-best) score.
+  """
   scores = _host.as_host_array(scores_DxK, "scores_DxK")
   if scores.shape[0] < 2:
     raise ValueError(f"SAP needs at least 2 code dimensions (rows of scores_DxK); got "
@@ -350,6 +541,15 @@ def dci_from_importance(importance_DxK):
 
   With one factor (K = 1) disentanglement is undefined (an entropy in base 1; the reference gives
   NaN), and with one code (D = 1) completeness is: each is then NaN, with a RuntimeWarning.
+
+  References: [eastwood2018]; code: [locatello2019] ``dci.py``.
+
+  Args:
+    importance_DxK: (D, K) real array of importances (>= 0), codes x factors.
+
+  Returns:
+    (disentanglement, completeness): a tuple of two Python floats in [0, 1] (each NaN in its
+    undefined case above).
   """
   importance = np.asarray(_host.as_host_array(importance_DxK, "importance_DxK"), np.float64)
   if importance.min() < 0:
@@ -405,6 +605,8 @@ def pair_separation(mi_DxK, entropy_K, pairs) -> dict:
   it on data where the pair is *independent* (the uniform grid), else a code of a alone also
   carries MI with b through the correlation.
 
+  References: [trauble2021] (correlated factor pairs); normalisation as MIG's [chen2018].
+
   Args:
     mi_DxK: (D, K) float mutual information (nats), codes x factors (``mutual_info_matrix``).
     entropy_K: (K,) float entropy of each factor (nats, ``discrete_entropy``), > 0 for paired ones.
@@ -438,6 +640,8 @@ def pair_dci_disentanglement(importance_DxK, pairs) -> dict:
   weighted by the code's share of the pair's importance, is 1 when every code serves one factor of
   the pair and 0 when each code serves both equally.
 
+  References: [eastwood2018] (DCI disentanglement); pairs as in [trauble2021].
+
   Args:
     importance_DxK: (D, K) float >= 0 importance matrix (``dci(...)['dci_importance']``).
     pairs: iterable of (a, b) factor indices.
@@ -463,6 +667,25 @@ def dci(codes_train, factors_train, codes_test, factors_test, *, importance: str
   Its numbers are not comparable with published ones. The per-factor fits run in ``n_jobs``
   processes (metrics.parallel_fit; same models, same values). Every factor must take >= 2 values
   on the training split (a classifier needs two classes).
+
+  References: [eastwood2018]; code: [locatello2019].
+
+  Args:
+    codes_train: (N, D) real array of training-split codes (encoder means; bfloat16 is
+      accepted), without NaN/inf.
+    factors_train: (N, K) int array of training-split factor classes (1-D: one factor).
+    codes_test: (M, D) real array of test-split codes, same D as ``codes_train``.
+    factors_test: (M, K) int array of test-split factor classes, same K as ``factors_train``.
+    importance: ``'gbt'`` (reference) or ``'random_forest'``.
+    seed: int >= 0, the classifiers' ``random_state``.
+    n_jobs: int >= 1 or None, processes for the scikit-learn fits (None: one per CPU, or
+      ``JAXDISENT_SKLEARN_JOBS``; 1: in-process).
+
+  Returns:
+    dict with keys ``"dci_disentanglement"``, ``"dci_completeness"``: Python floats in [0, 1];
+    ``"dci_informativeness"``, ``"dci_informativeness_train"``: Python floats, mean test / train
+    accuracy over factors; ``"dci_importance"``: (D, K) float64 NumPy array, the importance
+    matrix.
   """
   if importance not in ("gbt", "random_forest"):
     raise ValueError(f"importance must be 'gbt' or 'random_forest', got {importance!r}")
@@ -498,6 +721,21 @@ def explicitness(codes_train, factors_train, codes_test, factors_test, *,
   (no test class seen in training, or a single test class) is NaN on that split, with a
   RuntimeWarning naming it, and so is the mean. Every factor must take >= 2 values on the
   training split.
+
+  References: [ridgeway2018]; code: [locatello2019].
+
+  Args:
+    codes_train: (N, D) real array of training-split codes (encoder means; bfloat16 is
+      accepted), without NaN/inf.
+    factors_train: (N, K) int array of training-split factor classes (1-D: one factor).
+    codes_test: (M, D) real array of test-split codes, same D as ``codes_train``.
+    factors_test: (M, K) int array of test-split factor classes, same K as ``factors_train``.
+    n_jobs: int >= 1 or None, processes for the scikit-learn fits (None: one per CPU, or
+      ``JAXDISENT_SKLEARN_JOBS``; 1: in-process).
+
+  Returns:
+    dict with keys ``"explicitness"`` (test split) and ``"explicitness_train"``: Python floats,
+    mean macro ROC-AUC over factors (NaN where a factor's AUC is undefined).
   """
   codes_train, factors_train, codes_test, factors_test = _supervised(
       codes_train, factors_train, codes_test, factors_test, "explicitness")
@@ -533,7 +771,28 @@ def _macro_auc(labels, probabilities, classes) -> float:
 
 def array_metrics(codes_train, factors_train, codes_test, factors_test, *, num_bins: int = 20,
                   dci_importance: str = "gbt") -> dict:
-  """All array-based scores in one flat dict (keys as written to eval.json)."""
+  """All array-based scores in one flat dict (keys as written to eval.json).
+
+  MIG, modularity, the Gaussian total correlation and the code-code MI use the training split
+  only; SAP, explicitness and DCI use both. Needs D >= 2 codes (MIG, SAP) and K >= 2 factors
+  (modularity). References: [locatello2019].
+
+  Args:
+    codes_train: (N, D) real array of training-split codes (encoder means; bfloat16 is
+      accepted), without NaN/inf.
+    factors_train: (N, K) int array of training-split factor classes (1-D: one factor).
+    codes_test: (M, D) real array of test-split codes, same D as ``codes_train``.
+    factors_test: (M, K) int array of test-split factor classes, same K as ``factors_train``.
+    num_bins: int in [1, 4096], bins for MIG, modularity and the code-code MI.
+    dci_importance: ``importance`` of ``dci``: ``'gbt'`` (reference) or ``'random_forest'``.
+
+  Returns:
+    dict of Python floats with keys ``"mig"``, ``"modularity"``, ``"sap"``,
+    ``"gaussian_total_correlation"``, ``"mutual_info_between_codes"``, ``"explicitness"``,
+    ``"explicitness_train"``, ``"dci_disentanglement"``, ``"dci_completeness"``,
+    ``"dci_informativeness"``, ``"dci_informativeness_train"``, and ``"dci_importance"``: the
+    (D, K) float64 NumPy importance matrix.
+  """
   out = {
       "mig": mig(codes_train, factors_train, num_bins),
       "modularity": modularity(codes_train, factors_train, num_bins),

@@ -1,6 +1,6 @@
 """Graph recovery measures: learned weighted adjacency vs the ground truth (A x A, W[i, j] = i -> j).
 
-Following the reporting of NOTEARS / DAG-GNN (REFERENCES.md section 3) plus ranking measures for
+Following the reporting of NOTEARS / DAG-GNN ([zheng2018], [yu2019]) plus ranking measures for
 weighted, possibly bidirectional graphs:
 
 * ``auroc`` / ``auprc``: the |learned weights| over the A(A-1) directed off-diagonal entries scored
@@ -60,8 +60,18 @@ def _off_diagonal(m):
 def auroc(scores, labels) -> float:
   """Area under the ROC curve (ties count half): P(score of a positive > score of a negative).
 
-  Raises ValueError when the shapes differ, a score is NaN/inf, or the labels hold only one class
-  (AUROC is undefined there: every caller that wants a number must decide what it means).
+  The Mann-Whitney statistic over all positive x negative pairs (O(P x N) memory).
+
+  Args:
+    scores: (N,) real array-like, the scores.
+    labels: (N,) array-like, truthy = positive.
+
+  Returns:
+    Python float in [0, 1].
+
+  Raises:
+    ValueError: the shapes differ or are not 1-D, a score is NaN/inf, or the labels hold only one
+      class (AUROC is undefined there: every caller that wants a number must decide what it means).
   """
   scores, labels = np.asarray(scores, np.float64), np.asarray(labels)
   if scores.shape != labels.shape or scores.ndim != 1:
@@ -82,7 +92,17 @@ def auroc(scores, labels) -> float:
 def average_precision(scores, labels) -> float:
   """Mean precision at the rank of each positive (ties ranked pessimistically).
 
-  Raises ValueError on mismatched shapes, NaN/inf scores or no positive label (undefined).
+  Among equal scores negatives rank first, so ties never inflate the value.
+
+  Args:
+    scores: (N,) real array-like, the scores.
+    labels: (N,) array-like, truthy = positive.
+
+  Returns:
+    Python float in (0, 1].
+
+  Raises:
+    ValueError: mismatched or non-1-D shapes, NaN/inf scores, or no positive label (undefined).
   """
   scores, labels = np.asarray(scores, np.float64), np.asarray(labels)
   if scores.shape != labels.shape or scores.ndim != 1:
@@ -100,7 +120,27 @@ def average_precision(scores, labels) -> float:
 
 
 def graph_recovery(learned_AxA, true_AxA, threshold: float = 0.3) -> dict:
-  """All measures of the module docstring as a flat dict of floats."""
+  """All measures of the module docstring as a flat dict of floats.
+
+  The reporting of NOTEARS [zheng2018] / DAG-GNN [yu2019] plus the ranking measures, with the
+  relative threshold described in the module docstring (a deviation from NOTEARS' raw-weight
+  threshold).
+
+  Args:
+    learned_AxA: (A, A) real array, the learned weighted adjacency (W[i, j]: i -> j; signs
+      ignored, diagonal ignored).
+    true_AxA: (A, A) real array, the truth (|W| > 0 = edge) with both edges and non-edges off the
+      diagonal.
+    threshold: float, the edge threshold on |w| / max|w|.
+
+  Returns:
+    dict of Python floats: "auroc", "auprc", "shd", "tpr", "fdr", "fpr", "nnz",
+    "direction_accuracy" and "threshold" (tpr / fpr / direction_accuracy NaN when undefined).
+
+  Raises:
+    ValueError: the matrices are not equal square shapes, hold NaN/inf, or the truth has no edge
+      or no non-edge.
+  """
   learned, truth = _check(learned_AxA, true_AxA)
   _check_truth_has_both_classes(truth)
   scores, labels = _off_diagonal(learned), _off_diagonal(truth) > 0
@@ -154,8 +194,8 @@ def _dag_edges(m, name):
 def count_accuracy(true_DxD, est_DxD) -> dict:
   """NOTEARS' accuracy of an estimated DAG against the true DAG (xunzheng/notears' count_accuracy).
 
-  Nonzero entries are directed edges, ``W[i, j] != 0`` meaning i -> j (weights are allowed; only
-  their support counts). With pred / cond the predicted / true edge sets:
+  [zheng2018]. Nonzero entries are directed edges, ``W[i, j] != 0`` meaning i -> j (weights are
+  allowed; only their support counts). With pred / cond the predicted / true edge sets:
 
   * true positive: a predicted edge present in the truth with the same direction;
   * reverse: a predicted edge whose reverse is a true edge; false positive: a predicted edge with
@@ -168,7 +208,18 @@ def count_accuracy(true_DxD, est_DxD) -> dict:
 
   Both graphs must be DAGs (the reference requires it of the estimate; a 2-cycle makes reverse and
   true positive overlap). Deviation: the reference's CPDAG input (-1 = undirected edge) is not
-  supported, since here -1 is an edge weight. ``shd`` and ``nnz`` are ints, the rates floats.
+  supported, since here -1 is an edge weight.
+
+  Args:
+    true_DxD: (D, D) numeric or bool array, the true DAG.
+    est_DxD: (D, D) numeric or bool array, the estimated DAG.
+
+  Returns:
+    dict: "fdr", "tpr", "fpr" Python floats; "shd", "nnz" Python ints.
+
+  Raises:
+    ValueError: shapes differ or are not square, a non-numeric dtype, NaN/inf entries, or a graph
+      with a cycle or self-loop.
   """
   truth = np.asarray(true_DxD)
   est = np.asarray(est_DxD)
@@ -204,8 +255,17 @@ def count_accuracy(true_DxD, est_DxD) -> dict:
 # ---- interventions scored against the known graph (issue 22 part 6) ---------------------------
 
 def ancestor_matrix(true_DxD) -> np.ndarray:
-  """anc[i, j] = 1 when there is a directed path i -> ... -> j (i != j): the pairs an intervention
-  on i can move j along (the transitive closure of |W| > 0)."""
+  """anc[i, j] = 1 when there is a directed path i -> ... -> j (i != j).
+
+  The pairs an intervention on i can move j along (the transitive closure of |W| > 0); the
+  diagonal is 0 even on a cycle.
+
+  Args:
+    true_DxD: (D, D) real array, the (weighted) adjacency, W[i, j]: i -> j.
+
+  Returns:
+    (D, D) float64 NumPy array of 0/1.
+  """
   reach = (np.abs(np.asarray(true_DxD, np.float64)) > 0).astype(np.int64)
   d = len(reach)
   for _ in range(d):
@@ -221,7 +281,17 @@ def scm_do(codes_BxD, adjacency_DxD, node: int, value, propagate: bool = True) -
   parents are cut and its value set; prediction: z' = (I - A'^T)^-1 eps' with column ``node`` of
   A zeroed and eps'_node = value, so descendants move through A and non-descendants keep their
   values. ``propagate=False`` only sets the coordinate (for models whose graph acts elsewhere,
-  e.g. GEM's GNN before the decoder). -> (B, D)
+  e.g. GEM's GNN before the decoder). Host NumPy, not jittable.
+
+  Args:
+    codes_BxD: (B, D) real array, the codes z.
+    adjacency_DxD: (D, D) real array A (needs I - A with column ``node`` zeroed invertible).
+    node: Python int in [0, D), the intervened coordinate.
+    value: float (or (B,) array), the value set.
+    propagate: move the descendants through A (True) or only set the coordinate (False).
+
+  Returns:
+    (B, D) float64 NumPy array, the intervened codes.
   """
   z = np.asarray(codes_BxD, np.float64)
   a = np.asarray(adjacency_DxD, np.float64)
@@ -239,12 +309,26 @@ def scm_do(codes_BxD, adjacency_DxD, node: int, value, propagate: bool = True) -
 
 def interventional_effects(read_factors, codes_BxD, adjacency_DxD, nodes, values_per_node,
                            propagate: bool = True, scale=None) -> np.ndarray:
-  """E[i, j] = mean over examples and intervention values of |factor j read from the decoded
-  do(z_{nodes[i]} = v)  -  factor j read from the decoded codes themselves|, divided by
-  ``scale[j]`` (e.g. the factors' standard deviations).
+  """Mean absolute change of the read-back factors under do(z_{nodes[i]} = v).
 
-  ``read_factors(codes_BxD) -> (B, A)`` decodes codes and reads the A factors back from the images;
-  ``values_per_node[i]`` lists the values of node ``nodes[i]`` to set. -> (A, A) with A = len(nodes).
+  E[i, j] = mean over examples and intervention values of |factor j read from the decoded
+  do(z_{nodes[i]} = v)  -  factor j read from the decoded codes themselves|, divided by
+  ``scale[j]`` (e.g. the factors' standard deviations; floored at 1e-12). Interventions are
+  :func:`scm_do`.
+
+  Args:
+    read_factors: callable, ``read_factors(codes_BxD) -> (B, F)``: decodes codes and reads the F
+      factors back from the images.
+    codes_BxD: (B, D) real array, the codes.
+    adjacency_DxD: (D, D) real array A of the SCM.
+    nodes: sequence of A ints, the intervened nodes.
+    values_per_node: sequence of A sequences; ``values_per_node[i]`` lists the values of node
+      ``nodes[i]`` to set.
+    propagate: passed to :func:`scm_do`.
+    scale: None or (F,) real array, the per-factor divisor.
+
+  Returns:
+    (A, F) float64 NumPy array, A = len(nodes) (F = A when each node has its own factor).
   """
   baseline = np.asarray(read_factors(np.asarray(codes_BxD)), np.float64)
   effects = np.zeros((len(nodes), baseline.shape[1]))
@@ -259,10 +343,23 @@ def interventional_effects(read_factors, codes_BxD, adjacency_DxD, nodes, values
 
 
 def intervention_scores(effects_AxA, true_AxA) -> dict:
-  """How the off-diagonal interventional effects rank the true ancestor pairs: ``auroc`` and
-  ``auprc`` (the |effect| of intervening on i on factor j as the score of "i is an ancestor of j"),
-  the mean effect on descendants / on non-descendants, and ``self_effect`` (the diagonal: does
-  setting a node move its own factor at all)."""
+  """How the off-diagonal interventional effects rank the true ancestor pairs.
+
+  ``auroc`` and ``auprc`` (the |effect| of intervening on i on factor j as the score of "i is an
+  ancestor of j", :func:`ancestor_matrix`), the mean effect on descendants / on non-descendants,
+  and ``self_effect`` (the diagonal: does setting a node move its own factor at all).
+
+  Args:
+    effects_AxA: (A, A) real array, :func:`interventional_effects`' output.
+    true_AxA: (A, A) real array, the true adjacency (|W| > 0 = edge).
+
+  Returns:
+    dict of Python floats: "auroc", "auprc", "effect_on_descendants",
+    "effect_on_non_descendants", "self_effect".
+
+  Raises:
+    ValueError: the ancestor relation has no positive or no negative off-diagonal pair.
+  """
   effects = np.asarray(effects_AxA, np.float64)
   anc = ancestor_matrix(true_AxA)
   _check_truth_has_both_classes(anc)

@@ -43,6 +43,17 @@ _BINS_HINT = "disentanglement_lib uses 20"
 
 
 def check_num_bins(num_bins):
+  """`num_bins` validated: a Python int in [1, MAX_BINS] (disentanglement_lib uses 20).
+
+  Args:
+    num_bins: the requested number of histogram bins.
+
+  Returns:
+    Python int.
+
+  Raises:
+    ValueError: not an int (bools and floats refused) or out of range.
+  """
   return _host.check_int(num_bins, "num_bins", 1, MAX_BINS, _BINS_HINT)
 
 
@@ -53,12 +64,25 @@ def _x64_enabled() -> bool:
 # ---- discretisation ------------------------------------------------------------------------------
 
 def histogram_discretize(codes_NxD, num_bins: int = 20):
-  """Equal-width binning per column exactly as ``np.digitize(x, np.histogram(x, num_bins)[1][:-1])``
-  minus one: int32 classes in [0, num_bins). Pure JAX (jit / vmap); see the module docstring.
+  """Equal-width binning per column, as disentanglement_lib's ``_histogram_discretize``.
+
+  Exactly ``np.digitize(x, np.histogram(x, num_bins)[1][:-1])`` ([locatello2019]) minus one:
+  int32 classes in [0, num_bins). Pure JAX (jit / vmap); see the module docstring for the edge
+  arithmetic.
 
   Called on concrete arrays (outside jit) it refuses NaN/inf, which have no bin (np.histogram
   raises there too); traced, it cannot look at the values, and a column holding NaN has no valid
   classes (every entry -1), as the other cores return NaN for undefined data.
+
+  Args:
+    codes_NxD: (N, D) real array (float, integer or bool), samples x dimensions.
+    num_bins: static Python int in [1, MAX_BINS].
+
+  Returns:
+    (N, D) int32 JAX array of classes in [0, num_bins).
+
+  Raises:
+    ValueError: NaN/inf in concrete input, a non-2-D array or a bad `num_bins`.
   """
   if not isinstance(codes_NxD, jax.core.Tracer):
     values = np.asarray(codes_NxD)
@@ -212,8 +236,21 @@ def _mi_from_counts(counts):
 
 @functools.partial(jax.jit, static_argnames=("a_classes", "b_classes"))
 def discrete_mutual_info_core(a_NxA, b_NxB, a_classes: int, b_classes: int):
-  """(A, B) MI (nats) between columns of two label arrays with labels in [0, a_classes) and
-  [0, b_classes) (labels outside are ignored). Pure JAX."""
+  """(A, B) MI (nats) between columns of two label arrays. Pure JAX (jit / vmap).
+
+  ``sklearn.metrics.mutual_info_score`` for every column pair, as disentanglement_lib's
+  ``discrete_mutual_info`` ([locatello2019]); exactly 0 when either column takes one value. Labels
+  lie in [0, a_classes) and [0, b_classes) (labels outside are ignored).
+
+  Args:
+    a_NxA: (N, A) integer array of labels.
+    b_NxB: (N, B) integer array of labels.
+    a_classes: static Python int >= 1, the class count of `a_NxA`.
+    b_classes: static Python int >= 1, the class count of `b_NxB`.
+
+  Returns:
+    (A, B) float array in JAX's default float dtype (float64 under x64, else float32), >= 0.
+  """
   _host.check_int(a_classes, "a_classes", 1)
   _host.check_int(b_classes, "b_classes", 1)
   return _mi_from_counts(_contingency(a_NxA, b_NxB, a_classes, b_classes))
@@ -221,7 +258,15 @@ def discrete_mutual_info_core(a_NxA, b_NxB, a_classes: int, b_classes: int):
 
 @functools.partial(jax.jit, static_argnames="num_classes")
 def discrete_entropy_core(labels_NxK, num_classes: int):
-  """(K,) entropy (nats) of each label column, labels in [0, num_classes). Pure JAX."""
+  """(K,) entropy (nats) of each label column, labels in [0, num_classes). Pure JAX.
+
+  Args:
+    labels_NxK: (N, K) integer array of labels.
+    num_classes: static Python int >= 1.
+
+  Returns:
+    (K,) float array in JAX's default float dtype (float64 under x64, else float32), >= 0.
+  """
   _host.check_int(num_classes, "num_classes", 1)
   counts = jax.nn.one_hot(labels_NxK, num_classes, dtype=jnp.result_type(float)).sum(axis=0)  # K x C
   p = counts / labels_NxK.shape[0]
@@ -229,8 +274,23 @@ def discrete_entropy_core(labels_NxK, num_classes: int):
 
 
 def dense_labels(x, name: str = "labels") -> tuple[np.ndarray, int]:
-  """Host helper: integer labels (N, K) relabelled per column to 0..(#distinct - 1) when they are
-  negative or large (sklearn treats labels as categories), and the class count for the cores."""
+  """Host helper: integer labels and the class count for the cores.
+
+  Labels are relabelled per column to 0..(#distinct - 1) when they are negative or >= 4096
+  (sklearn treats labels as categories, so the values do not matter); otherwise kept as they are.
+
+  Args:
+    x: (N, K) or (N,) integer or bool array-like (a 1-D array is one column).
+    name: the argument's name for error messages.
+
+  Returns:
+    (labels, num_classes): labels an (N, K) int64 NumPy array of non-negative labels; num_classes
+    a Python int, max label + 1.
+
+  Raises:
+    TypeError: non-integer labels.
+    ValueError: empty, NaN/inf or wrongly shaped input.
+  """
   x = _host.as_host_array(x, name, allow_1d_as_column=True)
   if not (np.issubdtype(x.dtype, np.integer) or x.dtype == bool):
     raise TypeError(f"{name} must be integer class labels, got {x.dtype}; discretise continuous "
@@ -245,7 +305,22 @@ def dense_labels(x, name: str = "labels") -> tuple[np.ndarray, int]:
 
 
 def discrete_mutual_info(codes_NxD, factors_NxK) -> np.ndarray:
-  """Mutual information (nats) between every discrete code column and factor column: (D, K)."""
+  """Mutual information (nats) between every discrete code column and factor column: (D, K).
+
+  Validating host wrapper of :func:`discrete_mutual_info_core`, run in float64; as
+  disentanglement_lib's ``discrete_mutual_info`` ([locatello2019]) in our (N, D) layout.
+
+  Args:
+    codes_NxD: (N, D) or (N,) integer array-like, the discretised codes.
+    factors_NxK: (N, K) or (N,) integer array-like, the factors (same N).
+
+  Returns:
+    (D, K) float64 NumPy array.
+
+  Raises:
+    TypeError: non-integer labels.
+    ValueError: bad shapes or different sample counts.
+  """
   codes, code_classes = dense_labels(codes_NxD, "codes")
   factors, factor_classes = dense_labels(factors_NxK, "factors")
   _host.same_rows(codes, factors, "codes", "factors")
@@ -254,7 +329,21 @@ def discrete_mutual_info(codes_NxD, factors_NxK) -> np.ndarray:
 
 
 def discrete_entropy(factors_NxK) -> np.ndarray:
-  """Entropy (nats) of each discrete column: (K,)."""
+  """Entropy (nats) of each discrete column: (K,).
+
+  Validating host wrapper of :func:`discrete_entropy_core`, run in float64; disentanglement_lib's
+  ``discrete_entropy`` ([locatello2019]).
+
+  Args:
+    factors_NxK: (N, K) or (N,) integer array-like.
+
+  Returns:
+    (K,) float64 NumPy array.
+
+  Raises:
+    TypeError: non-integer labels.
+    ValueError: empty or NaN/inf input.
+  """
   factors, classes = dense_labels(factors_NxK, "factors")
   with _host.float64():
     return np.asarray(discrete_entropy_core(factors, classes))

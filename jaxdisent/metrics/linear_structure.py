@@ -46,9 +46,22 @@ def _unit(v):
 
 @functools.partial(jax.jit, static_argnames="lda")
 def modality_subspace_core(image_NxD, text_NxD, lda: bool = True, ridge: float = 1e-3):
-  """Orthonormal basis (K, D) of the modality subspace: the mean difference (row 0) and, with
-  ``lda``, the LDA direction's component orthogonal to it (row 1; a zero row if the LDA direction
-  is parallel to the mean difference). ``ridge`` is relative to the mean within-class variance."""
+  """Orthonormal basis (K, D) of the modality subspace ([papadimitriou2025]). Pure JAX.
+
+  The mean difference (row 0) and, with ``lda``, the LDA direction's component orthogonal to it
+  (row 1; a zero row if the LDA direction is parallel to the mean difference). ``ridge`` is
+  relative to the mean within-class variance.
+
+  Args:
+    image_NxD: (N_img, D) float array, image embeddings.
+    text_NxD: (N_txt, D) float array, text embeddings (same D).
+    lda: static bool, add the Fisher/LDA direction.
+    ridge: float > 0, the relative Tikhonov term of the LDA solve.
+
+  Returns:
+    (K, D) float array in JAX's default float dtype (float64 under x64, else float32); K = 2 with
+    ``lda`` (row 1 possibly zero), else 1.
+  """
   image = jnp.asarray(image_NxD, jnp.result_type(float))
   text = jnp.asarray(text_NxD, jnp.result_type(float))
   diff = image.mean(0) - text.mean(0)
@@ -68,7 +81,17 @@ def modality_subspace_core(image_NxD, text_NxD, lda: bool = True, ridge: float =
 
 @jax.jit
 def subspace_energy_fraction_core(atoms_MxD, basis_KxD):
-  """||P d||^2 / ||d||^2 per atom (P: projection onto the rows of the orthonormal ``basis``)."""
+  """||P d||^2 / ||d||^2 per atom (P: projection onto the rows of the orthonormal ``basis``).
+
+  [papadimitriou2025]'s energy fraction. Pure JAX (jitted).
+
+  Args:
+    atoms_MxD: (M, D) float array, the dictionary atoms.
+    basis_KxD: (K, D) float array with orthonormal rows (not checked here).
+
+  Returns:
+    (M,) float array in JAX's default float dtype, in [0, 1]; NaN for a zero atom.
+  """
   atoms = jnp.asarray(atoms_MxD, jnp.result_type(float))
   basis = jnp.asarray(basis_KxD, atoms.dtype)
   inside = jnp.sum(jnp.square(jnp.dot(atoms, basis.T, precision=_HIGHEST)), axis=1)
@@ -92,7 +115,17 @@ def _balanced_accuracy_one(image_N, text_N):
 @jax.jit
 def modality_classifier_core(image_codes_NxM, text_codes_NxM):
   """Balanced accuracy (M,) of predicting the modality from each feature alone (module doc).
-  Image and text sets may differ in size (balanced accuracy weighs them equally)."""
+
+  [papadimitriou2025]'s concept-as-classifier score: (1 + KS) / 2 with the best single threshold.
+  Image and text sets may differ in size (balanced accuracy weighs them equally). Pure JAX.
+
+  Args:
+    image_codes_NxM: (N_img, M) float array, the codes of image embeddings.
+    text_codes_NxM: (N_txt, M) float array, the codes of text embeddings (same M).
+
+  Returns:
+    (M,) float array in JAX's default float dtype, in [0.5, 1].
+  """
   dtype = jnp.result_type(float)
   img = jnp.asarray(image_codes_NxM, dtype).T
   txt = jnp.asarray(text_codes_NxM, dtype).T
@@ -101,6 +134,16 @@ def modality_classifier_core(image_codes_NxM, text_codes_NxM):
 
 @jax.jit
 def good_classifier_energy_share_core(balanced_accuracy_M, energy_M, good=0.9):
+  """Share of the total energy carried by features with balanced accuracy >= ``good``. Pure JAX.
+
+  Args:
+    balanced_accuracy_M: (M,) float array (:func:`modality_classifier_core`).
+    energy_M: (M,) non-negative float array, E[z_i] of each feature.
+    good: float, the balanced-accuracy cut-off.
+
+  Returns:
+    scalar float array (the energy's dtype) in [0, 1]; NaN when the total energy is 0.
+  """
   energy = jnp.asarray(energy_M)
   total = energy.sum()
   mask = jnp.asarray(balanced_accuracy_M) >= good
@@ -121,8 +164,23 @@ def _same_width(a, b, name_a, name_b):
 
 
 def modality_subspace(image_NxD, text_NxD, lda: bool = True, ridge: float = 1e-3) -> np.ndarray:
-  """Orthonormal basis (K, D) of the directions separating images from texts (module doc);
-  K = 1 with ``lda=False``, else 2 (the LDA row is dropped when it adds no direction)."""
+  """Orthonormal basis (K, D) of the directions separating images from texts (module doc).
+
+  [papadimitriou2025]. K = 1 with ``lda=False``, else 2 (the LDA row is dropped when it adds no
+  direction). Validating host wrapper of :func:`modality_subspace_core`, run in float64.
+
+  Args:
+    image_NxD: (N_img, D) real array, >= 2 image embeddings.
+    text_NxD: (N_txt, D) real array, >= 2 text embeddings (same D).
+    lda: add the Fisher/LDA direction.
+    ridge: float > 0, the relative Tikhonov term of the LDA solve.
+
+  Returns:
+    (K, D) float64 NumPy array with orthonormal rows, K in {1, 2}.
+
+  Raises:
+    ValueError: bad shapes, NaN/inf, ``ridge <= 0``, or equal image and text means.
+  """
   image = _host.as_host_array(image_NxD, "image_NxD", min_rows=2)
   text = _host.as_host_array(text_NxD, "text_NxD", min_rows=2)
   _same_width(image, text, "image_NxD", "text_NxD")
@@ -138,9 +196,27 @@ def modality_subspace(image_NxD, text_NxD, lda: bool = True, ridge: float = 1e-3
 
 def subspace_energy_fraction(atoms_MxD, basis_KxD, energy_M=None,
                              near_orthogonal: float = 0.1) -> dict:
-  """Per-atom fraction of ||d||^2 inside the subspace spanned by ``basis_KxD`` (orthonormal rows,
-  e.g. ``modality_subspace``), its mean, energy-weighted mean (when ``energy_M`` is given; dead
-  atoms weigh 0) and the fraction of atoms below ``near_orthogonal``."""
+  """Per-atom fraction of ||d||^2 inside the subspace spanned by ``basis_KxD`` and its summaries.
+
+  [papadimitriou2025]. The basis has orthonormal rows (e.g. ``modality_subspace``); summaries are
+  the mean, the energy-weighted mean (when ``energy_M`` is given; dead atoms weigh 0) and the
+  fraction of atoms below ``near_orthogonal``. Runs the core in float64.
+
+  Args:
+    atoms_MxD: (M, D) real array, the dictionary atoms.
+    basis_KxD: (K, D) real array with orthonormal rows (checked to 1e-5).
+    energy_M: None or (M,) non-negative real array, E[z_i] of each atom.
+    near_orthogonal: float in [0, 1], the "nearly orthogonal" cut-off.
+
+  Returns:
+    dict: "per_atom" (M,) float64 NumPy array (NaN for a zero atom); "mean" and
+    "near_orthogonal_fraction" Python floats; "energy_weighted_mean" Python float (NaN when the
+    energy sums to 0), only when `energy_M` is given.
+
+  Raises:
+    ValueError: bad shapes, NaN/inf, a non-orthonormal basis, `near_orthogonal` outside [0, 1],
+      or negative energies.
+  """
   atoms = _array(atoms_MxD, "atoms_MxD")
   basis = _array(basis_KxD, "basis_KxD")
   _same_width(atoms, basis, "atoms_MxD", "basis_KxD")
@@ -167,9 +243,26 @@ def subspace_energy_fraction(atoms_MxD, basis_KxD, energy_M=None,
 
 
 def modality_classifier(image_codes_NxM, text_codes_NxM, good: float = 0.9) -> dict:
-  """Per-feature balanced accuracy of predicting the modality from the feature alone (module
-  doc), the mean over live features, the fraction of live features with accuracy >= ``good`` and
-  the share of the energy they carry. Image and text rows need not be paired."""
+  """Per-feature balanced accuracy of predicting the modality from the feature alone (module doc).
+
+  [papadimitriou2025]. Also the mean over live features, the fraction of live features with
+  accuracy >= ``good`` and the share of the energy they carry (energy = mean code over the image
+  and text rows together; live = energy > 0). Image and text rows need not be paired. Runs the
+  cores in float64.
+
+  Args:
+    image_codes_NxM: (N_img, M) real array, the codes of image embeddings.
+    text_codes_NxM: (N_txt, M) real array, the codes of text embeddings (same M).
+    good: float in [0.5, 1], the balanced-accuracy cut-off.
+
+  Returns:
+    dict: "balanced_accuracy" (M,) float64 NumPy array; "mean_balanced_accuracy",
+    "good_fraction" (NaN without a live feature), "good_energy_share" (NaN when no energy) and
+    "good" Python floats.
+
+  Raises:
+    ValueError: bad shapes, NaN/inf, or `good` outside [0.5, 1].
+  """
   img = _array(image_codes_NxM, "image_codes_NxM")
   txt = _array(text_codes_NxM, "text_codes_NxM")
   _same_width(img, txt, "image_codes_NxM", "text_codes_NxM")

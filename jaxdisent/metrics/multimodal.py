@@ -53,7 +53,18 @@ def _masked_weighted_f1(truth, pred, mask):
 
 @jax.jit
 def sentiment_regression_metrics_core(pred, label):
-  """MMSA regression metrics as 0-d arrays (see ``sentiment_regression_metrics``)."""
+  """MMSA regression metrics as 0-d arrays (see ``sentiment_regression_metrics``). Pure JAX.
+
+  The MOSI / MOSEI definitions of [mmsa] (module docstring); undefined entries are NaN.
+
+  Args:
+    pred: float array of N predictions (any shape; flattened).
+    label: float array of N labels (flattened).
+
+  Returns:
+    dict of scalar float arrays in JAX's default float dtype (float64 under x64, else float32):
+    "mae", "corr", "acc2", "f1", "acc2_has0", "f1_has0", "acc7".
+  """
   dtype = jnp.result_type(float)
   pred = jnp.asarray(pred, dtype).reshape(-1)
   label = jnp.asarray(label, dtype).reshape(-1)
@@ -83,8 +94,23 @@ def _one_value_per_sample(x, name):
 
 
 def sentiment_regression_metrics(pred, label) -> dict:
-  """MMSA regression metrics for predictions and labels in (roughly) [-3, 3]: one value per
-  sample, shape (N,) or (N, 1)."""
+  """MMSA regression metrics for predictions and labels in (roughly) [-3, 3].
+
+  The definitions of [mmsa] (module docstring), as published MOSI / MOSEI numbers (DecAlign
+  [qian2026] included) use. Validating host wrapper of the core, run in float64; undefined entries
+  (corr with a constant pred or label, acc2 / f1 with no non-zero label) are NaN, with a
+  RuntimeWarning naming them.
+
+  Args:
+    pred: (N,) or (N, 1) real array-like, one prediction per sample.
+    label: (N,) or (N, 1) real array-like, one label per sample.
+
+  Returns:
+    dict of Python floats: "mae", "corr", "acc2", "f1", "acc2_has0", "f1_has0", "acc7".
+
+  Raises:
+    ValueError: empty, NaN/inf or wrongly shaped input, or different sizes.
+  """
   pred = _one_value_per_sample(pred, "pred")
   label = _one_value_per_sample(label, "label")
   if pred.shape != label.shape:
@@ -102,7 +128,19 @@ def sentiment_regression_metrics(pred, label) -> dict:
 
 @jax.jit
 def linear_probe_r2_core(train_x, train_y, test_x, test_y, ridge=1e-3):
-  """Held-out R^2 of a ridge probe as a pure JAX function (see ``linear_probe_r2``)."""
+  """Held-out R^2 of a ridge probe as a pure JAX function (see ``linear_probe_r2``).
+
+  Args:
+    train_x: (N, F) float array, training features.
+    train_y: (N,) or (N, T) float array, training targets.
+    test_x: (N_test, F) float array, test features.
+    test_y: (N_test,) or (N_test, T) float array, test targets.
+    ridge: float >= 0, the penalty per training row.
+
+  Returns:
+    scalar float array in JAX's default float dtype: the mean R^2 over the T target columns (NaN
+    when a column is constant on the test rows).
+  """
   dtype = jnp.result_type(float)
   train_x, test_x = jnp.asarray(train_x, dtype), jnp.asarray(test_x, dtype)
   train_y = jnp.asarray(train_y, dtype).reshape(train_x.shape[0], -1)
@@ -124,12 +162,26 @@ def linear_probe_r2(train_x, train_y, test_x, test_y, ridge: float = 1e-3) -> fl
   """Held-out R^2 of a ridge regression from features x to targets y (mean over target columns).
 
   Features are standardised with the training statistics; the ridge penalty is `ridge` times the
-  number of training rows. R^2 = 1 - SSE / SST per column on the test rows.
+  number of training rows (the intercept is not penalised). R^2 = 1 - SSE / SST per column on the
+  test rows. Runs the core in float64.
 
   A target column that is constant on the test rows (SST = 0, e.g. a single test row) has no
   R^2: the result is then NaN, with a RuntimeWarning naming the column (the core returns NaN too).
   Training needs >= 2 rows; ``ridge=0`` on collinear or constant features (a singular system)
   raises instead of returning NaN.
+
+  Args:
+    train_x: (N, F) or (N,) real array-like, training features (N >= 2).
+    train_y: (N, T) or (N,) real array-like, training targets.
+    test_x: (N_test, F) or (N_test,) real array-like, test features.
+    test_y: (N_test, T) or (N_test,) real array-like, test targets.
+    ridge: float >= 0.
+
+  Returns:
+    Python float (<= 1; NaN as above).
+
+  Raises:
+    ValueError: bad shapes or widths, NaN/inf, ``ridge < 0``, or a singular system.
   """
   train_x = _host.as_host_array(train_x, "train_x", ndim=(1, 2), allow_1d_as_column=True,
                                 min_rows=2)
@@ -187,8 +239,19 @@ def _class_labels(y_true, y_pred):
 
 
 def weighted_f1_core(y_true, y_pred, num_classes: int):
-  """Support-weighted mean of per-class F1 over classes 0..num_classes-1 (pure JAX, jittable
-  with ``num_classes`` static). Labels >= num_classes count as no class (they never match)."""
+  """Support-weighted mean of per-class F1 over classes 0..num_classes-1 (WAF1). Pure JAX.
+
+  scikit-learn's ``f1_score(average='weighted')`` with zero_division=0; jittable with
+  ``num_classes`` static. Labels >= num_classes count as no class (they never match).
+
+  Args:
+    y_true: (N,) integer array of true class ids.
+    y_pred: (N,) integer array of predicted class ids.
+    num_classes: Python int C (static under jit).
+
+  Returns:
+    scalar float array in JAX's default float dtype, in [0, 1] (0 without any support).
+  """
   dtype = jnp.result_type(float)
   classes = jnp.arange(num_classes)
   truth = jnp.asarray(y_true)[:, None] == classes[None]     # (N, C)
@@ -203,13 +266,41 @@ def weighted_f1_core(y_true, y_pred, num_classes: int):
 
 
 def weighted_accuracy(y_true, y_pred) -> float:
-  """WAcc: the fraction of examples whose predicted class equals the true class."""
+  """WAcc: the fraction of examples whose predicted class equals the true class.
+
+  Overall accuracy, every example weighted equally, as DecAlign's official evaluation
+  ([qian2026]) computes it.
+
+  Args:
+    y_true: (N,) array-like of non-negative integer class ids (integral floats allowed).
+    y_pred: (N,) array-like of non-negative integer class ids.
+
+  Returns:
+    Python float in [0, 1].
+
+  Raises:
+    ValueError: bad shapes, different lengths, non-integer or negative ids.
+  """
   y_true, y_pred = _class_labels(y_true, y_pred)
   return float(np.mean(y_true == y_pred))
 
 
 def weighted_f1(y_true, y_pred) -> float:
-  """WAF1: per-class F1 weighted by class support (scikit-learn ``average='weighted'``)."""
+  """WAF1: per-class F1 weighted by class support (scikit-learn ``average='weighted'``).
+
+  As DecAlign's official evaluation ([qian2026]); run in float64 through
+  :func:`weighted_f1_core`.
+
+  Args:
+    y_true: (N,) array-like of non-negative integer class ids (integral floats allowed).
+    y_pred: (N,) array-like of non-negative integer class ids.
+
+  Returns:
+    Python float in [0, 1].
+
+  Raises:
+    ValueError: bad shapes, different lengths, non-integer or negative ids.
+  """
   y_true, y_pred = _class_labels(y_true, y_pred)
   num_classes = int(max(y_true.max(), y_pred.max())) + 1
   with _host.float64():
@@ -217,8 +308,20 @@ def weighted_f1(y_true, y_pred) -> float:
 
 
 def emotion_classification_metrics(logits_or_pred, y_true) -> dict:
-  """WAcc and WAF1 (and UA, the mean per-class recall over classes present in y_true) from
-  (N, C) logits or (N,) predicted class ids."""
+  """WAcc, WAF1 and UA from (N, C) logits or (N,) predicted class ids.
+
+  UA is the mean per-class recall over the classes present in y_true (module comment).
+
+  Args:
+    logits_or_pred: (N, C) float logits (argmax taken) or (N,) integer class ids.
+    y_true: (N,) array-like of non-negative integer class ids.
+
+  Returns:
+    dict of Python floats: "wacc", "waf1", "ua".
+
+  Raises:
+    ValueError: bad shapes, different lengths, non-integer or negative ids.
+  """
   pred = np.asarray(logits_or_pred)
   if pred.ndim == 2:
     pred = np.argmax(pred, -1)

@@ -32,7 +32,21 @@ def _unit_rows(a):
 
 @functools.partial(jax.jit, static_argnames=("top", "center"))
 def name_atoms_core(atoms_MxD, vocabulary_VxD, top: int = 3, center: bool = True):
-  """(cosines (M, top), phrase indices (M, top)) of each atom's nearest phrases."""
+  """(cosines (M, top), phrase indices (M, top)) of each atom's nearest phrases. Pure JAX.
+
+  Cosine of each atom with the (optionally centred) phrase embeddings, top-`top` per atom in
+  descending order (module docstring).
+
+  Args:
+    atoms_MxD: (M, D) float array, the dictionary atoms.
+    vocabulary_VxD: (V, D) float array, the phrase embeddings.
+    top: static Python int in [1, V], phrases per atom.
+    center: static bool, subtract the mean phrase embedding first.
+
+  Returns:
+    (cosines, indices): (M, top) float array in JAX's default float dtype (float64 under x64,
+    else float32) and (M, top) int32 phrase indices.
+  """
   vocab = jnp.asarray(vocabulary_VxD, jnp.result_type(float))
   if center:
     vocab = vocab - vocab.mean(axis=0)
@@ -43,8 +57,29 @@ def name_atoms_core(atoms_MxD, vocabulary_VxD, top: int = 3, center: bool = True
 
 def name_atoms(atoms_MxD, vocabulary_VxD, phrases, top: int = 3, min_margin: float = 0.0,
                center: bool = True) -> list[dict]:
-  """Names of each atom (module doc): [{"name": str | None, "names": [top phrases], "cosines":
-  [their cosines], "margin": cos_1 - cos_2}, ...] in atom order."""
+  """Names of each atom (module doc), in atom order.
+
+  An offline stand-in for the automatic naming of the monosemanticity paper ([yan2025]): an atom
+  is named by its nearest phrase when the margin cos_1 - cos_2 is >= `min_margin` and cos_1 > 0.
+  Runs the core in float64.
+
+  Args:
+    atoms_MxD: (M, D) real array, the dictionary atoms.
+    vocabulary_VxD: (V, D) real array, V >= 2 phrase embeddings from the model that embedded
+      the data.
+    phrases: sequence of V phrases (converted with str), row order of `vocabulary_VxD`.
+    top: Python int in [2, V], phrases listed per atom.
+    min_margin: float in [0, 2], the margin needed for a name.
+    center: centre the phrase embeddings first (module docstring).
+
+  Returns:
+    list of M dicts {"name": str | None, "names": list of `top` str, "cosines": list of `top`
+    Python floats, "margin": Python float cos_1 - cos_2}.
+
+  Raises:
+    ValueError: NaN/inf or bad shapes, phrase / row count or width mismatch, a bad `top` or
+      `min_margin`.
+  """
   atoms = _host.as_host_array(atoms_MxD, "atoms_MxD")
   vocab = _host.as_host_array(vocabulary_VxD, "vocabulary_VxD", min_rows=2)
   phrases = [str(p) for p in phrases]
@@ -70,8 +105,22 @@ def name_atoms(atoms_MxD, vocabulary_VxD, phrases, top: int = 3, min_margin: flo
 
 
 def load_vocabulary(phrases_path: str, embeddings_path: str):
-  """(phrases, embeddings (V, D) float32) from a text file (one phrase per non-empty line) and an
-  embedding file (.npy/.npz/.safetensors with one array, one row per phrase)."""
+  """(phrases, embeddings (V, D) float32) from a text file and an embedding file.
+
+  The text file holds one phrase per non-empty line (stripped); the embedding file is
+  .npy/.npz/.safetensors with one array, one row per phrase, in order.
+
+  Args:
+    phrases_path: path of the phrase file (``~`` expanded).
+    embeddings_path: path of the embedding file (required).
+
+  Returns:
+    (phrases, embeddings): a list of V str and a (V, D) float32 NumPy array.
+
+  Raises:
+    ValueError: no `embeddings_path`, a phrase / row count mismatch, or NaN/inf rows.
+    FileNotFoundError: the phrase file does not exist.
+  """
   from jaxdisent.data.embeddings import EmbeddingSource  # pylint: disable=g-import-not-at-top
   if not embeddings_path:
     raise ValueError("a vocabulary needs its text embeddings too: set vocabulary_embeddings "

@@ -148,7 +148,26 @@ def _check_key(rng):
 
 def sample_codes_and_factors(data, represent_fn, num_points: int, rng, *,
                              batch_size: int | None = None, desc: str = "encode"):
-  """(codes (N, D), factors (N, K)) for N factor combinations drawn uniformly from the grid."""
+  """(codes (N, D), factors (N, K)) for N factor combinations drawn uniformly from the grid.
+
+  As disentanglement_lib's ``utils.generate_batch_factor_code`` [locatello2019], with a JAX key
+  instead of a NumPy RandomState.
+
+  Args:
+    data: a ``jaxdisent.data.GroundTruthData`` (K factors on a finite grid) that renders the
+      images.
+    represent_fn: callable mapping (B, H, W, C) images to (B, D) real codes (the encoder
+      mean), or a ``CodeTable`` of it.
+    num_points: int >= 1, N, the number of factor combinations drawn.
+    rng: one JAX PRNG key (``jax.random.key(0)`` or a raw ``PRNGKey``).
+    batch_size: int >= 1, images per ``represent_fn`` call (None: ``ENCODE_BATCH``; fewer images
+      use a smaller power of two >= 64).
+    desc: str, the progress-bar label.
+
+  Returns:
+    (codes, factors): codes an (N, D) real NumPy array in ``represent_fn``'s dtype (bfloat16
+    widened to float32), factors an (N, K) int NumPy array (int32 for the package's datasets).
+  """
   _host.check_int(num_points, "num_points", 1)
   _check_encode_batch(batch_size, "batch_size")
   _check_key(rng)
@@ -194,6 +213,24 @@ def beta_vae_score(data, represent_fn, rng, *, batch_size: int = 64, num_train: 
   that agree on k row by row, encode both; the feature is the mean over the batch of |z1 - z2|.
   A ``LogisticRegression`` predicts k from the feature; the score is its eval accuracy.
   Needs a dataset with >= 2 factors (k is what the classifier predicts).
+
+  References: [higgins2017]; code: [locatello2019].
+
+  Args:
+    data: a ``jaxdisent.data.GroundTruthData`` with K >= 2 factors that renders the images.
+    represent_fn: callable mapping (B, H, W, C) images to (B, D) real codes (the encoder
+      mean), or a ``CodeTable`` of it.
+    rng: one JAX PRNG key (``jax.random.key(0)`` or a raw ``PRNGKey``).
+    batch_size: int >= 1, samples averaged per point (disentanglement_lib: 64).
+    num_train: int >= 1, training points (disentanglement_lib: 10000).
+    num_eval: int >= 1, evaluation points (disentanglement_lib: 5000).
+    encode_batch: int >= 1, images per ``represent_fn`` call (None: ``ENCODE_BATCH``; fewer
+      images use a smaller power of two >= 64).
+    seed: int >= 0, the ``LogisticRegression``'s ``random_state``.
+
+  Returns:
+    dict with keys ``"beta_vae_score"`` (evaluation accuracy) and ``"beta_vae_score_train"``:
+    Python floats in [0, 1].
   """
   from sklearn import linear_model  # pylint: disable=g-import-not-at-top
   from sklearn.exceptions import ConvergenceWarning  # pylint: disable=g-import-not-at-top
@@ -245,6 +282,27 @@ def factor_vae_score(data, represent_fn, rng, *, batch_size: int = 64, num_train
   factor over a batch and votes for argmin_j of local variance / global variance among the active
   dims; a majority-vote classifier maps each dim to the factor it wins most; the score is its
   accuracy on ``num_eval`` fresh points.
+
+  References: [kim2018]; code: [locatello2019].
+
+  Args:
+    data: a ``jaxdisent.data.GroundTruthData`` with K >= 2 factors that renders the images.
+    represent_fn: callable mapping (B, H, W, C) images to (B, D) real codes (the encoder
+      mean), or a ``CodeTable`` of it.
+    rng: one JAX PRNG key (``jax.random.key(0)`` or a raw ``PRNGKey``).
+    batch_size: int >= 2, samples per point (disentanglement_lib: 64).
+    num_train: int >= 1, training points (disentanglement_lib: 10000).
+    num_eval: int >= 1, evaluation points (disentanglement_lib: 5000).
+    num_variance_estimate: int >= 2, samples for the global variances (disentanglement_lib:
+      10000).
+    prune_threshold: float >= 0, the smallest std of an active code (disentanglement_lib: 0.05).
+    encode_batch: int >= 1, images per ``represent_fn`` call (None: ``ENCODE_BATCH``; fewer
+      images use a smaller power of two >= 64).
+
+  Returns:
+    dict with keys ``"factor_vae_score"`` (evaluation accuracy) and ``"factor_vae_score_train"``:
+    Python floats in [0, 1] (0 when no code is active); ``"factor_vae_active_dims"``: Python int,
+    the number of active codes.
   """
   _check_sampling_args(data, rng, batch_size=batch_size, num_train=num_train, num_eval=num_eval,
                        encode_batch=encode_batch, min_batch=2, metric="factor_vae_score")
@@ -298,6 +356,19 @@ def _check_sampling_args(data, rng, *, batch_size, num_train, num_eval, encode_b
 
 def irs(codes_NxD, factors_NxK, *, diff_quantile: float = 0.99, num_bins: int = 20) -> dict:
   """Interventional Robustness Score: the validated ``jaxdisent.metrics.irs`` (this module once held
-  a NumPy copy of the same definition; kept as an alias so old imports keep working)."""
+  a NumPy copy of the same definition; kept as an alias so old imports keep working).
+
+  References: [suter2019]; code: [locatello2019].
+
+  Args:
+    codes_NxD: (N, D) real array of codes (encoder means).
+    factors_NxK: (N, K) int array of ground-truth factor classes (1-D: one factor).
+    diff_quantile: float in [0, 1] (disentanglement_lib: 0.99).
+    num_bins: int in [1, 4096], bins per factor column (disentanglement_lib: 20).
+
+  Returns:
+    dict with keys ``"irs"``: Python float; ``"irs_num_active_dims"``: Python int (see
+    ``jaxdisent.metrics.disentanglement.irs``).
+  """
   from jaxdisent.metrics.disentanglement import irs as validated_irs  # pylint: disable=g-import-not-at-top
   return validated_irs(codes_NxD, factors_NxK, diff_quantile=diff_quantile, num_bins=num_bins)
