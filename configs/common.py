@@ -27,4 +27,5 @@ def train(*, num_steps: int, batch_size: int, log_every: int, checkpoint_every: 
       distributed=False,        # call jax.distributed.initialize() (multi-process / multi-host)
       eval_every=eval_every,    # also run the evaluators every N steps (0: only at the end)
       eval_at_end=True,         # run the evaluators when training finishes
-      plots_at_end=True))       # draw the method's end-of-run plots (Method.finalize)
+      plots_at_end=True,        # draw the method's end-of-run plots (Method.finalize)
+      compute_dtype="float32"))  # or bfloat16: matmuls/convs in bf16, params/optimizer f32

@@ -315,7 +315,8 @@ class SAEMethod(Method):
     del rng
     cfg = self.config.loss
     ctx = self._context(axis_name)
-    x = batch["x"] / model_state["input_scale"]
+    # in the batch's dtype: bfloat16 under train.compute_dtype (the float32 scale would promote)
+    x = (batch["x"] / model_state["input_scale"]).astype(batch["x"].dtype)
     batch_tokens = sae_losses.global_batch_size(x.shape[0], axis_name)
 
     def global_fired(fired):

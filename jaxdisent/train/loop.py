@@ -20,6 +20,7 @@ from jaxdisent.train.checkpoint import CheckpointError, Checkpointer
 from jaxdisent.train.config import check_and_write_workdir_config, validate_domains
 from jaxdisent.train.lock import workdir_lock
 from jaxdisent.train.logging import MetricsWriter
+from jaxdisent.train import precision
 from jaxdisent.train.parallel import DataParallel
 from jaxdisent.train.state import TrainState
 
@@ -255,6 +256,7 @@ def validate_train_config(config) -> None:
   positive("eval_every", minimum=0)
   if train.get("parallel", "shard_map") not in ("shard_map", "pmap"):
     raise ValueError(f"train.parallel must be 'shard_map' or 'pmap', got {train.parallel!r}")
+  precision.compute_dtype(config)   # a clear error for an unknown train.compute_dtype
   optimizer = config.get("optimizer", None)
   if optimizer is not None:
     lr = optimizer.get("learning_rate", None)

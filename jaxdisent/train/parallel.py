@@ -18,6 +18,7 @@ from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from jaxdisent.rng import step_key
+from jaxdisent.train import precision
 from jaxdisent.train.state import TrainState
 from jaxdisent import rng as rng_streams
 
@@ -28,8 +29,12 @@ def per_device_step(method, optimizer: optax.GradientTransformation, seed: int,
                     state: TrainState, batch):
   """One optimisation step on one device's shard; collectives over axis 'data'."""
   rng = step_key(seed, state.step, salt=rng_streams.LOSS)
+  dtype = precision.compute_dtype(getattr(method, "config", None))
 
   def loss_fn(params):
+    if dtype is not None:   # train.compute_dtype='bfloat16': jaxdisent/train/precision.py
+      return precision.mixed_loss(method, dtype, params, state.model_state, batch, rng,
+                                  state.step, AXIS)
     return method.loss(params, state.model_state, batch, rng, state.step, axis_name=AXIS)
 
   (loss, (metrics, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
