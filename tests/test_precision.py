@@ -107,3 +107,15 @@ def test_batchtopk_threshold_is_exact_with_bfloat16_ties():
     assert float(kth_d) == kth and float(kth_l) == kth
     if not bool(overflow):
       np.testing.assert_array_equal(np.asarray(listed), np.asarray(dense))
+
+
+def test_batchtopk_threshold_is_exact_in_float64():
+  """A float32 threshold would round 1 - 1e-12 up to 1.0 and drop the only kept entry."""
+  from jaxdisent.losses import sae as L
+  with jax.enable_x64(True):
+    pre = jnp.asarray([[1 - 1e-12, 0.5, 0.25, 0.1]], jnp.float64)
+    codes, kth = L.batchtopk(pre, 1)
+    assert kth.dtype == jnp.float64 and float(kth) == 1 - 1e-12
+    np.testing.assert_array_equal(np.asarray(codes), [[1 - 1e-12, 0, 0, 0]])
+    values = np.random.default_rng(0).random(1000)
+    assert float(L.kth_largest_nonnegative(jnp.asarray(values), 37)) == np.sort(values)[::-1][36]

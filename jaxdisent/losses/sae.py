@@ -75,35 +75,41 @@ def global_batch_size(local: int, axis_name) -> int:
 def kth_largest_nonnegative(values_N, k: int, axis_name=None):
   """The k-th largest of `values_N` (gathered over `axis_name`), exactly, for values >= 0.
 
-  A bitwise search instead of a sort: non-negative float32s order as their int32 bit patterns,
+  A bitwise search instead of a sort: non-negative floats order as their integer bit patterns,
   so the answer is the largest bit pattern t with count(values >= t) >= k, built one bit at a
-  time from the top (31 counting passes, each psum'd over the data axis; no all-gather). Values
-  <= 0 count as +0. When fewer than k values exist in all, returns 0 (every value is kept).
+  time from the top (31 counting passes in float32, 63 in float64, each psum'd over the data axis;
+  no all-gather). Values <= 0 count as +0. When fewer than k values exist in all, returns 0 (every
+  value is kept). float64 input is searched in float64 (a float32 threshold could round above the
+  k-th value and drop it); bfloat16 / float16 input in float32, where it is exact.
 
   Args:
-    values_N: (N,) float array (cast to float32; float64 inputs are rounded to float32).
+    values_N: (N,) float array.
     k: static Python int >= 1, counted over the global set of values.
     axis_name: the data axis whose devices' values count together, or None.
 
   Returns:
-    scalar float32 array, the same on every device.
+    scalar float64 array for float64 input, else float32; the same on every device.
 
   Raises:
     ValueError: `k` is not a Python int >= 1.
   """
   k = _check_k(k)
-  bits = lax.bitcast_convert_type(jnp.maximum(values_N.astype(jnp.float32), 0.0), jnp.int32)
+  if values_N.dtype == jnp.float64:
+    float_type, int_type, passes = jnp.float64, jnp.int64, 63
+  else:
+    float_type, int_type, passes = jnp.float32, jnp.int32, 31
+  bits = lax.bitcast_convert_type(jnp.maximum(values_N.astype(float_type), 0.0), int_type)
 
   def count_at_least(t):
     n = jnp.sum(bits >= t, dtype=jnp.int32)
     return lax.psum(n, axis_name) if axis_name is not None else n
 
   def body(i, found):
-    trial = found | (jnp.int32(1) << (30 - i))
+    trial = found | (jnp.asarray(1, int_type) << (passes - 1 - i).astype(int_type))
     return jnp.where(count_at_least(trial) >= k, trial, found)
 
-  found = lax.fori_loop(0, 31, body, jnp.int32(0))
-  return lax.bitcast_convert_type(found, jnp.float32)
+  found = lax.fori_loop(0, passes, body, jnp.asarray(0, int_type))
+  return lax.bitcast_convert_type(found, float_type)
 
 
 def _global_kth_flat(pre_BxM, total: int, axis_name=None):
