@@ -106,7 +106,7 @@ def check_devices(name, root):
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from jaxdisent.methods import make_method  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train import fit  # pylint: disable=g-import-not-at-top
+  from jaxdisent.runs import fit  # pylint: disable=g-import-not-at-top
   devices = jax.devices()
   if len(devices) < 2:
     return None, "one device: nothing to compare"
@@ -126,7 +126,7 @@ def check_devices(name, root):
 
 
 def check_pmap(name, root):
-  from jaxdisent.train import fit  # pylint: disable=g-import-not-at-top
+  from jaxdisent.runs import fit  # pylint: disable=g-import-not-at-top
   config = tiny_config(name, **{"train.num_steps": 2, "train.checkpoint_every": 100})
   sharded = fit(config, os.path.join(root, "s"), quiet=True)
   config.train.parallel = "pmap"
@@ -136,7 +136,7 @@ def check_pmap(name, root):
 
 
 def check_resume(name, root):
-  from jaxdisent.train import fit  # pylint: disable=g-import-not-at-top
+  from jaxdisent.runs import fit  # pylint: disable=g-import-not-at-top
   straight = fit(tiny_config(name), os.path.join(root, "straight"), quiet=True)
   fit(tiny_config(name, **{"train.num_steps": 2}), os.path.join(root, "resumed"), quiet=True)
   resumed = fit(tiny_config(name), os.path.join(root, "resumed"), quiet=True)

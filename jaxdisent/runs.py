@@ -40,14 +40,38 @@ from jaxdisent.train.checkpoint import CheckpointError, Checkpointer
 from jaxdisent.train.config import flatten, load_config, read_workdir_config, validate_domains
 from jaxdisent.train.lock import workdir_lock
 from jaxdisent.train.logging import MetricsWriter
-from jaxdisent.train.loop import fit, validate_train_config
-from jaxdisent.train.model_axis import fit_group, group_key
+from jaxdisent.train import loop as _loop
+from jaxdisent.train import model_axis as _model_axis
+from jaxdisent.train.loop import validate_train_config
+from jaxdisent.train.model_axis import group_key
 from jaxdisent.train.state import TrainState
 from jaxdisent.usage import DEPRECATED_KEYS, UsageError, parse_int
 
 __all__ = ["UsageError", "apply_overrides", "cell_name", "evaluate_workdir", "load_config_with_overrides",
            "parse_grid", "parse_seeds", "restore_latest", "run_cells", "split_seed_axis",
            "summarize", "write_summary"]
+
+
+def fit(config, workdir: str, *, method=None, **kwargs):
+  """``jaxdisent.train.fit`` with the method built from ``config.method`` when not given.
+
+  The engine takes the method as an argument and imports nothing from ``jaxdisent.methods``; this
+  is the convenience that does (``kwargs``: devices, step_callback, quiet, as the engine's fit).
+  """
+  if method is None:
+    validate_train_config(config)   # the config's own errors first, as the engine reports them
+    method = make_method(config)
+  return _loop.fit(config, workdir, method=method, **kwargs)
+
+
+def fit_group(cells, *, methods=None, **kwargs):
+  """``jaxdisent.train.model_axis.fit_group`` with each cell's method built from its config when
+  ``methods`` is not given (cells: [(config, workdir), ...] differing only in seed)."""
+  if methods is None:
+    for config, _ in cells:
+      validate_train_config(config)
+    methods = [make_method(config) for config, _ in cells]
+  return _model_axis.fit_group(cells, methods=methods, **kwargs)
 
 
 def apply_overrides(config, overrides: list[tuple[str, str]]):

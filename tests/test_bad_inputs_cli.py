@@ -61,7 +61,7 @@ def test_values_outside_their_domain(tmp_path, capsys, override, expected):
 
 def test_domains_in_the_library(vae_config):
   from jaxdisent.train.config import validate_domains
-  from jaxdisent.train.loop import fit
+  from jaxdisent.runs import fit
   config = vae_config(**{"loss.beta": -1.0})
   with pytest.raises(ValueError, match="loss.beta=-1.0 must be"):
     validate_domains(config)

@@ -13,7 +13,7 @@ from jaxdisent.losses import decalign as L
 from jaxdisent.metrics.multimodal import linear_probe_r2, sentiment_regression_metrics
 from jaxdisent.models.decalign import DecAlignNet
 from jaxdisent.evals import read_record
-from jaxdisent.train import fit
+from jaxdisent.runs import fit
 from jaxdisent.train.config import load_config
 
 from conftest import ROOT

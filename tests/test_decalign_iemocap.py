@@ -11,7 +11,7 @@ from jaxdisent.data.multimodal_sequences import IEMOCAPData
 from jaxdisent.evals import read_record
 from jaxdisent.metrics.multimodal import (emotion_classification_metrics, weighted_accuracy,
                                           weighted_f1)
-from jaxdisent.train import fit
+from jaxdisent.runs import fit
 from jaxdisent.train.config import load_config
 
 from conftest import ROOT

@@ -13,7 +13,7 @@ import pytest
 from jaxdisent.losses import decalign as L
 from jaxdisent.methods import make_method
 from jaxdisent.models.decalign import DecAlignNet
-from jaxdisent.train import fit
+from jaxdisent.runs import fit
 from jaxdisent.train.config import load_config
 
 from conftest import ROOT

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from jaxdisent.evals import read_record
-from jaxdisent.train import fit
+from jaxdisent.runs import fit
 from jaxdisent.train.logging import read_metrics
 from jaxdisent.runs import evaluate_workdir
 from launch.evaluate import main as evaluate_main

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from jaxdisent.train import fit
+from jaxdisent.runs import fit
 from jaxdisent.viz import explorer
 from launch.explore import explore, main as explore_main
 

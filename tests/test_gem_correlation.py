@@ -105,7 +105,7 @@ def test_evaluator_on_a_tiny_run_and_an_empty_graph(tmp_path):
   """rho = 0: the graph is empty, graph_recovery draws without AUROC instead of failing, and the
   pair measures score the configured pairs."""
   from jaxdisent.runs import evaluate_workdir
-  from jaxdisent.train import fit
+  from jaxdisent.runs import fit
   config = _tiny({"data.correlation": 0.0})
   workdir = str(tmp_path / "rho0")
   fit(config, workdir, quiet=True)
@@ -157,7 +157,7 @@ def test_statistical_notears_prior_is_notears_on_the_code_moments_on_one_and_fou
   from jaxdisent.methods import make_method
   from jaxdisent.methods.gem import code_correlation
   from jaxdisent.oracles.notears import is_dag, notears_linear_from_covariance
-  from jaxdisent.train import fit
+  from jaxdisent.runs import fit
   from test_engine_contract import Float64
   config = _statistical(**{"train.num_steps": 3, "train.checkpoint_every": 100})
   with jax.enable_x64(True):
@@ -194,7 +194,7 @@ def test_statistical_notears_prior_is_notears_on_the_code_moments_on_one_and_fou
 
 
 def test_statistical_notears_resume_is_exact_and_correlation_switch_is_the_former_prior(tmp_path):
-  from jaxdisent.train import fit
+  from jaxdisent.runs import fit
   config = _statistical(**{"train.num_steps": 4, "train.checkpoint_every": 2})
   straight = fit(config, str(tmp_path / "straight"), quiet=True)
   half = _statistical(**{"train.num_steps": 2, "train.checkpoint_every": 2})

@@ -54,7 +54,7 @@ def test_effects_of_a_perfect_reader_rank_ancestors_first():
 
 def test_evaluator_on_a_tiny_scm_run(tmp_path):
   from jaxdisent.evals import read_record
-  from jaxdisent.train import fit
+  from jaxdisent.runs import fit
   from jaxdisent.train.config import load_config
   from conftest import ROOT
   from jaxdisent.runs import evaluate_workdir
@@ -84,7 +84,7 @@ def test_an_older_workdir_gets_the_new_evaluator_with_its_defaults(tmp_path):
   import json
   from launch.evaluate import main
   from conftest import ROOT
-  from jaxdisent.train import fit
+  from jaxdisent.runs import fit
   from jaxdisent.train.config import load_config
   config = load_config(os.path.join(ROOT, "configs", "gem_dsprites.py"), {
       "train.batch_size": 8, "train.num_steps": 1, "train.checkpoint_every": 100,

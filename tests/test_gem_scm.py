@@ -12,7 +12,7 @@ import pytest
 from jaxdisent.losses import graph as G
 from jaxdisent.losses import vae as vae_losses
 from jaxdisent.methods import make_method
-from jaxdisent.train import fit
+from jaxdisent.runs import fit
 from jaxdisent.train.config import load_config
 
 from conftest import ROOT

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxdisent.train import fit
+from jaxdisent.runs import fit
 from jaxdisent.train.config import load_config
 from jaxdisent.train.logging import read_metrics
 

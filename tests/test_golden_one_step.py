@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from jaxdisent.methods import make_method
-from jaxdisent.train import fit
+from jaxdisent.runs import fit
 from jaxdisent.train.logging import read_metrics
 
 from conftest import TINY_CONFIGS

@@ -32,11 +32,12 @@ import numpy as np
 import pytest
 
 from jaxdisent.methods import make_method
-from jaxdisent.train import fit
+from jaxdisent.runs import fit
 from jaxdisent.train import lock
 from jaxdisent.train.lock import WorkdirBusyError
 from jaxdisent.train.logging import read_metrics
-from jaxdisent.train.model_axis import fit_group, group_key
+from jaxdisent.runs import fit_group
+from jaxdisent.train.model_axis import group_key
 
 from conftest import TINY_CONFIGS, tiny_sae_config
 from test_engine_contract import Float64, _tolerance, assert_bitwise, leaves

@@ -99,7 +99,7 @@ def _single(spec, workdir, num_steps, devices):
 
 def _in_process(spec, workdir, num_steps, devices):
   from jaxdisent.train.config import load_config  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train.loop import fit  # pylint: disable=g-import-not-at-top
+  from jaxdisent.runs import fit  # pylint: disable=g-import-not-at-top
   config, overrides = spec
   config = load_config(os.path.join(ROOT, config), dict(overrides, **{"train.num_steps": num_steps}))
   fit(config, str(workdir), devices=jax.devices()[:devices], quiet=True)

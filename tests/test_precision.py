@@ -9,7 +9,7 @@ import pytest
 from jax import lax
 from jax.sharding import PartitionSpec as P
 
-from jaxdisent.train import fit
+from jaxdisent.runs import fit
 from jaxdisent.train.logging import read_metrics
 from jaxdisent.train.parallel import make_mesh
 from jaxdisent.train import precision

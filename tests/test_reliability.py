@@ -132,7 +132,7 @@ def test_two_simultaneous_trainers(tmp_path):
 def test_full_disk_is_one_error_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
   from jaxdisent.train import checkpoint as checkpoint_module
   from jaxdisent.train.checkpoint import CheckpointError
-  from jaxdisent.train.loop import fit
+  from jaxdisent.runs import fit
   workdir = str(tmp_path / "w")
   config = tiny_sae_config(**{"train.num_steps": 2, "train.checkpoint_every": 1,
                               "train.eval_at_end": False, "train.plots_at_end": False})
@@ -165,7 +165,7 @@ def test_failed_async_save_becomes_one_error(tmp_path, monkeypatch):
 
 
 def test_partial_save_is_removed_on_the_next_start(tmp_path):
-  from jaxdisent.train.loop import fit
+  from jaxdisent.runs import fit
   workdir = tmp_path / "w"
   config = tiny_sae_config(**{"train.num_steps": 2, "train.checkpoint_every": 1,
                               "train.eval_at_end": False, "train.plots_at_end": False})
@@ -181,7 +181,7 @@ def test_partial_save_is_removed_on_the_next_start(tmp_path):
 
 def test_sigterm_during_end_of_run_evaluation_finishes_it(tmp_path, monkeypatch, capsys):
   from jaxdisent import evals
-  from jaxdisent.train.loop import fit
+  from jaxdisent.runs import fit
   real = evals.run_evaluations
   signalled = []
 

@@ -9,7 +9,7 @@ from jax.sharding import PartitionSpec as P
 from jaxdisent.evals.dictionary import dictionary_scores
 from jaxdisent.losses import sae as L
 from jaxdisent.methods import make_method
-from jaxdisent.train import fit
+from jaxdisent.runs import fit
 from jaxdisent.train.config import load_config
 from jaxdisent.train.parallel import make_mesh
 

@@ -8,7 +8,7 @@ from safetensors.numpy import save_file
 from jaxdisent.data.embeddings import EmbeddingSource
 from jaxdisent.data.synthetic_vlm import IMAGE, SHARED, TEXT, SyntheticVLM
 from jaxdisent.metrics import dictionary as D
-from jaxdisent.train import fit
+from jaxdisent.runs import fit
 from jaxdisent.train.config import load_config
 
 from conftest import ROOT

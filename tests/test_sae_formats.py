@@ -12,7 +12,7 @@ from safetensors.numpy import load_file, save_file
 
 from jaxdisent.io import sae_formats as F
 from jaxdisent.methods import make_method
-from jaxdisent.train import fit
+from jaxdisent.runs import fit
 from launch.export_sae import main as export_main
 
 from test_sae import sae_config

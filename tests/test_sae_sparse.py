@@ -13,7 +13,7 @@ from jax.sharding import PartitionSpec as P
 
 from jaxdisent.losses import sparse_codes as S
 from jaxdisent.methods import make_method
-from jaxdisent.train import fit
+from jaxdisent.runs import fit
 from jaxdisent.train.parallel import make_mesh
 
 from test_sae import sae_config

@@ -49,10 +49,10 @@ def test_the_engine_imports_no_data_source_and_no_runner():
   for path in _files(os.path.join(PACKAGE, "train")):
     bad = [m for m in _imports(path) if _package_of(m) in ("data", "runs", "studies", "oracles")]
     assert not bad, (path, bad)
-  # fit(config, workdir) without method= builds it: the only train -> methods edges, lazy ones
+  # fit / fit_group take the method: the engine imports nothing from methods/ (runs.fit builds it)
   users = sorted(os.path.basename(p) for p in _files(os.path.join(PACKAGE, "train"))
                  if any(_package_of(m) == "methods" for m in _imports(p)))
-  assert users == ["loop.py", "model_axis.py"]
+  assert users == []
 
 
 def test_evaluation_lives_in_evals_and_the_old_homes_are_gone():
@@ -76,8 +76,6 @@ def test_top_level_packages_have_no_import_cycle():
       target = _package_of(module)
       if target and target != source:
         edges.setdefault(source, set()).add(target)
-  # the lazy registry edge (train -> methods, documented) is the one allowed way back up
-  edges["train"].discard("methods")
 
   def reaches(start, goal, seen=()):
     return any(n == goal or (n not in seen and reaches(n, goal, seen + (n,)))

@@ -12,7 +12,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxdisent.train import CheckpointError, NonFiniteLossError, fit
+from jaxdisent.runs import fit
+from jaxdisent.train import CheckpointError, NonFiniteLossError
 from jaxdisent.train.config import load_config
 from jaxdisent.train.logging import read_metrics
 from jaxdisent.runs import restore_latest
@@ -191,3 +192,17 @@ def test_periodic_evaluation_writes_a_record_per_step(tmp_path):
   evals = [m for m in read_metrics(os.path.join(workdir, "metrics.jsonl"))
            if "eval/reconstruction/reconstruction" in m]
   assert [m["step"] for m in evals] == [2, 4]
+
+
+def test_the_engine_fit_needs_the_method_and_runs_fit_builds_it(tmp_path):
+  from jaxdisent.methods import make_method
+  from jaxdisent.train import fit as engine_fit
+  config = tiny_vae_config(**{"train.num_steps": 1, "train.eval_at_end": False,
+                              "train.plots_at_end": False})
+  with pytest.raises(ValueError, match=r"needs the method.*make_method.*jaxdisent.runs.fit"):
+    engine_fit(config, str(tmp_path / "a"))
+  assert not os.path.exists(str(tmp_path / "a"))            # refused before anything is written
+  a = engine_fit(config, str(tmp_path / "a"), method=make_method(config), quiet=True)
+  b = fit(config, str(tmp_path / "b"), quiet=True)          # jaxdisent.runs.fit
+  for x, y in zip(jax.tree.leaves(a.state.params), jax.tree.leaves(b.state.params), strict=True):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

@@ -166,7 +166,7 @@ SYNTHETIC = {"data.synthetic.dim": 32, "data.synthetic.num_shared": 16,
 def trained_run(tmp_path_factory):
   """A BatchTopK SAE that recovers most planted concepts (~60 s on 2 CPU cores)."""
   from conftest import tiny_sae_config
-  from jaxdisent.train import fit
+  from jaxdisent.runs import fit
   workdir = str(tmp_path_factory.mktemp("vlm") / "run")
   config = tiny_sae_config(**SYNTHETIC, **{
       "model.dict_size": 128, "model.k": 6, "train.num_steps": 600, "train.batch_size": 256,
@@ -361,7 +361,7 @@ def test_embedding_file_run_writes_the_same_keys(tmp_path):
   """configs/sae_embeddings.py on paired image/text files (trained on a 30 % image mixture)."""
   from conftest import ROOT
   from jaxdisent.evals import read_record
-  from jaxdisent.train import fit
+  from jaxdisent.runs import fit
   from jaxdisent.train.config import load_config
   from launch.evaluate import main
   data = SyntheticVLM(dim=16, num_shared=6, num_image_only=5, num_text_only=5)

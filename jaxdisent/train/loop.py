@@ -76,15 +76,20 @@ class _SigtermFlag:
       signal.signal(signal.SIGTERM, self._previous)
 
 
-def fit(config, workdir: str, *, devices=None, step_callback=None, quiet: bool = False,
-        method=None) -> FitResult:
-  """Train `config` in `workdir`, resuming from its latest checkpoint if there is one.
+def fit(config, workdir: str, *, method=None, devices=None, step_callback=None,
+        quiet: bool = False) -> FitResult:
+  """Train `config` in `workdir` with ``method``, resuming from its latest checkpoint if any.
 
-  ``method`` overrides the method built from ``config.method`` (e.g. a wrapped or subclassed one
-  built in your own code); it must train the same state as ``make_method(config)`` would.
+  ``method`` is required: ``jaxdisent.methods.make_method(config)``, or a wrapped or subclassed
+  method built in your own code that trains the same state. The engine imports nothing from
+  ``jaxdisent.methods``; ``jaxdisent.runs.fit(config, workdir)`` builds the method for you.
   """
 
   start_time = time.time()
+  if method is None:
+    raise ValueError("jaxdisent.train.fit needs the method: fit(config, workdir, "
+                     "method=make_method(config)) with jaxdisent.methods.make_method, or "
+                     "jaxdisent.runs.fit(config, workdir), which builds it from config.method")
   validate_train_config(config)
   # Multi-process: process 0 alone writes files and logs (every process checks config.json), and
   # holds the workdir's lock: a second writer is refused before anything is written.
@@ -97,18 +102,14 @@ def fit(config, workdir: str, *, devices=None, step_callback=None, quiet: bool =
 
 
 def _fit(config, workdir, *, devices, step_callback, quiet, method, is_writer, start_time):
-  # The method registry, only for fit(config, workdir) without method= (kept for users' code);
-  # jaxdisent.runs and the launchers pass the method. Lazy: importing the engine loads no method.
-  from jaxdisent.methods import make_method  # pylint: disable=g-import-not-at-top
   os.makedirs(workdir, exist_ok=True)
   quiet = quiet or not is_writer
   log = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
   checkpoint_dir = os.path.join(workdir, "checkpoints")
 
   train = config.train
-  # Build (and so validate) the method before config.json is written: a bad model.* value must
-  # not leave a workdir that refuses the corrected command.
-  method = make_method(config) if method is None else method
+  # The caller built (and so validated) the method before config.json is written: a bad model.*
+  # value must not leave a workdir that refuses the corrected command.
   changed = check_and_write_workdir_config(config, workdir, has_checkpoints=_has_steps(checkpoint_dir),
                                            write=is_writer)
   if changed:

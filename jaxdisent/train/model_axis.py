@@ -148,7 +148,8 @@ def fit_group(cells, *, devices=None, quiet: bool = False, log=None, methods=Non
   Returns one :class:`jaxdisent.train.loop.FitResult` per cell (in order); each result's ``state``
   is that cell's plain state, equal to what ``fit(config, workdir)`` would have trained to
   float32 rounding (bitwise where XLA computes the batched program in the same order).
-  ``methods`` (one per cell) overrides the methods built from the configs, as ``fit(method=)``;
+  ``methods`` (one per cell, required, as ``fit(method=)``; ``jaxdisent.runs.fit_group`` builds
+  them from the configs);
   ``step_callback(step)`` is called after every step, as in ``fit``. ``how``: 'vmap' (the
   per-device step vmapped over the cells), 'map' (``lax.map`` over the cells inside the one
   compiled step) or 'auto' (map on CPU, vmap on accelerators).
@@ -214,7 +215,6 @@ def _restore_common(checkpointers, abstract_states, fresh_states, workdirs, log)
 
 
 def _fit_group(cells, *, devices, log, start_time, methods, step_callback, how):
-  from jaxdisent.methods import make_method  # pylint: disable=g-import-not-at-top
   from jaxdisent.train.loop import FitResult, NonFiniteLossError, _SigtermFlag, _has_steps  # pylint: disable=g-import-not-at-top
   from jaxdisent.evals import flat_scalars, read_record, run_evaluations  # pylint: disable=g-import-not-at-top
 
@@ -222,7 +222,8 @@ def _fit_group(cells, *, devices, log, start_time, methods, step_callback, how):
   workdirs = [workdir for _, workdir in cells]
   names = [os.path.basename(os.path.normpath(w)) for w in workdirs]
   if methods is None:   # each cell's data, init and evaluation
-    methods = [make_method(config) for config in configs]
+    raise ValueError("fit_group needs methods=[make_method(config) for each cell] (jaxdisent."
+                     "methods.make_method), or jaxdisent.runs.fit_group(cells), which builds them")
   if len(methods) != len(configs):
     raise ValueError(f"fit_group got {len(methods)} methods for {len(configs)} cells")
   train = configs[0].train
