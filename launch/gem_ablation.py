@@ -102,11 +102,11 @@ def _evaluate_untrained(config, workdir, log, evaluators=("gem_disentanglement",
 
 def oracle_sweep(base_config, accuracies, seeds):
   """Recovery of the simulated oracle's relation matrix vs its accuracy (no training)."""
-  from jaxdisent.data.graph_source import make_graph_source  # pylint: disable=g-import-not-at-top
+  from jaxdisent.data import make_source  # pylint: disable=g-import-not-at-top
   from jaxdisent.oracles import directed_relations  # pylint: disable=g-import-not-at-top
   from jaxdisent.metrics.graph import graph_recovery  # pylint: disable=g-import-not-at-top
   from jaxdisent.oracles import oracle_scores  # pylint: disable=g-import-not-at-top
-  source = make_graph_source(base_config.data)
+  source = make_source(base_config.data, "graph")
   truth = source.true_adjacency()
   count = min(int(base_config.oracle.num_images), source.pool_size)
   rows = []

@@ -62,10 +62,10 @@ def run_oracle(config, out: str, num_images: int, log=print, chunk: int = 256):
 def _score_and_write(config, out, num_images, log, chunk):
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tqdm  # pylint: disable=g-import-not-at-top
-  from jaxdisent.data.graph_source import make_graph_source  # pylint: disable=g-import-not-at-top
+  from jaxdisent.data import make_source  # pylint: disable=g-import-not-at-top
   from jaxdisent.oracles import attribute_subset, oracle_scores  # pylint: disable=g-import-not-at-top
   from jaxdisent.oracles.base import Scores  # pylint: disable=g-import-not-at-top
-  source = make_graph_source(config.data)
+  source = make_source(config.data, "graph")
   count = min(num_images, source.pool_size)
   index = np.arange(count)
   names = attribute_subset(source, config.oracle)

@@ -58,10 +58,10 @@ def _sweep(config, accuracies):
 
 
 def _exact_values_auroc(config, basis):
-  from jaxdisent.data.graph_source import make_graph_source
+  from jaxdisent.data import make_source
   from jaxdisent.oracles import oracle_scores
   base = load_config_from_args(config, [])
-  source = make_graph_source(base.data)
+  source = make_source(base.data, "graph")
   oracle = base.oracle.copy_and_resolve_references()
   oracle.kind = "labels"
   scores = oracle_scores(source, oracle, np.arange(min(source.pool_size, oracle.num_images)))

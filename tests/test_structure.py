@@ -82,3 +82,21 @@ def test_top_level_packages_have_no_import_cycle():
                for n in edges.get(start, ()))
   cycles = sorted(f"{a} <-> {b}" for a in edges for b in edges[a] if reaches(b, a))
   assert not cycles, cycles
+
+
+def test_one_data_front_door():
+  """Every method builds its data with jaxdisent.data.make_source(config, kind); no other
+  factory spelling exists."""
+  factories = []
+  for path in _files(PACKAGE):
+    with open(path) as f:
+      tree = ast.parse(f.read())
+    factories += [f"{os.path.relpath(path, PACKAGE)}:{n.name}" for n in tree.body
+                  if isinstance(n, ast.FunctionDef) and n.name.startswith("make_")
+                  and n.name.endswith(("_data", "_source", "_truth")) and n.name != "make_source"]
+  assert not factories, factories
+  for path in _files(os.path.join(PACKAGE, "methods")):
+    with open(path) as f:
+      text = f.read()
+    if "self.data = " in text:
+      assert "self.data = make_source(config, " in text, path

@@ -107,10 +107,3 @@ def check_adjacency(weights_AxA, names) -> np.ndarray:
   return w
 
 
-def make_graph_source(data_config) -> GraphSource:
-  """The graph source named by ``data_config.source`` (default correlated_dsprites), built by the
-  data factory (jaxdisent/data/registry.py)."""
-  from jaxdisent.data.registry import make_source  # pylint: disable=g-import-not-at-top
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  return make_source(ml_collections.ConfigDict({"data": data_config}), "graph",
-                     default="correlated_dsprites")

@@ -47,13 +47,25 @@ def sources_of(kind: str) -> list[SourceSpec]:
   return [spec for (k, _), spec in sorted(SOURCES.items()) if k == kind]
 
 
+# the source a kind uses when data.source is unset (the built-in, download-free ones)
+DEFAULT_SOURCES = {"ground_truth": "dsprites", "graph": "correlated_dsprites"}
+
+
 def make_source(config, kind: str, default: str | None = None):
-  """Build the ``kind`` data source that ``config.data.source`` names (``default`` if unset)."""
+  """Build the ``kind`` data source that ``config.data.source`` names: the one data factory.
+
+  ``config`` is a run config (its ``data`` section is read) or a bare ``data`` section. Unset
+  ``data.source``: ``default``, else the kind's built-in (``DEFAULT_SOURCES``).
+  """
   if kind not in KINDS:
     raise ValueError(f"unknown data kind {kind!r}; kinds: {KINDS}")
+  if "data" not in config:          # a bare data section: what the sources' builders expect
+    import ml_collections  # pylint: disable=g-import-not-at-top
+    config = ml_collections.ConfigDict({"data": config})
   data = config.data
   # Workdirs written before the config vocabulary was unified say data.name / data.data_dir.
-  source = data.get("source", None) or data.get("name", None) or default
+  source = (data.get("source", None) or data.get("name", None) or default
+            or DEFAULT_SOURCES.get(kind))
   if not source:
     raise ValueError(f"data.source is not set; {kind} sources: "
                      f"{', '.join(s.name for s in sources_of(kind))}")

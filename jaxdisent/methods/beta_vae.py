@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxdisent.data import describe, make_ground_truth, per_example_keys
+from jaxdisent.data import describe, make_source, per_example_keys
 from jaxdisent.losses import vae as vae_losses
 from jaxdisent.methods.base import Method
 from jaxdisent.models.vae import VAE
@@ -21,7 +21,7 @@ class BetaVAEMethod(Method):
 
   def __init__(self, config):
     super().__init__(config)
-    self.data = make_ground_truth(config.data)
+    self.data = make_source(config, "ground_truth")  # data.source: dsprites | tfds:NAME
     model = config.model
     if int(model.latent_dim) < 1:
       raise ValueError(f"model.latent_dim={model.latent_dim} must be >= 1")

@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdisent.data import make_source
 from jaxdisent.losses import decalign as D
 from jaxdisent.methods.base import Method
 from jaxdisent.models.decalign import DecAlignNet
@@ -46,19 +47,13 @@ def _floats(values) -> tuple[float, ...]:
   return tuple(float(v) for v in str(values).split(",") if v.strip())
 
 
-def make_sequence_data(config):
-  """The DecAlign data source (``data.source``: synthetic | mmsa), built by the data factory."""
-  from jaxdisent.data import make_source  # pylint: disable=g-import-not-at-top
-  return make_source(config, "sequences")
-
-
 class DecAlignMethod(Method):
   name = "decalign"
   evaluators = ("sentiment", "decalign")
 
   def __init__(self, config):
     super().__init__(config)
-    self.data = make_sequence_data(config)
+    self.data = make_source(config, "sequences")     # data.source: synthetic | mmsa | iemocap
     m, loss = config.model, config.loss
     if loss.task not in ("regression", "classification"):
       raise ValueError(f"loss.task must be regression or classification, got {loss.task!r}")

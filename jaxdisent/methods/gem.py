@@ -60,7 +60,7 @@ from jax import lax
 
 from jaxdisent.data import per_example_keys, step_key
 from jaxdisent import rng as rng_streams
-from jaxdisent.data.graph_source import make_graph_source
+from jaxdisent.data import make_source
 from jaxdisent.oracles.corrupt import corrupt_prior
 from jaxdisent.oracles.notears import notears_linear_from_covariance
 from jaxdisent.oracles.relations import greedy_assignment, relations_from_correlation
@@ -82,7 +82,7 @@ class GEMMethod(Method):
 
   def __init__(self, config):
     super().__init__(config)
-    self.data = make_graph_source(config.data)
+    self.data = make_source(config, "graph")  # correlated_dsprites | pendulum | tfds:NAME
     model = config.model
     kind = model.get("kind", "gnn")
     if kind not in MODEL_KINDS:

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxdisent.data import make_source
 from jaxdisent.losses import sae as sae_losses
 from jaxdisent.losses import sparse_codes
 from jaxdisent.losses import sae_kinds
@@ -31,13 +32,6 @@ def geometric_median(points_NxD, iterations: int = 30):
     return (weights[:, None] * points_NxD).sum(0) / weights.sum()
 
   return lax.fori_loop(0, iterations, body, median)
-
-
-def make_embedding_data(data_config):
-  """The SAE's embedding source (``data.source``: synthetic | file), built by the data factory."""
-  from jaxdisent.data import make_source  # pylint: disable=g-import-not-at-top
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  return make_source(ml_collections.ConfigDict({"data": data_config}), "embeddings")
 
 
 FORMULATIONS = ("auto", "sparse", "dense")
@@ -162,7 +156,7 @@ class SAEMethod(Method):
   def __init__(self, config):
     super().__init__(config)
     validate_sae_config(config)
-    self.data = make_embedding_data(config.data)
+    self.data = make_source(config, "embeddings")    # data.source: synthetic | file
     m = config.model
     self.dim = int(self.data.dim)
     self.kind = m.kind
