@@ -100,3 +100,31 @@ def test_one_data_front_door():
       text = f.read()
     if "self.data = " in text:
       assert "self.data = make_source(config, " in text, path
+
+
+def test_function_local_imports_of_our_own_modules_have_one_of_three_reasons():
+  """The lazy-import rule (docs/architecture.md): a function-local import of jaxdisent is allowed
+  only for plotting (jaxdisent.viz: matplotlib), for the evaluators from the engine (their
+  scikit-learn / SciPy imports cost ~1 s of start-up) and for the data registry's sources (a
+  source module loads when a config names it)."""
+  bad = []
+  for path in _files(PACKAGE):
+    rel = os.path.relpath(path, PACKAGE)
+    with open(path) as f:
+      tree = ast.parse(f.read())
+    top = set(id(n) for n in tree.body)
+    for node in ast.walk(tree):
+      if id(node) in top or not isinstance(node, (ast.Import, ast.ImportFrom)):
+        continue
+      names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+               else [a.name for a in node.names])
+      for module in names:
+        if module != "jaxdisent" and not module.startswith("jaxdisent."):
+          continue
+        allowed = (module.startswith("jaxdisent.viz")
+                   or (rel.startswith("train" + os.sep) and module.startswith("jaxdisent.evals"))
+                   or (rel == os.path.join("data", "registry.py")
+                       and module.startswith("jaxdisent.data.")))
+        if not allowed:
+          bad.append(f"{rel}:{node.lineno} {module}")
+  assert not bad, bad

@@ -14,6 +14,7 @@ import numpy as np
 
 from jaxdisent.rng import step_key
 from jaxdisent import rng as rng_streams
+from jaxdisent.data.synthetic_vlm import check_image_fraction, mixture_is_image
 
 FLOAT_KINDS = ("f",)   # and bfloat16 (ml_dtypes; safetensors files from torch often hold it)
 
@@ -171,7 +172,6 @@ class EmbeddingSource:
 
 def _checked_image_fraction(image_fraction, paired: bool) -> float:
   """data.image_fraction (share of image rows in training batches); needs paired files unless 0.5."""
-  from jaxdisent.data.synthetic_vlm import check_image_fraction  # pylint: disable=g-import-not-at-top
   value = check_image_fraction(image_fraction)
   if value != 0.5 and not paired:
     raise ValueError(f"data.image_fraction={image_fraction!r} mixes images and texts, but only "
@@ -181,5 +181,4 @@ def _checked_image_fraction(image_fraction, paired: bool) -> float:
 
 
 def _is_image(global_index, image_fraction: float):
-  from jaxdisent.data.synthetic_vlm import mixture_is_image  # pylint: disable=g-import-not-at-top
   return mixture_is_image(global_index, image_fraction, np)

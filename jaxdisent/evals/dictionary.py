@@ -43,6 +43,9 @@ import jax
 import numpy as np
 
 from jaxdisent.evals.base import register
+from jaxdisent.metrics import dictionary as D
+from jaxdisent.metrics import linear_structure as L
+from jaxdisent.metrics import naming
 from jaxdisent.evals.disentanglement import _split_scalars
 
 QUANTILES = (10, 25, 50, 75, 90)
@@ -96,8 +99,6 @@ def _fraction(settings, key, default, low, high):
 def paired_analyses(image_NxD, text_NxD, codes_img, codes_txt, atoms_MxD, *, settings=None,
                     planted_directions=None, out_dir=None, title="") -> dict:
   """The paired measures of the module doc as flat scalars; with ``out_dir`` also the files."""
-  from jaxdisent.metrics import dictionary as D  # pylint: disable=g-import-not-at-top
-  from jaxdisent.metrics import linear_structure as L  # pylint: disable=g-import-not-at-top
   settings = settings or {}
   good = _fraction(settings, "good_classifier", 0.9, 0.5, 1.0)
   relative = _fraction(settings, "bridge_relative", 0.1, 0.0, 1.0)
@@ -172,7 +173,6 @@ def paired_analyses(image_NxD, text_NxD, codes_img, codes_txt, atoms_MxD, *, set
 
   names = None
   if settings.get("vocabulary", ""):
-    from jaxdisent.metrics import naming  # pylint: disable=g-import-not-at-top
     phrases, vocab = naming.load_vocabulary(settings["vocabulary"],
                                             settings.get("vocabulary_embeddings", ""))
     names = naming.name_atoms(atoms, vocab, phrases, top=int(settings.get("names_per_atom", 3)),
@@ -207,7 +207,6 @@ def paired_analyses(image_NxD, text_NxD, codes_img, codes_txt, atoms_MxD, *, set
 
 def dictionary_scores(method, state, num_pairs: int = 4096, seed: int = 1234) -> dict:
   """An SAE method's dictionary measures on held-out data (paired and planted-truth ones when available)."""
-  from jaxdisent.metrics import dictionary as D  # pylint: disable=g-import-not-at-top
   params, model_state = state.params, state.model_state
   run = jax.jit(lambda x: method.reconstruct(params, model_state, x))
   out = {"kind": method.kind, "dict_size": int(method.config.model.dict_size), "k": method.k}

@@ -10,6 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdisent.evals.base import register
+from jaxdisent import metrics
+from jaxdisent.data import GroundTruthData
+from jaxdisent.losses import vae as vae_losses
 from jaxdisent.models.vae import VAE
 
 
@@ -41,7 +44,6 @@ def disentanglement_scores(method, state, workdir, *, num_train=10_000, num_eval
   737,280 against ~2.9M draws at the reference sizes), every image is encoded once and the
   metrics look their codes up (metrics.CodeTable): same definitions and draws, ~3x less work.
   """
-  from jaxdisent import metrics  # pylint: disable=g-import-not-at-top
   from jaxdisent.viz import disentanglement_plots, vae_plots  # pylint: disable=g-import-not-at-top
   import time  # pylint: disable=g-import-not-at-top
   represent = method.representation_fn(state.params)
@@ -119,7 +121,6 @@ def disentanglement(ctx, settings) -> dict:
   when the metrics would draw more images than it has; metrics.CodeTable). Needs ground-truth
   factors (dSprites, Shapes3D, ...).
   """
-  from jaxdisent.data import GroundTruthData  # pylint: disable=g-import-not-at-top
   method = ctx.method
   if not hasattr(method, "representation_fn") or not isinstance(getattr(method, "data", None),
                                                                  GroundTruthData):
@@ -144,7 +145,6 @@ def disentanglement(ctx, settings) -> dict:
 @register("reconstruction")
 def reconstruction(ctx, settings) -> dict:
   """Held-out Bernoulli reconstruction (nats/image), KL and active latents (KL > 0.01 nats)."""
-  from jaxdisent.losses import vae as vae_losses  # pylint: disable=g-import-not-at-top
   method = ctx.method
   count = int(settings.get("num_examples", 512))
   if count < 1:

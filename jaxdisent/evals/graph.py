@@ -25,22 +25,23 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdisent.evals.base import register
+from jaxdisent import metrics
+from jaxdisent.losses import vae as vae_losses
+from jaxdisent.metrics import graph as G
+from jaxdisent.metrics.graph import graph_recovery as measures
+from jaxdisent.models.vae import VAE
+from jaxdisent.oracles import hungarian_assignment, rank_relations
 
 
 def _node_assignment(method, state, codes, values):
   if method.oracle.relations is not None:
     return np.asarray(state.model_state["node_of_attribute"]), "training"
-  from jaxdisent.oracles import hungarian_assignment  # pylint: disable=g-import-not-at-top
   corr = np.nan_to_num(np.corrcoef(codes.T, values.T)[:codes.shape[1], codes.shape[1]:])
   return hungarian_assignment(np.abs(corr)), "hungarian"
 
 
 @register("graph_recovery")
 def graph_recovery(ctx, settings):
-  from jaxdisent.oracles import rank_relations  # pylint: disable=g-import-not-at-top
-  from jaxdisent.losses import vae as vae_losses  # pylint: disable=g-import-not-at-top
-  from jaxdisent.metrics.graph import graph_recovery as measures  # pylint: disable=g-import-not-at-top
-  from jaxdisent.models.vae import VAE  # pylint: disable=g-import-not-at-top
   from jaxdisent.viz import graph_plots, vae_plots  # pylint: disable=g-import-not-at-top
   method, state = ctx.method, ctx.state
   if not hasattr(method, "oracle"):
@@ -139,7 +140,6 @@ def gem_disentanglement(ctx, settings):
   means; factors are the pool's per-image values discretised into ``num_bins`` (20) equal-width
   bins. On correlated dSprites also the FactorVAE score on the *uniform* dSprites grid
   (disentanglement_lib's protocol; the training distribution is correlated)."""
-  from jaxdisent import metrics  # pylint: disable=g-import-not-at-top
   method, state = ctx.method, ctx.state
   num_train = min(int(settings.get("num_train", 2000)), method.data.pool_size)
   num_eval = min(int(settings.get("num_eval", 1000)), method.data.pool_size)
@@ -161,7 +161,6 @@ def gem_disentanglement(ctx, settings):
   results.update({k: v for k, v in dci.items() if np.ndim(v) == 0})
   grid = getattr(method.data, "grid", None)
   if grid is not None and settings.get("factor_vae", True):
-    from jaxdisent.models.vae import VAE  # pylint: disable=g-import-not-at-top
     represent = jax.jit(lambda x: method.vae.apply({"params": state.params["vae"]}, x,
                                                    method=VAE.encode)[0])
     fv = metrics.factor_vae_score(grid, represent, jax.random.key(ctx.seed),
@@ -187,8 +186,6 @@ def pair_disentanglement(ctx, settings):
   importance matrix of the paired factors; plus MIG on the same grid codes. Keys:
   ``pair_separation``, ``pair_dci_disentanglement`` (means over pairs), the same per pair with
   ``_<a>_<b>`` appended, and ``grid_mig``."""
-  from jaxdisent import metrics  # pylint: disable=g-import-not-at-top
-  from jaxdisent.models.vae import VAE  # pylint: disable=g-import-not-at-top
   method, state = ctx.method, ctx.state
   grid = getattr(method.data, "grid", None)
   if grid is None or not hasattr(method.data, "correlated_pairs"):
@@ -258,8 +255,6 @@ def graph_interventions(ctx, settings):
   and ``effect_on_non_descendants``. Writes effects.json and intervention_effects.png /
   intervention_grid.png.
   """
-  from jaxdisent.metrics import graph as G  # pylint: disable=g-import-not-at-top
-  from jaxdisent.models.vae import VAE  # pylint: disable=g-import-not-at-top
   from jaxdisent.viz import graph_plots  # pylint: disable=g-import-not-at-top
   method, state = ctx.method, ctx.state
   if not hasattr(method, "oracle"):

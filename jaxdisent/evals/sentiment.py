@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from jaxdisent.evals.base import register
+from jaxdisent.metrics import multimodal as MM
 from jaxdisent.evals.disentanglement import _split_scalars
 
 
 def sentiment_scores(method, state, split: str = "test", batch_size: int = 256) -> dict:
   """DecAlign's task metrics on a split (MMSA's), unique/common cos^2 and, on synthetic data, the
   factor probes."""
-  from jaxdisent.metrics import multimodal as MM  # pylint: disable=g-import-not-at-top
   data = method.data.split(split)
   feats = method.features(state.params, data, batch_size)
   out = {"split": split, "num_examples": int(data["label"].shape[0])}

@@ -35,6 +35,7 @@ import numpy as np
 from jaxdisent.data import make_source
 from jaxdisent.losses import decalign as D
 from jaxdisent.methods.base import Method
+from jaxdisent.metrics import multimodal as MM
 from jaxdisent.models.decalign import DecAlignNet
 
 HETEROGENEITY_STRATEGIES = ("prototype_ot", "moments", "mmd", "contrastive")
@@ -242,7 +243,6 @@ class DecAlignMethod(Method):
   def diagnostics(self, state, split: str = "test", batch_size: int = 256) -> dict:
     """Feature-scale diagnostics and probes on `split`, plus the valid-split task metric (see the
     ``decalign`` evaluator)."""
-    from jaxdisent.metrics import multimodal as MM  # pylint: disable=g-import-not-at-top
     data = self.data.split(split)
     feats = self.features(state.params, data, batch_size)
     norm = lambda xs: float(np.mean([np.linalg.norm(x, axis=-1).mean() for x in xs]))
@@ -264,11 +264,10 @@ class DecAlignMethod(Method):
 
   def factor_probes(self, params, test, test_feats, batch_size) -> dict:
     """Held-out linear-probe R^2 of each part for each factor group (fit on the valid split)."""
-    from jaxdisent.metrics.multimodal import linear_probe_r2  # pylint: disable=g-import-not-at-top
     train = self.data.split("valid")
     train_feats = self.features(params, train, batch_size)
     m = len(self.data.names)
-    probe = lambda xa, ya, xb, yb: linear_probe_r2(xa, ya, xb, yb)
+    probe = lambda xa, ya, xb, yb: MM.linear_probe_r2(xa, ya, xb, yb)
     unique_own = [probe(train_feats["unique"][i], train["unique"][:, i], test_feats["unique"][i],
                         test["unique"][:, i]) for i in range(m)]
     unique_to_common = [probe(train_feats["unique"][i], train["common"], test_feats["unique"][i],

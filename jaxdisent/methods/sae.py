@@ -16,10 +16,12 @@ import numpy as np
 from jax import lax
 
 from jaxdisent.data import make_source
+from jaxdisent.io import sae_formats
 from jaxdisent.losses import sae as sae_losses
 from jaxdisent.losses import sparse_codes
 from jaxdisent.losses import sae_kinds
 from jaxdisent.methods.base import Method
+from jaxdisent.metrics import dictionary as D
 from jaxdisent.models.sae import SparseAutoencoder
 
 
@@ -200,7 +202,6 @@ class SAEMethod(Method):
 
   def _init_from_file(self, path):
     """Start from an SAE saved by SAELens or sparsify (or exported by launch.export_sae)."""
-    from jaxdisent.io import sae_formats  # pylint: disable=g-import-not-at-top
     sae = sae_formats.load(path)
     m = self.config.model
     wrong = []
@@ -225,7 +226,6 @@ class SAEMethod(Method):
 
   def portable(self, params, model_state):
     """This SAE as a :class:`jaxdisent.io.sae_formats.PortableSAE` (for export)."""
-    from jaxdisent.io import sae_formats  # pylint: disable=g-import-not-at-top
     return sae_formats.PortableSAE(
         self.kind, self.k if self.spec.uses_k else 0,
         {name: np.asarray(value) for name, value in params.items()},
@@ -396,7 +396,6 @@ class SAEMethod(Method):
     property: every prefix is a usable dictionary on its own): ``prefix_r2`` (a list, one per
     prefix, in nesting order; the last is the whole dictionary), ``prefix_sizes`` and
     ``smallest_prefix_r2``."""
-    from jaxdisent.metrics import dictionary as D  # pylint: disable=g-import-not-at-top
     codes = np.asarray(codes_NxM)
     w_dec = np.asarray(params["W_dec"], np.float64)
     scale = float(model_state["input_scale"])

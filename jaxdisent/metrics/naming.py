@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdisent.data.embeddings import EmbeddingSource
 from jaxdisent.metrics import _host
 
 _HIGHEST = jax.lax.Precision.HIGHEST
@@ -121,7 +122,6 @@ def load_vocabulary(phrases_path: str, embeddings_path: str):
     ValueError: no `embeddings_path`, a phrase / row count mismatch, or NaN/inf rows.
     FileNotFoundError: the phrase file does not exist.
   """
-  from jaxdisent.data.embeddings import EmbeddingSource  # pylint: disable=g-import-not-at-top
   if not embeddings_path:
     raise ValueError("a vocabulary needs its text embeddings too: set vocabulary_embeddings "
                      "(--vocabulary_embeddings=FILE.npy; launch.embed writes them)")

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdisent.metrics import _host, parallel_fit
+from jaxdisent.metrics.disentanglement import irs as validated_irs
 
 
 # Images per jit call when encoding. Large batches amortise dispatch and keep both cores busy; at
@@ -370,5 +371,4 @@ def irs(codes_NxD, factors_NxK, *, diff_quantile: float = 0.99, num_bins: int = 
     dict with keys ``"irs"``: Python float; ``"irs_num_active_dims"``: Python int (see
     ``jaxdisent.metrics.disentanglement.irs``).
   """
-  from jaxdisent.metrics.disentanglement import irs as validated_irs  # pylint: disable=g-import-not-at-top
   return validated_irs(codes_NxD, factors_NxK, diff_quantile=diff_quantile, num_bins=num_bins)

@@ -26,6 +26,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from jaxdisent.data.multimodal import make_bimodal
 from jaxdisent.metrics import alignment as alignment_metrics
+from jaxdisent.train.lock import workdir_lock
 
 
 def init_mlp(key, in_dim: int, width: int, depth: int, num_classes: int):
@@ -215,7 +216,6 @@ def run_study(config, workdir: str | None = None, log=print, devices=None) -> di
   grid, data_cfg, model_cfg, train_cfg = config.grid, config.data, config.model, config.train
   num_steps, learning_rate, study = _config_checks(config)
   if workdir:
-    from jaxdisent.train.lock import workdir_lock  # pylint: disable=g-import-not-at-top
     with workdir_lock(workdir, "the alignment-emergence study"):
       return _run_study(config, workdir, log, devices, num_steps, learning_rate, study)
   return _run_study(config, workdir, log, devices, num_steps, learning_rate, study)

@@ -60,6 +60,8 @@ from jaxdisent.train.config import check_and_write_workdir_config, config_to_dic
 from jaxdisent.train.lock import workdir_lock
 from jaxdisent.train.logging import MetricsWriter
 from jaxdisent.train.parallel import AXIS, DataParallel, make_mesh, per_device_step
+from jaxdisent.train.loop import (FitResult, NonFiniteLossError, _SigtermFlag, _has_steps,
+                                  validate_train_config)
 from jaxdisent.train.state import TrainState
 
 MAX_SEED = 2 ** 31 - 1  # the traced seed is int32; step_key(int) agrees with it below 2^31
@@ -154,7 +156,6 @@ def fit_group(cells, *, devices=None, quiet: bool = False, log=None, methods=Non
   per-device step vmapped over the cells), 'map' (``lax.map`` over the cells inside the one
   compiled step) or 'auto' (map on CPU, vmap on accelerators).
   """
-  from jaxdisent.train.loop import validate_train_config  # pylint: disable=g-import-not-at-top
   start_time = time.time()
   if len(cells) < 1:
     raise ValueError("fit_group needs at least one (config, workdir) cell")
@@ -215,7 +216,6 @@ def _restore_common(checkpointers, abstract_states, fresh_states, workdirs, log)
 
 
 def _fit_group(cells, *, devices, log, start_time, methods, step_callback, how):
-  from jaxdisent.train.loop import FitResult, NonFiniteLossError, _SigtermFlag, _has_steps  # pylint: disable=g-import-not-at-top
   from jaxdisent.evals import flat_scalars, read_record, run_evaluations  # pylint: disable=g-import-not-at-top
 
   configs = [config for config, _ in cells]
