@@ -107,6 +107,7 @@ class EmbeddingSource:
   image row (even i) or the caption row (odd i) of one sampled pair. NaN/inf rows raise an
   error naming the file row.
   """
+  name = "file"  # data.source (the Source protocol, jaxdisent/data/registry.py)
 
   def __init__(self, path: str, key: str | None = None, text_path: str | None = None,
                text_key: str | None = None, image_fraction: float = 0.5):

@@ -41,6 +41,7 @@ MMSA_MODALITIES = ("text", "audio", "vision")
 
 
 class SyntheticMultimodalSequences:
+  name = "synthetic"  # data.source (the Source protocol, jaxdisent/data/registry.py)
   task = "regression"
 
   def __init__(self, widths=(32, 8, 16), lengths=(20, 30, 12), num_common: int = 4,
@@ -113,6 +114,7 @@ class SyntheticMultimodalSequences:
 class MMSAData:
   """MMSA-format pickle (see module docstring). Training batches are drawn from ``train`` by a
   per-epoch permutation keyed by (seed, epoch), so batches are a pure function of (seed, step)."""
+  name = "mmsa"  # data.source (the Source protocol, jaxdisent/data/registry.py)
 
   task = "regression"
   accept_2d_features = False
@@ -215,6 +217,7 @@ class IEMOCAPData(MMSAData):
   The paper's table uses 4 classes (0 happy+excited, 1 sad, 2 angry, 3 neutral); ``num_classes``
   sets how many, and every label must be an integer in [0, num_classes). Optional
   ``<modality>_lengths`` work as for MMSA pickles. Labels come back as int32."""
+  name = "iemocap"  # data.source (the Source protocol, jaxdisent/data/registry.py)
 
   task = "classification"
   accept_2d_features = True
@@ -276,6 +279,7 @@ class ShortcutMultimodalSequences:
   ``seed`` (the run's seed unless ``data.shortcut.seed`` is set), so the variants of one seed in
   an ablation see the same data. Ground truth (c, u) comes with the valid and test splits.
   """
+  name = "shortcut"  # data.source (the Source protocol, jaxdisent/data/registry.py)
 
   task = "regression"
 

@@ -16,9 +16,24 @@ that, e.g., TensorFlow Datasets is only imported when a TFDS source is asked for
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 KINDS = ("ground_truth", "embeddings", "sequences", "graph")
+
+
+@runtime_checkable
+class Source(Protocol):
+  """What every data source implements: the training batch as a pure function of its position.
+
+  ``batch(seed, step, start, size)`` returns the examples ``start .. start + size`` of the global
+  batch of ``step`` (a dict of arrays with a leading ``size`` axis), so a device asks for its slice
+  and 1 or N devices see the same global batch. Kinds add what their methods need (factors and the grid for ``ground_truth``,
+  the pool and the true graph for ``graph``, splits for ``sequences``).
+  """
+
+  name: str
+
+  def batch(self, seed: int, step, start: int, size: int) -> dict: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +69,9 @@ DEFAULT_SOURCES = {"ground_truth": "dsprites", "graph": "correlated_dsprites"}
 def make_source(config, kind: str, default: str | None = None):
   """Build the ``kind`` data source that ``config.data.source`` names: the one data factory.
 
-  ``config`` is a run config (its ``data`` section is read) or a bare ``data`` section. Unset
+  ``config`` is a run config (its ``data`` section is read; the sequence sources also read its
+  ``seed`` and ``train``/``model`` keys) or, for images (``ground_truth``, ``graph``), a bare
+  ``data`` section. Unset
   ``data.source``: ``default``, else the kind's built-in (``DEFAULT_SOURCES``).
   """
   if kind not in KINDS:
@@ -74,7 +91,11 @@ def make_source(config, kind: str, default: str | None = None):
   if spec is None:
     choices = "; ".join(f"{s.name} ({s.doc})" for s in sources_of(kind))
     raise ValueError(f"unknown {kind} data source data.source={source!r}; use one of: {choices}")
-  return spec.build(config, argument)
+  built = spec.build(config, argument)
+  if not isinstance(built, Source):
+    raise TypeError(f"data source {source!r} ({type(built).__name__}) does not implement the "
+                    "Source protocol (name, batch(seed, step, start, size))")
+  return built
 
 
 def _path(data) -> str:

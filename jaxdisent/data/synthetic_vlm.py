@@ -34,6 +34,7 @@ SHARED, IMAGE, TEXT = 0, 1, 2
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticVLM:
+  name = "synthetic"  # data.source (the Source protocol, jaxdisent/data/registry.py)
   dim: int = 64
   num_shared: int = 24
   num_image_only: int = 20
