@@ -217,3 +217,15 @@ def test_statistical_notears_resume_is_exact_and_correlation_switch_is_the_forme
     from jaxdisent.methods import make_method
     with pytest.raises(ValueError, match=match):
       make_method(_statistical(**{key: value}))
+
+
+def test_truth_oracle_refuses_data_without_a_known_graph():
+  import ml_collections
+  from jaxdisent.data.correlated_dsprites import CorrelatedDSprites
+  from jaxdisent.oracles import make_oracle_view
+
+  class NoGraph(CorrelatedDSprites):
+    def true_adjacency(self):
+      return None
+  with pytest.raises(ValueError, match="oracle.kind='truth' needs data with a known graph"):
+    make_oracle_view(NoGraph(pool_size=100), ml_collections.ConfigDict({"kind": "truth"}))
