@@ -29,7 +29,7 @@ import re
 import sys
 import time
 
-from launch.common import UsageError, fail, parse_args, run_main
+from launch.common import UsageError, parse_args, run_main
 
 METRICS = ("cka", "unbiased_cka", "mutual_knn", "cknna", "svcca", "cycle_knn", "lcs_knn",
            "edit_knn")

@@ -176,7 +176,7 @@ def collect_over_n(workdirs: list[str], out_stem: str) -> str:
   points.sort(key=lambda p: p[0])
   variants = [v for v in points[0][1] if v != points[0][1][v]["baseline"]]
   key = points[0][1][variants[0]]["key"]
-  lines = [f"| N_train | " + " | ".join(f"{v} - {points[0][1][v]['baseline']} ({key}), 95% CI, n"
+  lines = ["| N_train | " + " | ".join(f"{v} - {points[0][1][v]['baseline']} ({key}), 95% CI, n"
                                         for v in variants) + " |", "|---|" + "---|" * len(variants)]
   for n, paired in points:
     cells = [f"{paired[v]['diff_mean']:+.4f} [{paired[v]['ci95'][0]:+.4f}, {paired[v]['ci95'][1]:+.4f}], "

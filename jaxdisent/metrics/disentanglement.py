@@ -16,11 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.stats
-from sklearn.exceptions import ConvergenceWarning
 
 from jaxdisent.metrics import _host, parallel_fit
-from jaxdisent.metrics.information import (check_num_bins, dense_labels, discrete_entropy,
-                                           discrete_entropy_core, discrete_mutual_info,
+from jaxdisent.metrics.information import (check_num_bins, dense_labels, discrete_entropy_core,
                                            discrete_mutual_info_core, histogram_discretize)
 
 
