@@ -105,7 +105,7 @@ def kth_largest_nonnegative(values_N, k: int, axis_name=None):
     return lax.psum(n, axis_name) if axis_name is not None else n
 
   def body(i, found):
-    trial = found | (jnp.asarray(1, int_type) << (passes - 1 - i).astype(int_type))
+    trial = found | (jnp.asarray(1, int_type) << jnp.asarray(passes - 1 - i, int_type))
     return jnp.where(count_at_least(trial) >= k, trial, found)
 
   found = lax.fori_loop(0, passes, body, jnp.asarray(0, int_type))
