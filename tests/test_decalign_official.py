@@ -325,3 +325,11 @@ def test_alignment_strategy_variants_compute_what_they_say():
   _, m = run("instance_align")
   np.testing.assert_allclose(m["instance_align"], L.instance_infonce_loss(out["common"]), rtol=1e-5)
   assert "heterogeneity" not in m and "decoupling" not in m
+  def total(variant):
+    method = make_method(tiny_config(**VARIANTS[variant]))
+    params, state = method.init(jax.random.key(0))
+    batch = method.local_batch(0, 0, 0, 16)
+    return jax.jit(lambda p, b: method.loss(p, state, b, None, 0)[0])(params, batch)
+  # the stronger positive control differs from instance_align by 0.9 x the same InfoNCE term
+  np.testing.assert_allclose(total("instance_align_w1") - total("instance_align"),
+                             0.9 * m["instance_align"], rtol=1e-5)
