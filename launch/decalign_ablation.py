@@ -28,8 +28,10 @@ evaluations in order and stopping after ``patience`` evaluations without improve
 official trainer's early stopping returns (training itself runs all steps). Otherwise it is the
 final evaluation.
 
-``--collect=W1,W2,... --out=STEM`` gathers the paired entries of finished ablations at different
-``data.num_train`` into STEM.md (table) and STEM.png (difference with its 95% interval vs N_train).
+``--collect=W1,W2,... --out=STEM [--by=data.num_train]`` gathers the paired entries of finished
+ablations that differ in one config key (``--by``: data.num_train by default, or e.g.
+data.shortcut.rho_train, data.shortcut.test_offset) into STEM.md (table, with the baseline's own
+test metric) and STEM.png (each difference with its 95% interval against that key).
 
 WORKDIR/ablation.md / ablation.json hold mean +- std over seeds per variant and a ``paired`` entry
 per variant: the test MAE (1 - WAF1 for classification) minus the baseline's on the same seed,
@@ -159,9 +161,21 @@ def plot(table, variants, path):
                zoom=True)
 
 
-def collect_over_n(workdirs: list[str], out_stem: str) -> str:
-  """Paired differences of several finished ablations (one per data.num_train) as a table
-  (OUT.md) and a plot of diff_mean with its 95% interval against N_train (OUT.png)."""
+def _config_value(config: dict, key: str):
+  value = config
+  for part in key.split("."):
+    if not isinstance(value, dict) or part not in value:
+      raise KeyError(f"--by={key}: the runs' config.json has no {key!r} "
+                     "(give a dotted config key, e.g. data.num_train or data.shortcut.rho_train)")
+    value = value[part]
+  return value
+
+
+def collect(workdirs: list[str], out_stem: str, by: str = "data.num_train") -> str:
+  """Paired differences of several finished ablations that differ in one config key `by`
+  (data.num_train by default; e.g. data.shortcut.rho_train or data.shortcut.test_offset) as a table
+  (OUT.md, with the baseline's own mean test metric) and a plot of each variant's diff_mean with its
+  95% interval against that key (OUT.png; a log axis for num_train, categories for non-numbers)."""
   points = []
   for workdir in workdirs:
     path = os.path.join(workdir, "ablation.json")
@@ -173,17 +187,26 @@ def collect_over_n(workdirs: list[str], out_stem: str) -> str:
       raise ValueError(f"{path} has no paired entry (the baseline was not among the variants)")
     run = result["rows"][0]
     with open(os.path.join(workdir, f"{run['variant']}_seed{run['seed']}", "config.json")) as f:
-      n = int(json.load(f)["data"]["num_train"])
-    points.append((n, result["paired"]))
-  points.sort(key=lambda p: p[0])
+      value = _config_value(json.load(f), by)
+    points.append((value, result["paired"], result.get("summary", {})))
+  numeric = all(isinstance(p[0], (int, float)) and not isinstance(p[0], bool) for p in points)
+  if numeric:
+    points.sort(key=lambda p: p[0])
   variants = [v for v in points[0][1] if v != points[0][1][v]["baseline"]]
-  key = points[0][1][variants[0]]["key"]
-  lines = ["| N_train | " + " | ".join(f"{v} - {points[0][1][v]['baseline']} ({key}), 95% CI, n"
-                                        for v in variants) + " |", "|---|" + "---|" * len(variants)]
-  for n, paired in points:
+  missing = [v for _, paired, _ in points for v in variants if v not in paired]
+  if missing:
+    raise ValueError(f"variant(s) {sorted(set(missing))} are not in every ablation: collect "
+                     "ablations run with the same --variants")
+  baseline, key = points[0][1][variants[0]]["baseline"], points[0][1][variants[0]]["key"]
+  label = lambda v: ",".join(str(x) for x in v) if isinstance(v, (list, tuple)) else str(v)
+  lines = [f"| {by} | " + " | ".join(f"{v} - {baseline} ({key}), 95% CI, n" for v in variants)
+           + f" | {baseline} test {key} |", "|---|" + "---|" * (len(variants) + 1)]
+  for value, paired, summary in points:
     cells = [f"{paired[v]['diff_mean']:+.4f} [{paired[v]['ci95'][0]:+.4f}, {paired[v]['ci95'][1]:+.4f}], "
              f"{paired[v]['n']}" for v in variants]
-    lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    base = summary.get(baseline, {}).get(key)
+    cells.append(f"{base[0]:.3f} +- {base[1]:.3f}" if base else "-")
+    lines.append(f"| {label(value)} | " + " | ".join(cells) + " |")
   markdown = "\n".join(lines) + "\n"
   with open(out_stem + ".md", "w") as f:
     f.write(markdown)
@@ -191,17 +214,29 @@ def collect_over_n(workdirs: list[str], out_stem: str) -> str:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, ax = plt.subplots(figsize=(5.0, 3.4))
+  log_axis = numeric and by == "data.num_train"
   for i, variant in enumerate(variants):
-    ns = np.array([n for n, _ in points], float) * (1.0 + 0.04 * (i - (len(variants) - 1) / 2))
-    means = np.array([p[variant]["diff_mean"] for _, p in points])
-    ci = np.array([p[variant]["ci95"] for _, p in points])
-    ax.errorbar(ns, means, yerr=[means - ci[:, 0], ci[:, 1] - means], marker="o", capsize=3,
+    offset = 0.04 * (i - (len(variants) - 1) / 2)
+    if log_axis:
+      xs = np.array([p[0] for p in points], float) * (1.0 + offset)
+    elif numeric:
+      values = np.array([p[0] for p in points], float)
+      span = float(values.max() - values.min()) or 1.0
+      xs = values + offset * span
+    else:
+      xs = np.arange(len(points)) + offset * 4
+    means = np.array([p[1][variant]["diff_mean"] for p in points])
+    ci = np.array([p[1][variant]["ci95"] for p in points])
+    ax.errorbar(xs, means, yerr=[means - ci[:, 0], ci[:, 1] - means], marker="o", capsize=3,
                 label=variant)
   ax.axhline(0.0, color="k", lw=0.8)
-  ax.set_xscale("log")
-  ax.set_xlabel("N_train")
-  ax.set_ylabel(f"test {key} minus {points[0][1][variants[0]]['baseline']}'s (paired)")
-  ax.set_title("shortcut benchmark: paired difference, 95% CI", fontsize=9)
+  if log_axis:
+    ax.set_xscale("log")
+  if not numeric:
+    ax.set_xticks(np.arange(len(points)), [label(p[0]) for p in points], fontsize=7)
+  ax.set_xlabel(by)
+  ax.set_ylabel(f"test {key} minus {baseline}'s (paired)")
+  ax.set_title("paired difference over seeds, 95% CI", fontsize=9)
   ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(out_stem + ".png", dpi=110)
@@ -214,11 +249,14 @@ def main(argv) -> int:
     overrides, flags = parse_args(argv, {"config": "configs/decalign_synthetic.py", "workdir": None,
                                          "root": None, "variants": ",".join(list(VARIANTS)[:5]),
                                          "seeds": "0,1,2", "baseline": "task_only", "collect": None,
-                                         "out": None})
+                                         "out": None, "by": "data.num_train"})
     if flags["collect"]:
       if not flags["out"]:
         raise UsageError("--collect=W1,W2,... needs --out=PATH_STEM (writes PATH_STEM.md and .png)")
-      print(collect_over_n([w for w in flags["collect"].split(",") if w], flags["out"]))
+      try:
+        print(collect([w for w in flags["collect"].split(",") if w], flags["out"], flags["by"]))
+      except (KeyError, ValueError, FileNotFoundError) as error:
+        return fail(str(error).strip("'\""))
       return 0
     if flags["root"] and not flags["workdir"]:
       print("[jaxdisent] note: --root is deprecated; use --workdir", file=sys.stderr)

@@ -138,25 +138,52 @@ def test_ablation_on_the_shortcut_benchmark_writes_paired_entries(tmp_path):
   assert "| instance_align |" in (root / "ablation.md").read_text()
 
 
+def _hand_written_ablation(root, data, diff, baseline_mae=None):
+  (root / "full_seed0").mkdir(parents=True)
+  (root / "full_seed0" / "config.json").write_text(json.dumps({"data": data}))
+  paired = {v: {"diff_mean": d, "ci95": [d - 0.01, d + 0.01], "n": 12, "key": "mae",
+                "baseline": "task_only"} for v, d in (("full", diff), ("task_only", 0.0))}
+  result = {"rows": [{"variant": "full", "seed": 0}], "paired": paired}
+  if baseline_mae is not None:
+    result["summary"] = {"task_only": {"mae": [baseline_mae, 0.05]}}
+  (root / "ablation.json").write_text(json.dumps(result))
+  return str(root)
+
+
 def test_collect_over_n_train_tables_and_plots(tmp_path, capsys):
   """--collect reads finished ablations (here written by hand) and tabulates / plots them by N."""
-  dirs = []
-  for n, diff in ((300, -0.02), (100, -0.05)):
-    root = tmp_path / f"n{n}"
-    (root / "full_seed0").mkdir(parents=True)
-    (root / "full_seed0" / "config.json").write_text(json.dumps({"data": {"num_train": n}}))
-    paired = {v: {"diff_mean": d, "ci95": [d - 0.01, d + 0.01], "n": 12, "key": "mae",
-                  "baseline": "task_only"} for v, d in (("full", diff), ("task_only", 0.0))}
-    (root / "ablation.json").write_text(json.dumps({"rows": [{"variant": "full", "seed": 0}],
-                                                    "paired": paired}))
-    dirs.append(str(root))
+  dirs = [_hand_written_ablation(tmp_path / f"n{n}", {"num_train": n}, diff)
+          for n, diff in ((300, -0.02), (100, -0.05))]
   out = str(tmp_path / "over_n")
   assert A.main([f"--collect={','.join(dirs)}", f"--out={out}"]) == 0
   table = open(out + ".md").read().splitlines()
-  assert table[2] == "| 100 | -0.0500 [-0.0600, -0.0400], 12 |"        # sorted by N, baseline left out
-  assert table[3] == "| 300 | -0.0200 [-0.0300, -0.0100], 12 |"
+  assert table[2] == "| 100 | -0.0500 [-0.0600, -0.0400], 12 | - |"   # sorted by N, baseline left out
+  assert table[3] == "| 300 | -0.0200 [-0.0300, -0.0100], 12 | - |"
   assert os.path.getsize(out + ".png") > 0
   assert A.main([f"--collect={tmp_path / 'missing'}", f"--out={out}"]) == 2
   assert "does not exist" in capsys.readouterr().err
   assert A.main([f"--workdir={tmp_path / 'w'}", "--baseline=nope"]) == 2
   assert "--baseline=nope: choose from" in capsys.readouterr().err
+
+
+def test_collect_by_another_config_key(tmp_path, capsys):
+  """--by: a numeric key (the train correlation) sorts numerically; a tuple key (the test-time
+  offset) keeps the given order as categories; the baseline's own test MAE is its own column."""
+  dirs = [_hand_written_ablation(tmp_path / f"rho{r}", {"shortcut": {"rho_train": r}}, d, 0.5 + r)
+          for r, d in ((0.9, -0.03), (0.0, 0.01))]
+  out = str(tmp_path / "by_rho")
+  assert A.main([f"--collect={','.join(dirs)}", f"--out={out}", "--by=data.shortcut.rho_train"]) == 0
+  table = open(out + ".md").read().splitlines()
+  assert table[0].startswith("| data.shortcut.rho_train | full - task_only (mae)")
+  assert table[2] == "| 0.0 | +0.0100 [+0.0000, +0.0200], 12 | 0.500 +- 0.050 |"
+  assert table[3] == "| 0.9 | -0.0300 [-0.0400, -0.0200], 12 | 1.400 +- 0.050 |"
+  dirs = [_hand_written_ablation(tmp_path / f"off{i}", {"shortcut": {"test_offset": o}}, d)
+          for i, (o, d) in enumerate((([0.0, 0.0, 0.0], 0.0), ([0.5, 0.0, 0.0], -0.02)))]
+  out = str(tmp_path / "by_offset")
+  assert A.main([f"--collect={','.join(dirs)}", f"--out={out}", "--by=data.shortcut.test_offset"]) == 0
+  table = open(out + ".md").read().splitlines()
+  assert [row.split(" | ")[0] for row in table[2:]] == ["| 0.0,0.0,0.0", "| 0.5,0.0,0.0"]
+  assert os.path.getsize(out + ".png") > 0
+  assert A.main([f"--collect={','.join(dirs)}", f"--out={out}", "--by=data.nope"]) == 2
+  err = capsys.readouterr().err
+  assert "--by=data.nope" in err and "no 'data.nope'" in err and "Traceback" not in err
