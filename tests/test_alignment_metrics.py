@@ -43,6 +43,7 @@ def test_invariances():
   assert A.svcca(x, x * np.arange(1, 17, dtype=np.float32)) == pytest.approx(1.0, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_independent_inputs_give_near_zero():
   x, y = features(2000, seed=0), features(2000, seed=1)
   assert A.mutual_knn(x, y, k=10) < 0.02
@@ -53,6 +54,7 @@ def test_independent_inputs_give_near_zero():
 
 
 @pytest.mark.parametrize("noise", [0.1, 1.0])
+@pytest.mark.slow
 def test_agreement_with_dense_reference(noise):
   x = features(200)
   y = related(x, noise)
@@ -167,6 +169,7 @@ def test_lcs_and_edit_knn_match_the_numpy_transcription(noise):
   assert A.lcs_knn(x, x, k=6) == 6.0 and A.edit_knn(x, x, k=6) == 1.0
 
 
+@pytest.mark.slow
 def test_cka_is_finite_and_scale_invariant_from_1e_minus_8_to_1e8():
   """The HSIC products overflowed / underflowed float32 (features * 1e-6 gave inf)."""
   x = features(200)

@@ -17,6 +17,7 @@ def tiny_config(**overrides):
   return load_config(os.path.join(ROOT, "configs", "alignment_emergence.py"), base)
 
 
+@pytest.mark.slow
 def test_study_runs_shards_and_shows_the_uniqueness_trend(tmp_path):
   result = run_study(tiny_config(), str(tmp_path), log=lambda *a: None, devices=jax.devices()[:4])
   rows = result["rows"]
@@ -34,6 +35,7 @@ def test_study_runs_shards_and_shows_the_uniqueness_trend(tmp_path):
   assert saved["summary"]["spearman_alignment_vs_uniqueness"] == {}  # 2 U values: no rank test
 
 
+@pytest.mark.slow
 def test_sharding_the_group_axis_only_places_it():
   """4 devices vs 1 device, in float64: each model's arithmetic is the same, only XLA's blocking
   differs, so alignments agree to float64 rounding amplified by 20 Adam steps (<< 1e-6); an
@@ -48,6 +50,7 @@ def test_sharding_the_group_axis_only_places_it():
     assert abs(a["performance"] - b["performance"]) <= 1 / 512 + 1e-12
 
 
+@pytest.mark.slow
 def test_grid_errors_and_a_single_uniqueness_value(tmp_path, capsys, monkeypatch):
   monkeypatch.chdir(ROOT)
   from launch.alignment_study import main
@@ -104,6 +107,7 @@ def fixed_config(**overrides):
   return tiny_config(**base)
 
 
+@pytest.mark.slow
 def test_fixed_pairing_resume_and_summary_json(tmp_path):
   workdir = str(tmp_path / "w")
   first = run_study(fixed_config(), workdir, log=lambda *a: None)
@@ -131,6 +135,7 @@ def test_fixed_pairing_resume_and_summary_json(tmp_path):
     run_study(fixed_config(**{"train.num_steps": 31}), workdir, log=lambda *a: None)
 
 
+@pytest.mark.slow
 def test_metric_is_selectable():
   config = fixed_config(**{"study.metric": "mutual_knn", "study.k": 5, "grid.num_unique": [0],
                            "study.pairing": "same", "grid.encoder_depth": [1]})

@@ -64,6 +64,7 @@ def test_quick_start_command(tmp_path):
   assert "[jaxdisent] plots:" not in again.stderr
 
 
+@pytest.mark.slow
 def test_unknown_key_on_the_command_line(tmp_path):
   done = run_train(tmp_path / "run", "--config.train.num_stepz=3")
   assert done.returncode != 0

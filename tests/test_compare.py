@@ -34,6 +34,7 @@ def files(tmp_path_factory):
   return folder, a, b
 
 
+@pytest.mark.slow
 def test_report_equals_the_library_functions(files, tmp_path, capsys):
   folder, a, b = files
   out = tmp_path / "r.json"

@@ -14,6 +14,7 @@ METHOD_KIND = {"beta_vae": "ground_truth", "sae": "embeddings", "decalign": "seq
                "gem": "graph"}
 
 
+@pytest.mark.slow
 def test_every_config_builds_its_source_through_the_factory(monkeypatch):
   from jaxdisent.methods import make_method
   monkeypatch.chdir(ROOT)
@@ -68,6 +69,7 @@ def test_every_registered_source_is_documented():
     ("beta_vae_dsprites", "ground_truth"), ("sae_vlm_synthetic", "embeddings"),
     ("decalign_synthetic", "sequences"), ("decalign_shortcut", "sequences"),
     ("gem_dsprites", "graph"), ("gem_pendulum", "graph")])
+@pytest.mark.slow
 def test_every_built_in_source_implements_the_source_protocol(config_name, kind):
   """The one front door builds a Source whose batch(seed, step, start, size) is a pure function
   of the example's position: the global batch equals its two halves asked for separately."""

@@ -49,6 +49,7 @@ def test_decoupling_zero_for_orthogonal_one_for_parallel_and_differentiable():
 
 # ---- GMM + OT -------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_gmm_em_recovers_well_separated_clusters():
   centres = jnp.array([[0.0, 0.0, 0.0], [6.0, 0.0, 1.0], [0.0, -6.0, 3.0]])
   x = gaussian_blobs(jax.random.key(1), centres, (30, 50, 70), scale=0.3)
@@ -87,6 +88,7 @@ def _gmms(shifts, key=0, n=60):
   return [base + s for s in shifts], [L.fit_diagonal_gmm(base + s, 3) for s in shifts]
 
 
+@pytest.mark.slow
 def test_multimarginal_ot_cost_tensor_and_marginals():
   _, gmms = _gmms([0.0, jnp.array([1.0, 0.0]), jnp.array([0.0, -2.0])])
   ot = L.multimarginal_prototype_ot(gmms, epsilon=0.1, iterations=500)
@@ -117,6 +119,7 @@ def test_ot_matches_identical_prototypes_at_zero_cost_and_grows_with_shift():
   assert cost == pytest.approx(6.0, rel=0.05)
 
 
+@pytest.mark.slow
 def test_heterogeneity_loss_minimal_for_identical_modalities_and_differentiable():
   feats_same, _ = _gmms([0.0, 0.0, 0.0])
   feats_diff, _ = _gmms([0.0, jnp.array([1.5, 0.0]), jnp.array([0.0, 1.5])])
@@ -133,6 +136,7 @@ def test_heterogeneity_loss_minimal_for_identical_modalities_and_differentiable(
 
 # ---- homogeneity --------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_homogeneity_terms_zero_for_identical_and_positive_otherwise():
   x = jax.random.normal(jax.random.key(3), (128, 4))
   loss, aux = L.homogeneity_loss([x, x, x])
@@ -201,6 +205,7 @@ def test_linear_probe_r2_known_answers():
 
 # ---- model + data -------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_model_ignores_padding_and_takes_any_number_of_modalities():
   key = jax.random.key(0)
   for m in (2, 4):
@@ -218,6 +223,7 @@ def test_model_ignores_padding_and_takes_any_number_of_modalities():
     net.apply(params, xs, [mk[:, :-1] for mk in masks])
 
 
+@pytest.mark.slow
 def test_synthetic_sequences_are_pure_and_padded():
   data = SyntheticMultimodalSequences(widths=(6, 3), lengths=(8, 5), split_sizes=(16, 32, 32))
   full = data.batch(0, 3, 0, 16)
@@ -305,6 +311,7 @@ def test_mmsa_reader_errors(tmp_path):
 
 # ---- engine ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_training_logs_every_term_and_writes_the_evaluation(tmp_path):
   # 1 vs N devices, pmap, resume: tests/test_engine_contract.py; here only DecAlign's outputs
   fit(tiny_config(), str(tmp_path / "run"), devices=jax.devices()[:2], quiet=True)
@@ -317,6 +324,7 @@ def test_training_logs_every_term_and_writes_the_evaluation(tmp_path):
     assert lines[-1][f"eval/sentiment/{key}"] == result[key]
 
 
+@pytest.mark.slow
 def test_ablation_switches_remove_terms(tmp_path):
   config = tiny_config(**{"loss.heterogeneity": False, "loss.homogeneity": False,
                           "loss.decoupling": False})
@@ -327,6 +335,7 @@ def test_ablation_switches_remove_terms(tmp_path):
   assert last["loss"] == pytest.approx(last["task"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_mosi_config_trains_on_an_mmsa_pickle(tmp_path):
   path = str(tmp_path / "mosi.pkl")
   write_mmsa_pickle(path, n=(32, 16, 16))

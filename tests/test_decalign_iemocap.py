@@ -118,6 +118,7 @@ def test_iemocap_reader_refuses_bad_labels(tmp_path):
     IEMOCAPData(path, num_classes=1)
 
 
+@pytest.mark.slow
 def test_iemocap_config_trains_and_reports_wacc_waf1(tmp_path):
   path = str(tmp_path / "iemocap.pkl")
   write_iemocap_pickle(path, n=(32, 16, 16))

@@ -53,6 +53,7 @@ def test_decouple_on_sequence_vs_pooled_hand_computed():
   assert float(L.sequence_decoupling_loss([u], [c], [mask])) == pytest.approx(1.0, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_method_uses_the_switches():
   """The method's logged terms are the library functions of the model's outputs under each switch."""
   def terms(**overrides):
@@ -95,6 +96,7 @@ def test_index_gmm_seeding_takes_the_official_rows():
 
 # ---- fusion depth and dropout ---------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_fusion_layers_and_dropout():
   key = jax.random.key(0)
   xs = [jax.random.normal(jax.random.fold_in(key, i), (3, 4, 2)) for i in range(2)]
@@ -267,6 +269,7 @@ def test_diagnostics_are_logged_at_every_evaluation(tmp_path):
 
 # ---- the official MOSI config ---------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_official_mosi_config_holds_the_official_values(tmp_path):
   config = load_config(os.path.join(ROOT, "configs", "decalign_mosi_official.py"))
   # values of taco-group/DecAlign config/dec_mosi_config.json

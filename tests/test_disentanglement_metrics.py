@@ -90,6 +90,7 @@ def test_modularity_known_answers_and_reference():
 
 # ---- SAP / DCI / explicitness ------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_sap_known_answers():
   # binary factors: a 1-D linear SVM separates them perfectly, so the gap is ~1 - 0.5
   factors = make_factors(3000, sizes=(2, 2, 2))
@@ -197,6 +198,7 @@ def flat(images):
   return images.reshape(images.shape[0], -1)
 
 
+@pytest.mark.slow
 def test_factor_vae_and_beta_vae_scores():
   data = ToyFactors()
   rng = jax.random.key(0)

@@ -89,6 +89,7 @@ def test_rotation_is_about_the_centre():
   assert np.abs((np.rot90(heart, 2) != heart).sum()) > 30  # the heart is not symmetric
 
 
+@pytest.mark.slow
 def test_batch_is_pure_function_of_seed_step_and_index():
   a = DATA.batch(0, 5, 0, 8)
   b = DATA.batch(0, 5, 0, 8)

@@ -41,6 +41,7 @@ def test_evaluate_writes_the_record_metrics_and_plots(tmp_path):
     assert os.path.getsize(os.path.join(workdir, "plots", name)) > 1000
 
 
+@pytest.mark.slow
 def test_evaluate_an_sae_run_and_reject_what_it_does_not_declare(tmp_path, capsys):
   workdir = str(tmp_path / "sae")
   fit(tiny_sae_config(**{"train.num_steps": 2, "evals.dictionary.num_pairs": 64}), workdir,

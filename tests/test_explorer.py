@@ -24,6 +24,7 @@ def page(tmp_path_factory):
   return workdir, path, captions
 
 
+@pytest.mark.slow
 def test_page_data_is_complete(page):
   workdir, path, _ = page
   data = explorer.read_page_data(path)

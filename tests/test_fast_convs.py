@@ -53,6 +53,7 @@ def _check_layer(ours, reference, x, fan_in, outputs_per_weight):
 @pytest.mark.parametrize("shape,features,kernel", [((2, 64, 64, 1), 32, 4), ((3, 32, 32, 32), 32, 4),
                                                    ((2, 16, 16, 32), 64, 2), ((2, 8, 8, 64), 64, 2),
                                                    ((1, 6, 10, 3), 5, 4)])
+@pytest.mark.slow
 def test_space_to_depth_conv_equals_flax_strided_conv(shape, features, kernel):
   x = jax.random.normal(jax.random.key(0), shape)
   reference = nn.Conv(features, (kernel, kernel), strides=(2, 2), padding="SAME")
@@ -87,6 +88,7 @@ def test_space_to_depth_conv_rejects_odd_sizes():
     SpaceToDepthConv(4).init(jax.random.key(0), jnp.zeros((1, 7, 8, 1)))
 
 
+@pytest.mark.slow
 def test_vae_fast_and_flax_layers_share_parameters_and_outputs():
   """Checkpoints are interchangeable: same param tree; outputs agree to float rounding.
 

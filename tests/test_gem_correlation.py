@@ -101,6 +101,7 @@ def test_truth_oracle_prior_is_the_true_graph():
   assert method.oracle.batch_scores is not None       # nodes matched on the exact values
 
 
+@pytest.mark.slow
 def test_evaluator_on_a_tiny_run_and_an_empty_graph(tmp_path):
   """rho = 0: the graph is empty, graph_recovery draws without AUROC instead of failing, and the
   pair measures score the configured pairs."""
@@ -122,6 +123,7 @@ def test_evaluator_on_a_tiny_run_and_an_empty_graph(tmp_path):
   assert -1 <= pairs["pair_separation"] <= 1 and 0 <= pairs["pair_dci_disentanglement"] <= 1
 
 
+@pytest.mark.slow
 def test_notears_from_the_covariance_equals_notears_on_the_samples():
   from jaxdisent.oracles import notears as N
   for seed in (0, 1):
@@ -145,6 +147,7 @@ def _statistical(**overrides):
                             "train.plots_at_end": False, **overrides})
 
 
+@pytest.mark.slow
 def test_statistical_notears_prior_is_notears_on_the_code_moments_on_one_and_four_devices(tmp_path):
   """After the refresh at step 2 (refresh_every 2, 3 steps) the prior is exactly the host NOTEARS
   of the correlation of the psum'd code moments held in the state (recomputed here from the state
@@ -193,6 +196,7 @@ def test_statistical_notears_prior_is_notears_on_the_code_moments_on_one_and_fou
   np.testing.assert_allclose(calls[0], corr, atol=1e-5)       # ... of the moments in the state
 
 
+@pytest.mark.slow
 def test_statistical_notears_resume_is_exact_and_correlation_switch_is_the_former_prior(tmp_path):
   from jaxdisent.runs import fit
   config = _statistical(**{"train.num_steps": 4, "train.checkpoint_every": 2})

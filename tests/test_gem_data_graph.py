@@ -78,6 +78,7 @@ def test_simulated_oracle_accuracy_quantisation_and_missing():
     SimulatedOracle(data).score_indices(np.array([5000]))
 
 
+@pytest.mark.slow
 def test_relations_recover_chain_and_collider():
   rng = np.random.default_rng(0)
   n = 20_000

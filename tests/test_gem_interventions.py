@@ -52,6 +52,7 @@ def test_effects_of_a_perfect_reader_rank_ancestors_first():
     G.intervention_scores(effects, np.zeros((4, 4)))
 
 
+@pytest.mark.slow
 def test_evaluator_on_a_tiny_scm_run(tmp_path):
   from jaxdisent.evals import read_record
   from jaxdisent.runs import fit
@@ -78,6 +79,7 @@ def test_evaluator_on_a_tiny_scm_run(tmp_path):
     assert os.path.getsize(os.path.join(workdir, "plots", name)) > 1000
 
 
+@pytest.mark.slow
 def test_an_older_workdir_gets_the_new_evaluator_with_its_defaults(tmp_path):
   """A GEM run written before graph_interventions existed (no config.evals section) is evaluated
   with the evaluator's defaults when --only names it, and its settings can be overridden."""

@@ -65,6 +65,7 @@ def _config(**overrides):
   return load_config(os.path.join(ROOT, "configs", "gem_dsprites.py"), base)
 
 
+@pytest.mark.slow
 def test_method_uses_the_corrupted_prior_and_the_graph_optimiser_group():
   from jaxdisent.methods import make_method
   clean = make_method(_config())

@@ -69,6 +69,7 @@ def test_acyclicity_is_zero_exactly_on_dags():
   assert G.scm_spectral_radius(dag) == pytest.approx(0.0, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_unstable_prior_and_bad_settings_are_refused():
   # the dSprites oracle prior has spectral radius ~1.38: at scale 1 the SCM does not exist
   with pytest.raises(ValueError, match=r"spectral radius is 1\.\d+ \(>= 1\).*scm_prior_scale"):
@@ -85,6 +86,7 @@ def test_unstable_prior_and_bad_settings_are_refused():
   assert not method.use_gnn
 
 
+@pytest.mark.slow
 def test_scm_training_moves_the_graph_and_keeps_nodes_pinned(tmp_path):
   """No graph-prior pull: the KL alone must move A away from P; nodes stay pinned; 1 device and 4
   devices train the same numbers (batch statistics and the supervision count are global)."""
@@ -115,6 +117,7 @@ def test_scm_training_moves_the_graph_and_keeps_nodes_pinned(tmp_path):
   assert check["scm_stable"] and check["scm_spectral_radius"] < 1
 
 
+@pytest.mark.slow
 def test_supervision_pulls_pinned_nodes_toward_the_scores():
   method = make_method(_config())
   params, state = method.init(jax.random.key(0))

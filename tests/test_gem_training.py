@@ -34,6 +34,7 @@ def leaves(tree):
   return [np.asarray(x) for x in jax.tree.leaves(tree)]
 
 
+@pytest.mark.slow
 def test_batches_identical_across_device_splits():
   from jaxdisent.methods import make_method
   method = make_method(gem_config())
@@ -48,6 +49,7 @@ def test_batches_identical_across_device_splits():
 # device counts: tests/test_engine_contract.py runs them for GEM (conftest.TINY_CONFIGS["gem"]).
 
 
+@pytest.mark.slow
 def test_train_leaves_graph_pictures_and_evaluation(tmp_path):
   workdir = str(tmp_path / "run")
   fit(gem_config(), workdir, quiet=True)
@@ -62,6 +64,7 @@ def test_train_leaves_graph_pictures_and_evaluation(tmp_path):
   assert any("eval/graph_recovery/learned_auroc" in m for m in metrics)  # the loop's writer
 
 
+@pytest.mark.slow
 def test_oracle_stage_then_training_from_scores_file(tmp_path):
   out = str(tmp_path / "scores.npz")
   env = dict(os.environ, PYTHONPATH=ROOT)

@@ -49,6 +49,7 @@ def _losses(workdir):
   return [m["loss"] for m in read_metrics(os.path.join(workdir, "metrics.jsonl")) if "loss" in m]
 
 
+@pytest.mark.slow
 def test_map_group_is_bitwise_each_cell_alone(tmp_path):
   configs = [tiny_sae_config(**{"seed": s, "train.num_steps": 3, **NO_END}) for s in (0, 2)]
   group = fit_group([(c, str(tmp_path / f"g{c.seed}")) for c in configs], quiet=True, how="map")
@@ -134,6 +135,7 @@ def test_group_resume_and_preemption_are_bitwise_exact(tmp_path):
     assert a == b
 
 
+@pytest.mark.slow
 def test_cell_reads_as_a_single_run(tmp_path):
   from jaxdisent.evals import read_record
   from jaxdisent.runs import restore_latest
@@ -238,6 +240,7 @@ class _NaNData:
     return batch
 
 
+@pytest.mark.slow
 def test_nonfinite_cell_is_named_and_no_checkpoint_of_it_is_written(tmp_path):
   from jaxdisent.train.loop import NonFiniteLossError
   configs = [tiny_sae_config(**{"seed": s, **NO_END}) for s in (0, 1)]

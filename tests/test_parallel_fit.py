@@ -18,6 +18,7 @@ def _data(seed=0, n_train=400, n_test=200):
 
 
 @pytest.mark.parametrize("metric", ["sap", "dci", "explicitness"])
+@pytest.mark.slow
 def test_parallel_fits_equal_sequential_bitwise(metric):
   data = _data()
   fn = getattr(metrics, metric)

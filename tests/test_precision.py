@@ -75,6 +75,7 @@ def test_unknown_compute_dtype_is_one_clear_error(tmp_path):
     fit(config, str(tmp_path / "x"), quiet=True)
 
 
+@pytest.mark.slow
 def test_batchtopk_threshold_is_exact_with_bfloat16_ties():
   """bfloat16 pre-activations on a coarse grid: many entries tie at the k*B-th largest value.
   The threshold is that value exactly; the dense selection keeps exactly the entries >= it; the

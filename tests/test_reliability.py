@@ -65,6 +65,7 @@ def test_lock_refuses_a_file_and_a_read_only_workdir(tmp_path):
       lock.acquire(str(read_only))
 
 
+@pytest.mark.slow
 def test_second_writer_is_refused_before_writing(tmp_path):
   """A process holding the lock (like a running trainer) makes launch.train exit 2 at once."""
   workdir = tmp_path / "run"
@@ -129,6 +130,7 @@ def test_two_simultaneous_trainers(tmp_path):
   assert steps and steps == sorted(set(steps))
 
 
+@pytest.mark.slow
 def test_full_disk_is_one_error_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
   from jaxdisent.train import checkpoint as checkpoint_module
   from jaxdisent.train.checkpoint import CheckpointError
@@ -164,6 +166,7 @@ def test_failed_async_save_becomes_one_error(tmp_path, monkeypatch):
   checkpointer.close()  # a failed manager must not raise again on close
 
 
+@pytest.mark.slow
 def test_partial_save_is_removed_on_the_next_start(tmp_path):
   from jaxdisent.runs import fit
   workdir = tmp_path / "w"
@@ -179,6 +182,7 @@ def test_partial_save_is_removed_on_the_next_start(tmp_path):
   assert not partial.exists()
 
 
+@pytest.mark.slow
 def test_sigterm_during_end_of_run_evaluation_finishes_it(tmp_path, monkeypatch, capsys):
   from jaxdisent import evals
   from jaxdisent.runs import fit
@@ -231,6 +235,7 @@ def _compile_distinct_programs(count, offset):
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs Linux's /proc")
+@pytest.mark.slow
 def test_compiled_programs_are_released_before_the_map_limit():
   """JAX's caches keep compiled programs (and their memory mappings) alive: a process that fits
   many runs one after another aborted inside XLA at vm.max_map_count. The release drops them."""

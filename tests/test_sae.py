@@ -26,6 +26,7 @@ def sae_config(**overrides):
   return load_config(os.path.join(ROOT, "configs", "sae_vlm_synthetic.py"), base)
 
 
+@pytest.mark.slow
 def test_batchtopk_is_exact_across_shards():
   pre = jax.nn.relu(jax.random.normal(jax.random.key(0), (32, 50)))
   codes_one, kth_one = L.batchtopk(pre, 4)
@@ -101,6 +102,7 @@ def test_jumprelu_pseudo_gradients():
   assert grad_l0[1] < 0 and grad_l0[0] == 0
 
 
+@pytest.mark.slow
 def test_init_decoder_norm_and_threshold(tmp_path):
   method = make_method(sae_config())
   params, state = method.init(jax.random.key(0))
@@ -126,6 +128,7 @@ def test_init_decoder_norm_and_threshold(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["batchtopk", "matryoshka_batchtopk", "topk", "relu", "jumprelu"])
+@pytest.mark.slow
 def test_every_kind_trains(tmp_path, kind):
   config = sae_config(**{"model.kind": kind, "train.num_steps": 150, "train.log_every": 50,
                          "optimizer.learning_rate": 3e-3})
@@ -137,6 +140,7 @@ def test_every_kind_trains(tmp_path, kind):
   assert 0 <= report["fvu"] < 1 and report["l0"] > 0
 
 
+@pytest.mark.slow
 def test_synthetic_recovery_with_default_length(tmp_path):
   """The planted concepts are recovered: mean max cosine of true vs learned atoms."""
   config = sae_config(**{"train.num_steps": 400, "train.batch_size": 256, "train.log_every": 100,
@@ -171,6 +175,7 @@ def test_sae_sweep_writes_frontier_and_stability(tmp_path):
   assert sweep_main([f"--config={config}", f"--root={tmp_path}", "--kinds=gated"]) == 2
 
 
+@pytest.mark.slow
 def test_jumprelu_threshold_learns_sparsity(tmp_path):
   """The L0 penalty's pseudo-gradient must move the thresholds: L0 falls well below its start."""
   def l0_after(steps):

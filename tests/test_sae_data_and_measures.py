@@ -16,6 +16,7 @@ from conftest import ROOT
 
 # ---- data --------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_synthetic_vlm_ground_truth():
   data = SyntheticVLM(dim=32)
   image, text, acts_img, acts_txt = map(np.asarray, data.pairs(jax.random.key(0), 4000))
@@ -92,6 +93,7 @@ def test_embedding_file_errors(tmp_path):
     EmbeddingSource(str(tmp_path / "x.csv"))
 
 
+@pytest.mark.slow
 def test_sae_embeddings_config_trains_on_a_user_file(tmp_path):
   data = SyntheticVLM(dim=16, num_shared=4, num_image_only=4, num_text_only=4)
   image, text, _, _ = data.pairs(jax.random.key(0), 2000)

@@ -56,6 +56,7 @@ def _codes_close(ours, theirs, magnitude, d_in):
 
 @pytest.mark.parametrize("kind,fmt", [("batchtopk", "saelens"), ("topk", "saelens"),
                                       ("topk", "sparsify"), ("matryoshka_batchtopk", "saelens")])
+@pytest.mark.slow
 def test_exported_files_encode_raw_embeddings_like_us(tmp_path, trained, kind, fmt):
   workdir, result = trained[kind]
   out = str(tmp_path / fmt)

@@ -71,6 +71,7 @@ def test_nested_loss_matches_the_numpy_transcription():
                                ((x - (codes @ w_dec + b_dec)) ** 2).sum(-1).mean(), rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_method_step_is_the_transcription_on_batchtopk_codes():
   config = sae_config(**{"model.kind": "matryoshka_batchtopk", "model.formulation": "dense",
                          "loss.auxk_alpha": 0.0, "loss.group_weights": (0.4, 0.1, 0.1, 0.2, 0.2)})
@@ -140,6 +141,7 @@ def test_bad_matryoshka_settings_name_the_key():
                               "model.group_fractions": (0.01, 0.99)}))
 
 
+@pytest.mark.slow
 def test_cli_trains_a_matryoshka_sae_and_refuses_bad_groups(tmp_path):
   env = {**os.environ, "JAX_PLATFORMS": "cpu"}
   base = [sys.executable, "-m", "launch.train",

@@ -67,6 +67,7 @@ def _selection_uses_dense(method, params, state, x, devices):
                                        ("batchtopk", "overflow"), ("topk", "plain"),
                                        ("matryoshka_batchtopk", "plain"),
                                        ("matryoshka_batchtopk", "overflow")])
+@pytest.mark.slow
 def test_sparse_step_equals_dense(kind, case):
   # dominant_row: one row holds far more of the batch's top entries than the dense path's row
   # candidates (row_cap 6), so the dense path takes its flat fallback; the sparse list is exact
@@ -98,6 +99,7 @@ def test_sparse_step_equals_dense(kind, case):
 
 
 @pytest.mark.parametrize("kind", ["batchtopk", "topk", "matryoshka_batchtopk"])
+@pytest.mark.slow
 def test_sparse_and_dense_training_agree(tmp_path, kind):
   """Same parameters after a few steps, 1 and 4 devices, with AuxK switching on mid-run."""
   results = {}
@@ -116,6 +118,7 @@ def test_sparse_and_dense_training_agree(tmp_path, kind):
   assert (np.asarray(reference.model_state["tokens_since_fired"]) >= 128).any()  # AuxK was on
 
 
+@pytest.mark.slow
 def test_sparse_ops_match_dense_products():
   """decode / encoder_values and their VJPs against the dense B x M products, chunk sizes that
   do and do not divide the list."""

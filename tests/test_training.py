@@ -52,6 +52,7 @@ def test_metrics_logged_after_last_checkpoint_are_replaced_on_resume(tmp_path):
   assert steps == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_flipped_bytes_are_detected_and_training_falls_back(tmp_path, capsys):
   workdir = str(tmp_path / "run")
   straight = fit(tiny_vae_config(), str(tmp_path / "straight"), quiet=True)
@@ -71,6 +72,7 @@ def test_flipped_bytes_are_detected_and_training_falls_back(tmp_path, capsys):
   assert step == 4
 
 
+@pytest.mark.slow
 def test_unreadable_step_is_one_line_corrupt_error_naming_the_earlier_step(tmp_path, monkeypatch):
   """Flipped bytes land either in array data (the checksum catches them) or in a compressed chunk
   Orbax cannot decompress; then TensorStore raises with a multi-line spec of the store in its text
@@ -91,6 +93,7 @@ def test_unreadable_step_is_one_line_corrupt_error_naming_the_earlier_step(tmp_p
   assert "ZSTD_decompressStream() failed TensorStore({ 'base'" in str(error.value)
 
 
+@pytest.mark.slow
 def test_garbled_metadata_is_called_corrupt_not_another_config(tmp_path):
   workdir = str(tmp_path / "run")
   fit(tiny_vae_config(**{"train.num_steps": 2}), workdir, quiet=True)
@@ -105,6 +108,7 @@ def test_garbled_metadata_is_called_corrupt_not_another_config(tmp_path):
   assert error.value.kind == "corrupt" and "different config" not in str(error.value)
 
 
+@pytest.mark.slow
 def test_incompatible_config_is_a_clear_error(tmp_path):
   workdir = str(tmp_path / "run")
   fit(tiny_vae_config(**{"train.num_steps": 2}), workdir, quiet=True)
@@ -122,6 +126,7 @@ def test_incompatible_config_is_a_clear_error(tmp_path):
   assert os.path.isdir(os.path.join(workdir, "checkpoints", "2"))     # nothing was moved
 
 
+@pytest.mark.slow
 def test_a_crashed_first_run_does_not_block_the_corrected_command(tmp_path):
   workdir = str(tmp_path / "run")
   with pytest.raises(ValueError, match="latent_dim=0"):
@@ -133,6 +138,7 @@ def test_a_crashed_first_run_does_not_block_the_corrected_command(tmp_path):
   assert fit(tiny_vae_config(**{"train.num_steps": 2}), workdir, quiet=True).step == 2
 
 
+@pytest.mark.slow
 def test_half_written_metrics_line_does_not_block_resume(tmp_path, capsys):
   workdir = str(tmp_path / "run")
   fit(tiny_vae_config(**{"train.num_steps": 2}), workdir, quiet=True)
@@ -162,6 +168,7 @@ def test_bad_settings_fail_before_any_work(tmp_path, key, value, message):
   assert not os.path.exists(os.path.join(workdir, "checkpoints"))
 
 
+@pytest.mark.slow
 def test_nan_loss_names_the_step_and_keeps_the_last_verified_checkpoint(tmp_path):
   workdir = str(tmp_path / "run")
   fit(tiny_vae_config(**{"train.num_steps": 2}), workdir, quiet=True)
@@ -183,6 +190,7 @@ def test_unknown_config_key():
     load_config(os.path.join(ROOT, "configs", "beta_vae_dsprites.py"), {"train.num_stepz": 3})
 
 
+@pytest.mark.slow
 def test_periodic_evaluation_writes_a_record_per_step(tmp_path):
   workdir = str(tmp_path / "run")
   fit(tiny_vae_config(**{"train.eval_every": 2, "evals.reconstruction.num_examples": 16}),
@@ -194,6 +202,7 @@ def test_periodic_evaluation_writes_a_record_per_step(tmp_path):
   assert [m["step"] for m in evals] == [2, 4]
 
 
+@pytest.mark.slow
 def test_the_engine_fit_needs_the_method_and_runs_fit_builds_it(tmp_path):
   from jaxdisent.methods import make_method
   from jaxdisent.train import fit as engine_fit

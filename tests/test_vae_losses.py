@@ -83,6 +83,7 @@ def test_objectives():
 
 @pytest.mark.parametrize("shape,features", [((2, 4, 4, 64), 64), ((3, 8, 8, 32), 32),
                                             ((2, 16, 16, 32), 1), ((1, 5, 7, 3), 6)])
+@pytest.mark.slow
 def test_subpixel_transposed_conv_equals_flax(shape, features):
   x = jax.random.normal(jax.random.key(0), shape)
   reference = nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding="SAME")
@@ -111,6 +112,7 @@ def test_vae_shapes_and_parameter_count():
   assert count == encoder + decoder
 
 
+@pytest.mark.slow
 def test_loss_gradient_is_finite_and_nonzero(vae_config):
   from jaxdisent.methods import make_method
   for objective in ("beta_vae", "beta_tcvae", "annealed_vae"):

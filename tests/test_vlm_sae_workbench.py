@@ -75,6 +75,7 @@ def test_subspace_bad_inputs():
     L.modality_subspace(np.full((3, 4), np.nan), x)
 
 
+@pytest.mark.slow
 def test_image_fraction_mixture(tmp_path):
   index = np.arange(10_000)
   for p in (0.0, 0.1, 0.25, 0.5, 0.8, 1.0):
