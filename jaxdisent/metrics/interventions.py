@@ -118,7 +118,8 @@ def retrieval_recall_core(queries_NxD, keys_NxD, ks=KS):
   """{k: recall@k} of retrieving key i for query i by cosine (ties against the query).
 
   The rank of the true key is the number of other keys scoring >= it, so an edit collapsing every
-  embedding onto one vector scores ~k / N, not 1. Pure JAX (jitted, `ks` static).
+  embedding onto one vector scores 0 for k < N (every tie counts against the query), not 1.
+  Pure JAX (jitted, `ks` static).
 
   Args:
     queries_NxD: (N, D) float array, row i paired with key row i.
