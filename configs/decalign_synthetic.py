@@ -38,6 +38,7 @@ def get_config():
   config.model.num_classes = 0            # classification only
   config.model.fusion_layers = 1          # cross-modal blocks per modality (official MOSI: 5)
   config.model.dropout = 0.0              # fusion dropout, training only (official MOSI: 0.1)
+  config.model.head_input = "all"         # the head reads fused unique + common (paper) | common
 
   config.loss = ml_collections.ConfigDict()
   config.loss.task = "regression"          # L1, as MMSA trains MOSI/MOSEI

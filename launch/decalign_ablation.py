@@ -11,7 +11,10 @@ over paired seeds.
 Variants (VARIANTS below): the term switches (full, no_heterogeneity, no_homogeneity,
 no_decoupling, task_only); ``instance_align`` = task + a paired instance-level InfoNCE between the
 common features of the same example across modalities (the positive control, weight 0.1;
-``instance_align_w1`` the same at weight 1.0, so that a null control is not one weight's); ``full_raw`` = full
+``instance_align_w1`` the same at weight 1.0, so that a null control is not one weight's);
+``common_head`` = task only with the head reading the common features alone (``model.head_input``:
+the unique branch can no longer carry the shortcut) and ``common_head_align`` the same plus the
+instance InfoNCE (does alignment help once the head cannot read the unique branch?); ``full_raw`` = full
 without the scale-invariant option; the alignment strategies of the paper's ablation, each the full
 model with one part replaced: ``hete_moments`` / ``hete_mmd`` / ``hete_contrastive`` (heterogeneity
 by moment matching, by MMD only, by paired contrastive instead of prototype OT) and
@@ -59,6 +62,8 @@ VARIANTS = {
     "task_only": TASK_ONLY,
     "instance_align": {**TASK_ONLY, "loss.instance_align_weight": 0.1},
     "instance_align_w1": {**TASK_ONLY, "loss.instance_align_weight": 1.0},
+    "common_head": {**TASK_ONLY, "model.head_input": "common"},
+    "common_head_align": {**TASK_ONLY, "model.head_input": "common", "loss.instance_align_weight": 0.1},
     "full_raw": {"loss.scale_invariant": False},
     "hete_moments": {"loss.heterogeneity_strategy": "moments"},
     "hete_mmd": {"loss.heterogeneity_strategy": "mmd"},

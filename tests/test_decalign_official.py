@@ -336,3 +336,26 @@ def test_alignment_strategy_variants_compute_what_they_say():
   # the stronger positive control differs from instance_align by 0.9 x the same InfoNCE term
   np.testing.assert_allclose(total("instance_align_w1") - total("instance_align"),
                              0.9 * m["instance_align"], rtol=1e-5)
+
+
+def test_common_head_reads_the_common_features_only():
+  """model.head_input='common': the head's input is the M pooled common features, so the output
+  does not move when the unique branch's parameters do; 'all' (default) reads both; bad values
+  are refused with the choices."""
+  method = make_method(tiny_config(**{"model.head_input": "common"}))
+  params, _ = method.init(jax.random.key(0))
+  batch = method.local_batch(0, 0, 0, 8)
+  width, modalities = int(method.config.model.width), len(method.data.names)
+  assert params["head_hidden"]["kernel"].shape[0] == width * modalities
+  out = method.apply(params, batch)
+  np.testing.assert_array_equal(out["representation"], np.concatenate(out["common"], axis=-1))
+  moved = jax.tree_util.tree_map_with_path(
+      lambda path, x: x + 1.0 if "unique_encoder" in jax.tree_util.keystr(path) else x, params)
+  moved_out = method.apply(moved, batch)
+  assert not np.allclose(moved_out["unique"][0], out["unique"][0])   # the unique branch moved ...
+  np.testing.assert_array_equal(moved_out["output"], out["output"])  # ... the head did not see it
+  default = make_method(tiny_config())
+  params_all, _ = default.init(jax.random.key(0))
+  assert params_all["head_hidden"]["kernel"].shape[0] == 2 * width * modalities
+  with pytest.raises(ValueError, match=r"model.head_input='unique': choose from \('all', 'common'\)"):
+    make_method(tiny_config(**{"model.head_input": "unique"}))

@@ -23,7 +23,10 @@ the GMM/OT terms and the homogeneity heads' outputs before the moment/MMD terms,
 can be paid by shrinking features; ``loss.heterogeneity_strategy`` (prototype_ot | moments | mmd
 | contrastive) and ``loss.moment_weight`` / ``loss.mmd_weight`` select the alignment strategy;
 ``loss.instance_align_weight`` adds a paired instance-level InfoNCE between the common features
-of the same example across modalities (the ablation's positive control).
+of the same example across modalities (the ablation's positive control);
+``model.head_input`` all [all] | common: the task head reads the fused unique and the common
+features (the paper's design, default) or the common features only (a control: the unique branch
+can no longer carry a shortcut to the label; the unique features still exist for the loss terms).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from jaxdisent.data import make_source
 from jaxdisent.losses import decalign as D
 from jaxdisent.methods.base import Method
 from jaxdisent.metrics import multimodal as MM
-from jaxdisent.models.decalign import DecAlignNet
+from jaxdisent.models.decalign import HEAD_INPUTS, DecAlignNet
 
 HETEROGENEITY_STRATEGIES = ("prototype_ot", "moments", "mmd", "contrastive")
 
@@ -68,10 +71,13 @@ class DecAlignMethod(Method):
     fusion_layers = int(m.get("fusion_layers", 1))
     if fusion_layers < 1:
       raise ValueError(f"model.fusion_layers={fusion_layers} must be >= 1 (no fusion: model.fusion=false)")
+    head_input = str(m.get("head_input", "all"))
+    if head_input not in HEAD_INPUTS:
+      raise ValueError(f"model.head_input={head_input!r}: choose from {HEAD_INPUTS}")
     self.model = DecAlignNet(width=int(m.width), num_heads=int(m.num_heads),
                              conv_kernel=int(m.conv_kernel), num_outputs=outputs,
                              fusion=bool(m.fusion), fusion_layers=fusion_layers,
-                             dropout=self.dropout)
+                             dropout=self.dropout, head_input=head_input)
     if loss.heterogeneity and int(loss.num_prototypes) > int(config.train.batch_size):
       raise ValueError(f"loss.num_prototypes={loss.num_prototypes} exceeds train.batch_size="
                        f"{config.train.batch_size}; the per-batch GMM needs more samples")

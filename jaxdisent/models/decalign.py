@@ -28,6 +28,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+HEAD_INPUTS = ("all", "common")   # what the task head reads (model.head_input)
+
 
 def masked_mean(x_BxLxD, mask_BxL):
   m = mask_BxL.astype(x_BxLxD.dtype)[..., None]
@@ -104,6 +106,7 @@ class DecAlignNet(nn.Module):
   fusion: bool = True
   fusion_layers: int = 1
   dropout: float = 0.0
+  head_input: str = "all"        # all: fused unique + common (the paper); common: common only
 
   @nn.compact
   def __call__(self, inputs: Sequence[jnp.ndarray], masks: Sequence[jnp.ndarray],
@@ -143,7 +146,10 @@ class DecAlignNet(nn.Module):
         fused.append(masked_mean(out, mask))
     else:
       fused = pooled_unique
-    representation = jnp.concatenate(fused + pooled_common, axis=-1)
+    if self.head_input not in HEAD_INPUTS:
+      raise ValueError(f"head_input={self.head_input!r}: choose from {HEAD_INPUTS}")
+    representation = jnp.concatenate((fused if self.head_input == "all" else []) + pooled_common,
+                                     axis=-1)
     output = nn.Dense(self.num_outputs, name="head")(nn.gelu(nn.Dense(d, name="head_hidden")(representation)))
     return {"output": output, "unique": pooled_unique, "common": pooled_common,
             "homogeneity": homogeneity, "representation": representation,
