@@ -197,18 +197,22 @@ def collect(workdirs: list[str], out_stem: str, by: str = "data.num_train") -> s
   numeric = all(isinstance(p[0], (int, float)) and not isinstance(p[0], bool) for p in points)
   if numeric:
     points.sort(key=lambda p: p[0])
-  variants = [v for v in points[0][1] if v != points[0][1][v]["baseline"]]
-  missing = [v for _, paired, _ in points for v in variants if v not in paired]
-  if missing:
-    raise ValueError(f"variant(s) {sorted(set(missing))} are not in every ablation: collect "
-                     "ablations run with the same --variants")
-  baseline, key = points[0][1][variants[0]]["baseline"], points[0][1][variants[0]]["key"]
+  variants = []                                 # every non-baseline variant, first seen first
+  for _, paired, _ in points:
+    variants += [v for v in paired if v != paired[v]["baseline"] and v not in variants]
+  if not variants:
+    raise ValueError("the ablations hold only their baseline: nothing to compare")
+  first = next(p[1] for p in points)
+  entry = next(iter(first.values()))
+  baseline, key = entry["baseline"], entry["key"]
+  if any(e["baseline"] != baseline or e["key"] != key for _, p, _ in points for e in p.values()):
+    raise ValueError("the ablations were summarised against different baselines or metrics")
   label = lambda v: ",".join(str(x) for x in v) if isinstance(v, (list, tuple)) else str(v)
   lines = [f"| {by} | " + " | ".join(f"{v} - {baseline} ({key}), 95% CI, n" for v in variants)
            + f" | {baseline} test {key} |", "|---|" + "---|" * (len(variants) + 1)]
   for value, paired, summary in points:
     cells = [f"{paired[v]['diff_mean']:+.4f} [{paired[v]['ci95'][0]:+.4f}, {paired[v]['ci95'][1]:+.4f}], "
-             f"{paired[v]['n']}" for v in variants]
+             f"{paired[v]['n']}" if v in paired else "-" for v in variants]   # "-": not run there
     base = summary.get(baseline, {}).get(key)
     cells.append(f"{base[0]:.3f} +- {base[1]:.3f}" if base else "-")
     lines.append(f"| {label(value)} | " + " | ".join(cells) + " |")
@@ -230,8 +234,10 @@ def collect(workdirs: list[str], out_stem: str, by: str = "data.num_train") -> s
       xs = values + offset * span
     else:
       xs = np.arange(len(points)) + offset * 4
-    means = np.array([p[1][variant]["diff_mean"] for p in points])
-    ci = np.array([p[1][variant]["ci95"] for p in points])
+    present = np.array([variant in p[1] for p in points])
+    xs = xs[present]
+    means = np.array([p[1][variant]["diff_mean"] for p in points if variant in p[1]])
+    ci = np.array([p[1][variant]["ci95"] for p in points if variant in p[1]])
     ax.errorbar(xs, means, yerr=[means - ci[:, 0], ci[:, 1] - means], marker="o", capsize=3,
                 label=variant)
   ax.axhline(0.0, color="k", lw=0.8)

@@ -184,6 +184,18 @@ def test_collect_by_another_config_key(tmp_path, capsys):
   table = open(out + ".md").read().splitlines()
   assert [row.split(" | ")[0] for row in table[2:]] == ["| 0.0,0.0,0.0", "| 0.5,0.0,0.0"]
   assert os.path.getsize(out + ".png") > 0
+  # a variant run in only some ablations is "-" where it is missing (and left out of the plot there)
+  extra = _hand_written_ablation(tmp_path / "off_extra", {"shortcut": {"test_offset": [1.0, 0.0, 0.0]}},
+                                 -0.04)
+  result = json.loads(open(os.path.join(extra, "ablation.json")).read())
+  result["paired"]["common_head"] = {"diff_mean": 0.03, "ci95": [0.01, 0.05], "n": 12, "key": "mae",
+                                     "baseline": "task_only"}
+  open(os.path.join(extra, "ablation.json"), "w").write(json.dumps(result))
+  assert A.main([f"--collect={','.join(dirs + [extra])}", f"--out={out}",
+                 "--by=data.shortcut.test_offset"]) == 0
+  table = open(out + ".md").read().splitlines()
+  assert "common_head - task_only" in table[0]
+  assert table[2].endswith("| - | - |") and "+0.0300 [+0.0100, +0.0500], 12" in table[4]
   assert A.main([f"--collect={','.join(dirs)}", f"--out={out}", "--by=data.nope"]) == 2
   err = capsys.readouterr().err
   assert "--by=data.nope" in err and "no 'data.nope'" in err and "Traceback" not in err
