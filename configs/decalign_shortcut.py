@@ -37,6 +37,7 @@ def get_config():
   s.unique_scale = 2.0                     # the nuisance is louder than the signal
   s.rho_train = 0.6                        # corr(u_m, c) in train / valid ...
   s.rho_test = 0.0                         # ... and at test: the shortcut fails
+  s.rho_train_scale = (1.0, 1.0, 1.0)      # rho_train per modality x this: 1,0,0 = shortcut in m0 only
   s.label_unique_weight = 0.0              # lambda: y = g(c) + lambda sum_m h_m(u_m); or 0.3
   s.max_lag = (0, 3, 6)                    # random temporal lag per example and modality
   s.min_length_fraction = 0.6

@@ -31,6 +31,29 @@ def test_shortcut_correlation_holds_in_train_and_valid_only():
   assert np.corrcoef(train["unique"][:, 0, 0], train["common"][:, 0])[0, 1] == pytest.approx(0.6, abs=0.05)
 
 
+def test_shortcut_in_one_modality_only():
+  """rho_train_scale = (1, 0, 0): u_0 carries the train correlation, u_1 and u_2 do not; the test
+  split is untouched; all ones is bitwise the scalar rho_train; a bad scale is refused."""
+  data = small(num_train=4000, rho_train_scale=(1.0, 0.0, 0.0))
+  for split in ("train", "valid"):
+    d = data._splits[split]
+    for m, rho in ((0, 0.6), (1, 0.0), (2, 0.0)):
+      for j in range(2):
+        r = np.corrcoef(d["unique"][:, m, j], d["common"][:, (m + j) % 4])[0, 1]
+        assert r == pytest.approx(rho, abs=0.06), (split, m, j)
+  base = small(num_train=4000)
+  for key, value in base.split("test").items():
+    np.testing.assert_array_equal(data.split("test")[key], value)
+  ones = small(num_train=4000, rho_train_scale=(1.0, 1.0, 1.0))
+  for split in ("train", "valid", "test"):
+    for key, value in base._splits[split].items():
+      np.testing.assert_array_equal(ones._splits[split][key], value)
+  with pytest.raises(ValueError, match="rho_train_scale has 2 entries, widths has 3"):
+    small(rho_train_scale=(1.0, 0.0))
+  with pytest.raises(ValueError, match="must stay a correlation in"):
+    small(rho_train_scale=(2.0, 0.0, 0.0))
+
+
 def test_shortcut_label_follows_lambda_and_structure():
   data = small(label_unique_weight=0.0)
   test = data.split("test")

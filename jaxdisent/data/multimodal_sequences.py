@@ -269,6 +269,9 @@ class ShortcutMultimodalSequences:
     envelope e_m(t) = 1 + 0.5 sin(f t + phase) per latent, a random lag per example and modality in
     [0, ``max_lag``], per-modality noise sd ``noise`` (0.1 / 1 / 2), a random valid length in
     [ceil(``min_length_fraction`` L_m), L_m] (padding masked);
+  * ``rho_train_scale`` (one factor per modality, default all 1) multiplies ``rho_train`` per
+    modality: (1, 0, 0) puts the shortcut in modality 0 only, so the modalities disagree about it
+    in training (the regime where cross-modal alignment can tell the shortcut from shared signal);
   * test-time shift: the test split's modality m is ``test_scale[m] * x + test_offset[m]`` on valid
     steps (default none: scale 1, offset 0);
   * sizes: ``num_train`` fixed training examples recycled by per-epoch permutations (a pure
@@ -285,7 +288,8 @@ class ShortcutMultimodalSequences:
 
   def __init__(self, widths=(32, 8, 16), lengths=(8, 60, 80), num_common: int = 4,
                num_unique: int = 2, hidden: int = 32, noise=(0.1, 1.0, 2.0), unique_scale: float = 2.0,
-               rho_train: float = 0.6, rho_test: float = 0.0, label_unique_weight: float = 0.0,
+               rho_train: float = 0.6, rho_test: float = 0.0, rho_train_scale=None,
+               label_unique_weight: float = 0.0,
                max_lag=(0, 3, 6), min_length_fraction: float = 0.6, test_scale=(1.0, 1.0, 1.0),
                test_offset=(0.0, 0.0, 0.0), num_train: int = 300, num_valid: int = 0,
                num_test: int = 1024, seed: int = 0, task_seed: int = 0, global_batch_size: int = 0):
@@ -301,6 +305,13 @@ class ShortcutMultimodalSequences:
     for key, value in (("rho_train", rho_train), ("rho_test", rho_test)):
       if not -1.0 <= float(value) <= 1.0:
         raise ValueError(f"data.shortcut.{key}={value} is a correlation: use a value in [-1, 1]")
+    if rho_train_scale is not None:
+      if len(rho_train_scale) != m:
+        raise ValueError(f"data.shortcut.rho_train_scale has {len(rho_train_scale)} entries, widths "
+                         f"has {m}: give one per modality (e.g. 1,0,0: the shortcut in m0 only)")
+      if any(not -1.0 <= float(rho_train) * float(v) <= 1.0 for v in rho_train_scale):
+        raise ValueError(f"data.shortcut.rho_train_scale={tuple(rho_train_scale)} times rho_train="
+                         f"{rho_train} must stay a correlation in [-1, 1]")
     if int(num_train) < 2 or int(num_test) < 2 or int(num_valid) < 0:
       raise ValueError(f"data.num_train={num_train} / num_test={num_test} must be >= 2 and "
                        f"num_valid={num_valid} >= 0")
@@ -332,7 +343,10 @@ class ShortcutMultimodalSequences:
     self._w_unique = rng.normal(size=(m, self.num_unique))
     num_valid = int(num_valid) or max(64, int(num_train) // 4)
     sizes = {"train": int(num_train), "valid": num_valid, "test": int(num_test)}
-    rhos = {"train": float(rho_train), "valid": float(rho_train), "test": float(rho_test)}
+    train_rho = float(rho_train)
+    if rho_train_scale is not None and any(float(v) != 1.0 for v in rho_train_scale):
+      train_rho = np.array([float(rho_train) * float(v) for v in rho_train_scale])   # per modality
+    rhos = {"train": train_rho, "valid": train_rho, "test": float(rho_test)}
     self._splits = {}
     for index, split in enumerate(SPLITS):
       self._splits[split] = self._generate(np.random.default_rng([int(seed), 31337, index]),
@@ -347,7 +361,12 @@ class ShortcutMultimodalSequences:
     c = rng.normal(size=(n, self.num_common))
     m = len(self.names)
     source = np.array([[(i + j) % self.num_common for j in range(self.num_unique)] for i in range(m)])
-    u = rho * c[:, source] + math.sqrt(max(1.0 - rho * rho, 0.0)) * rng.normal(size=(n, m, self.num_unique))
+    if np.ndim(rho):       # one correlation per modality (rho_train_scale)
+      rho = np.asarray(rho)[None, :, None]
+      u = rho * c[:, source] + np.sqrt(np.maximum(1.0 - rho * rho, 0.0)) * rng.normal(
+          size=(n, m, self.num_unique))
+    else:
+      u = rho * c[:, source] + math.sqrt(max(1.0 - rho * rho, 0.0)) * rng.normal(size=(n, m, self.num_unique))
     score = c @ self._w_common / math.sqrt(self.num_common) + self.label_unique_weight * np.sum(
         u * self._w_unique, axis=(1, 2)) / math.sqrt(self.num_unique)
     out = {"label": (3.0 * np.tanh(1.5 * score)).astype(np.float32),
