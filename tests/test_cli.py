@@ -12,20 +12,25 @@ import pytest
 from conftest import ROOT
 
 
-def run_train(workdir, *extra):
+def run_train(workdir, *extra, cache_dir=None):
+  """Run the README's training command (XLA's default flags). ``cache_dir``: a persistent
+  compilation cache the runs of one test share (they run one after another, so no two processes
+  write it at once); the suite's own processes keep theirs private (conftest.py)."""
   command = [sys.executable, "-m", "launch.train", "--config=configs/beta_vae_dsprites.py",
              f"--workdir={workdir}", "--devices=2", "--config.train.batch_size=8",
              "--config.train.num_steps=4", "--config.train.log_every=2",
              "--config.train.checkpoint_every=2", *extra]
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   env.pop("XLA_FLAGS", None)
+  if cache_dir is not None:
+    env.update(JAX_ENABLE_COMPILATION_CACHE="true", JAX_COMPILATION_CACHE_DIR=str(cache_dir))
   return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.slow
 def test_quick_start_command(tmp_path):
-  workdir = tmp_path / "run"
-  done = run_train(workdir)
+  workdir, cache = tmp_path / "run", tmp_path / "compilation_cache"
+  done = run_train(workdir, cache_dir=cache)
   assert done.returncode == 0, done.stderr[-3000:]
   assert "on 2 device(s)" in done.stderr and "[jaxdisent] plots:" in done.stderr
   for name in ("reconstructions.png", "traversals.png"):
@@ -40,7 +45,8 @@ def test_quick_start_command(tmp_path):
   # The README's pmap == shard_map claim at XLA's default flags (the in-process tests compile at
   # -O0, conftest.py): the same command with train.parallel=pmap trains bitwise the same state.
   pmapped = run_train(tmp_path / "pmap", "--config.train.parallel=pmap",
-                      "--config.train.eval_at_end=false", "--config.train.plots_at_end=false")
+                      "--config.train.eval_at_end=false", "--config.train.plots_at_end=false",
+                      cache_dir=cache)
   assert pmapped.returncode == 0, pmapped.stderr[-3000:]
   from jaxdisent.runs import restore_latest  # pylint: disable=g-import-not-at-top
   want, got = restore_latest(str(workdir))[2:], restore_latest(str(tmp_path / "pmap"))[2:]
@@ -53,7 +59,8 @@ def test_quick_start_command(tmp_path):
   again = run_train(workdir, "--config.train.num_steps=6", "--config.eval.run_at_end=true",
                     "--config.train.plots_at_end=false",
                     "--config.eval.num_train=100", "--config.eval.num_eval=50",
-                    "--config.evals.disentanglement.dci_importance=random_forest")
+                    "--config.evals.disentanglement.dci_importance=random_forest",
+                    cache_dir=cache)
   assert again.returncode == 0, again.stderr[-3000:]
   assert "deprecated" in again.stderr and "evals.disentanglement.run_in_training" in again.stderr
   assert "resumed" in again.stderr and "from step 4" in again.stderr
