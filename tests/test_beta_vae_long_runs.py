@@ -1,0 +1,91 @@
+"""The long-run drivers of issue 25 (benchmarks/beta_vae_curve.py, benchmarks/beta_vae_zoo.py):
+their tables from evaluation records, and their bad-input errors. Training itself is the engine's
+(tested elsewhere); the records here are written with the evaluators' own writer."""
+
+import json
+import os
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import beta_vae_curve  # noqa: E402  pylint: disable=g-import-not-at-top
+import beta_vae_zoo  # noqa: E402  pylint: disable=g-import-not-at-top
+from jaxdisent.evals.base import write_record  # noqa: E402  pylint: disable=g-import-not-at-top
+
+
+def _scores(mig):
+  scores = {k: mig + i / 100 for i, k in enumerate(beta_vae_curve.METRICS)}
+  return {"disentanglement": {**scores, "seconds": 1.0},
+          "reconstruction": {"reconstruction": 100.0 - mig, "kl": 5.0}}
+
+
+def test_curve_table_orders_steps_and_keeps_the_untrained_control(tmp_path, capsys):
+  work = tmp_path / "curve"
+  write_record(str(work / "run"), 3000, _scores(0.1))
+  write_record(str(work / "run"), 10000, _scores(0.2))
+  write_record(str(work / "untrained"), 0, _scores(0.01))
+  (work / "train_seconds.json").write_text(json.dumps({"3000": 250.0}))
+  out = tmp_path / "out" / "curve"
+  args = beta_vae_curve._parse([f"--workdir={work}", "--steps=10000,3000,30000", f"--out={out}"])
+  assert args.steps == [3000, 10000, 30000]
+  rows = beta_vae_curve.collect(args)
+  assert [r["step"] for r in rows] == [0, 3000, 10000]          # 30000 not evaluated yet
+  assert rows[0]["model"].startswith("untrained") and rows[1]["mig"] == pytest.approx(0.1)
+  assert rows[1]["train_seconds"] == 250.0 and "train_seconds" not in rows[2]
+  saved = json.loads((tmp_path / "out" / "curve.json").read_text())
+  assert saved["setting"]["beta"] == 16.0 and saved["setting"]["learning_rate"] == 1e-4
+  table = (tmp_path / "out" / "curve.md").read_text()
+  assert "| 0 (untrained) | 0.010 |" in table and "| 10,000 | 0.200 |" in table
+  assert "disentanglement_lib's sizes" in table
+  assert (tmp_path / "out" / "curve.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--steps=a"], "comma-separated list of integers"),
+    (["--steps=0,5"], "positive step counts"),
+    (["--learning_rate=0"], "--learning_rate > 0"),
+    (["--num_eval=1"], "--num_eval must be >= 2"),
+])
+def test_curve_bad_input_is_one_line(tmp_path, capsys, argv, message):
+  with pytest.raises(SystemExit) as error:
+    beta_vae_curve._parse([f"--workdir={tmp_path}", *argv])
+  assert error.value.code == 2
+  err = capsys.readouterr().err
+  assert err.startswith("[jaxdisent] error: ") and message in err and err.count("\n") == 1
+
+
+def test_zoo_export_writes_one_file_per_model_and_the_seed_summary(tmp_path):
+  work = tmp_path / "zoo"
+  args = beta_vae_zoo._parse([f"--workdir={work}", "--betas=1,16", "--seeds=0,1",
+                              "--num_steps=3000", f"--out={tmp_path / 'out'}"])
+  names = [name for _, _, name, _ in beta_vae_zoo._cells(args)]
+  assert names == ["beta=1_seed0", "beta=1_seed1", "beta=16_seed0", "beta=16_seed1"]
+  for name, mig in zip(names[:3], (0.1, 0.3, 0.2)):   # beta=16_seed1 has not finished
+    write_record(str(work / name), 3000, _scores(mig))
+    (work / name / "config.json").write_text(json.dumps({"loss": {"beta": 1.0}}))
+  write_record(str(work / names[3]), 1000, _scores(0.9))  # an earlier step is not the zoo's
+  rows = beta_vae_zoo.export(args)
+  assert [(r["beta"], r["seed"]) for r in rows] == [(1.0, 0), (1.0, 1), (16.0, 0)]
+  files = sorted(os.listdir(tmp_path / "out"))
+  assert files == ["beta16_seed0.json", "beta1_seed0.json", "beta1_seed1.json", "summary.json",
+                   "summary.md"]
+  model = json.loads((tmp_path / "out" / "beta1_seed1.json").read_text())
+  assert model["step"] == 3000 and model["evals"]["disentanglement"]["mig"] == pytest.approx(0.3)
+  assert "--config.loss.beta=1 --config.seed=1" in model["command"]
+  summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+  first = summary["table"][0]
+  assert first["seeds"] == 2 and first["mig"]["mean"] == pytest.approx(0.2)
+  assert first["mig"]["std"] == pytest.approx(0.1)                      # population std of .1, .3
+  assert summary["table"][1]["seeds"] == 1
+  assert "| 1 | 2 | 0.200 +- 0.100 |" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_zoo_bad_input_is_one_line(tmp_path, capsys):
+  for argv in (["--betas=a"], ["--seeds=-1"], ["--num_steps=0"]):
+    with pytest.raises(SystemExit) as error:
+      beta_vae_zoo._parse([f"--workdir={tmp_path}", *argv])
+    assert error.value.code == 2
+    assert capsys.readouterr().err.startswith("[jaxdisent] error: ")
