@@ -6,6 +6,7 @@ numbers, so every consumer gets its own constant here; a new data source or loss
 """
 
 import jax
+import jax.numpy as jnp
 
 GROUND_TRUTH_DATA = 1     # factor sampling of ground-truth image sources (procedural, TFDS)
 LOSS = 2                  # the per-step key handed to Method.loss (reparameterisation noise ...)
@@ -17,6 +18,17 @@ ORACLE = 9                # simulated relation-oracle noise
 
 ALL = {name: value for name, value in globals().items() if name.isupper() and name != "ALL"}
 assert len(set(ALL.values())) == len(ALL), "two PRNG streams share a value"
+
+
+def example_indices(start, size: int, dtype=None) -> jax.Array:
+  """Global indices [start, start + size) of one batch slice; ``start`` may be traced.
+
+  Batch functions take ``start`` as a traced argument, so the devices' slices of one global batch
+  (starts 0, B/n, 2B/n, ...) share one compiled program instead of compiling one each. Same
+  values and dtype as ``jnp.arange(start, start + size)``.
+  """
+  index = start + jnp.arange(size)
+  return index if dtype is None else index.astype(dtype)
 
 
 def per_example_keys(rng: jax.Array, indices: jax.Array) -> jax.Array:

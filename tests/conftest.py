@@ -9,12 +9,9 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_force_host_platform_device_count=4")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-# No shared persistent compilation cache (JAX_ENABLE_COMPILATION_CACHE=false, inherited by the
-# subprocesses tests start). Full-suite runs with one cache shared by all processes lost xdist
-# workers inside XLA:CPU (compiling, (de)serialising); the cause turned out to be the memory-map
-# limit (_release_compiled_programs below), not the cache. Each test process (pytest, or one xdist
-# worker) gets a cache of its own below instead: a fresh temporary directory, so the suite still
-# starts cold and no two processes ever share a cache directory.
+# Subprocesses that tests start (the multi-process and CLI tests) compile without a persistent
+# cache (JAX_ENABLE_COMPILATION_CACHE=false is inherited): they must behave like a user's fresh
+# process. The test processes themselves share one cache, below.
 os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
 os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
 # LLVM at -O0 (XLA's backend optimisation level 0): about a third less compile time for these tiny
@@ -32,18 +29,33 @@ from absl import logging  # noqa: E402
 
 logging.set_verbosity(logging.WARNING)
 jax.config.update("jax_enable_compilation_cache", False)
-# The process-private cache: tests that build the same step (the engine contract's resume, layout
-# and pmap comparisons train one config several times, each time through a new method object, so
-# JAX's in-memory caches miss) compile it once per worker. Measured side by side on the loaded
-# 2-core machine: two resume tests 159 s -> 98 s. JAXDISENT_TEST_COMPILATION_CACHE=0 turns it off.
+# One compilation cache for this test run, shared by its processes (pytest, or xdist's controller
+# and its workers): tests that build the same step (the engine contract's resume, layout and pmap
+# comparisons train one config several times, each time through a new method object, so JAX's
+# in-memory caches miss; test files on the two workers train the same tiny configs) compile it
+# once. The suite still starts cold: the first process of the run makes a fresh temporary
+# directory (the workers inherit its path through the environment, as execnet starts them after
+# this module is imported) and removes it at exit. Setting a maximum size turns on JAX's file lock
+# around every read and write of the cache (jax/_src/lru_cache.py, needs ``filelock``), so two
+# workers never see a half-written entry. An earlier loss of xdist workers inside XLA:CPU was the
+# memory-map limit (_release_compiled_programs below), not the cache.
+# JAXDISENT_TEST_COMPILATION_CACHE=0 turns the cache off.
 if os.environ.get("JAXDISENT_TEST_COMPILATION_CACHE", "1") != "0":
-  _CACHE_DIR = tempfile.mkdtemp(prefix="jaxdisent-test-cache-")
-  atexit.register(shutil.rmtree, _CACHE_DIR, ignore_errors=True)
+  _CACHE_DIR = os.environ.get("JAXDISENT_TEST_CACHE_DIR", "")
+  if not _CACHE_DIR or not os.path.isdir(_CACHE_DIR):
+    _CACHE_DIR = tempfile.mkdtemp(prefix="jaxdisent-test-cache-")
+    os.environ["JAXDISENT_TEST_CACHE_DIR"] = _CACHE_DIR
+    atexit.register(shutil.rmtree, _CACHE_DIR, ignore_errors=True)
+  try:
+    import filelock  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+    jax.config.update("jax_compilation_cache_max_size", 16 << 30)   # enables the file lock
+  except ImportError:   # a private cache per process then (pyproject's test extra has filelock)
+    _CACHE_DIR = tempfile.mkdtemp(prefix="jaxdisent-test-cache-")
+    atexit.register(shutil.rmtree, _CACHE_DIR, ignore_errors=True)
   jax.config.update("jax_enable_compilation_cache", True)
   jax.config.update("jax_compilation_cache_dir", _CACHE_DIR)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
 
 
 def _float64_convolutions_at_llvm_o1():

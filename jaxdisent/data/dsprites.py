@@ -137,7 +137,7 @@ def _images_from_factors(factors_NxK: jax.Array) -> jax.Array:
   return images[..., None]
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 3, 4))
+@functools.partial(jax.jit, static_argnums=(0, 1, 4))   # start is traced (rng.example_indices)
 def _batch_jit(data, seed, step, start, size):
   return GroundTruthData.batch(data, seed, step, start, size)
 

@@ -85,14 +85,14 @@ class GraphSource(abc.ABC):
 
   def batch_indices(self, seed: int, step, start: int, size: int) -> jax.Array:
     keys = per_example_keys(step_key(seed, step, salt=rng_streams.GRAPH_DATA),
-                            jnp.arange(start, start + size))
+                            rng_streams.example_indices(start, size))
     return jax.vmap(lambda k: jax.random.randint(k, (), 0, self.pool_size))(keys).astype(jnp.int32)
 
   def batch(self, seed: int, step, start: int, size: int) -> dict:
     """{'image', 'values', 'pool_index', 'index' (global example index)} of one batch slice."""
     pool_index = self.batch_indices(seed, step, start, size)
     return {"image": self.pool_images(pool_index), "values": self.pool_values(pool_index),
-            "pool_index": pool_index, "index": jnp.arange(start, start + size, dtype=jnp.int32)}
+            "pool_index": pool_index, "index": rng_streams.example_indices(start, size, jnp.int32)}
 
 
 def check_adjacency(weights_AxA, names) -> np.ndarray:

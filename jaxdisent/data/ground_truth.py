@@ -110,7 +110,7 @@ class GroundTruthData(abc.ABC):
     Each example's factors depend only on (seed, step, its global index), so any split of the
     global batch over processes or devices sees the same examples.
     """
-    keys = per_example_keys(step_key(seed, step, salt=rng_streams.GROUND_TRUTH_DATA), jnp.arange(start, start + size))
+    keys = per_example_keys(step_key(seed, step, salt=rng_streams.GROUND_TRUTH_DATA), rng_streams.example_indices(start, size))
     one = lambda k: self.sample_factors(k, 1)[0]
     return jax.vmap(one)(keys)
 
@@ -120,7 +120,7 @@ class GroundTruthData(abc.ABC):
     return {
         "image": self.images_from_factors(factors),
         "factors": factors,
-        "index": jnp.arange(start, start + size, dtype=jnp.int32),
+        "index": rng_streams.example_indices(start, size, jnp.int32),
     }
 
 

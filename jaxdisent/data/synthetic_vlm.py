@@ -120,9 +120,9 @@ def mixture_is_image(index, image_fraction: float, xp=np):
   return xp.ceil((index + 1) * p) > xp.ceil(index * p)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 3, 4))
+@functools.partial(jax.jit, static_argnums=(0, 1, 4))   # start is traced (rng.example_indices)
 def _synthetic_batch(data: SyntheticVLM, seed, step, start, size):
-  index = jnp.arange(start, start + size)
+  index = rng_streams.example_indices(start, size)
   paired = float(data.image_fraction) == 0.5
   keys = per_example_keys(step_key(seed, step, salt=rng_streams.SYNTHETIC_VLM),
                           index // 2 if paired else index)

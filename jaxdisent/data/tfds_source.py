@@ -184,10 +184,10 @@ class TFDSGroundTruth(GroundTruthData):
     return jnp.asarray(self._record_factors[records], dtype=jnp.int32)
 
   def batch(self, seed, step, start, size):
-    keys = per_example_keys(step_key(seed, step, salt=rng_streams.GROUND_TRUTH_DATA), jnp.arange(start, start + size))
+    keys = per_example_keys(step_key(seed, step, salt=rng_streams.GROUND_TRUTH_DATA), rng_streams.example_indices(start, size))
     records = np.asarray(jax.vmap(lambda k: jax.random.randint(k, (), 0, self.num_records))(keys))
     return {
         "image": self._images(records),
         "factors": jnp.asarray(self._record_factors[records], dtype=jnp.int32),
-        "index": jnp.arange(start, start + size, dtype=jnp.int32),
+        "index": rng_streams.example_indices(start, size, jnp.int32),
     }
