@@ -100,24 +100,31 @@ def _row(record, step, seconds=None):
 
 def _evaluate_untrained(args, directory):
   """The control: the model at initialisation, scored by the same evaluators (eval/step_0.json)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  from jaxdisent.evals import read_record, run_evaluations  # pylint: disable=g-import-not-at-top
-  from jaxdisent.methods import make_method  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train.lock import workdir_lock  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train.state import TrainState  # pylint: disable=g-import-not-at-top
-  if read_record(directory, 0) is None:
-    config = _config(args, args.steps[0])
-    method = make_method(config)
-    params, model_state = method.init(jax.random.key(config.seed))
-    state = TrainState.create(params, method.optimizer().init(params), model_state)
-    os.makedirs(directory, exist_ok=True)
-    with workdir_lock(directory, "evaluating the untrained control"):
-      run_evaluations(method, state, 0, directory, config, training=False,
-                      only=["reconstruction", "disentanglement"], log=_log)
-  return _row(read_record(directory, 0), 0)
+  from jaxdisent.runs import evaluate_untrained  # pylint: disable=g-import-not-at-top
+  record = evaluate_untrained(_config(args, args.steps[0]), directory,
+                              only=["reconstruction", "disentanglement"], log=_log)
+  return _row(record, 0)
 
 
 def run(args):
+  """Train and evaluate every target not yet done; holds WORKDIR's lock the whole time, so a
+  second curve command on the same workdir is refused at once (one line naming the holder)."""
+  from jaxdisent.train.lock import WorkdirBusyError, workdir_lock  # pylint: disable=g-import-not-at-top
+  try:
+    with workdir_lock(args.workdir, "beta_vae_curve"):
+      return _run_locked(args)
+  except WorkdirBusyError as error:
+    _error(str(error))
+
+
+def _write_atomically(path, text):
+  """Readers (a concurrent --collect_only, git) never see a half-written file."""
+  with open(path + ".tmp", "w") as f:
+    f.write(text)
+  os.replace(path + ".tmp", path)
+
+
+def _run_locked(args):
   from jaxdisent.evals import read_record  # pylint: disable=g-import-not-at-top
   from jaxdisent.runs import evaluate_workdir, fit  # pylint: disable=g-import-not-at-top
   run_dir = os.path.join(args.workdir, "run")
@@ -132,9 +139,7 @@ def run(args):
              "the same command again to go on")
         return 3
       timing[str(target)] = timing.get(str(target), 0.0) + round(time.time() - start, 1)
-      with open(timing_path + ".tmp", "w") as f:
-        json.dump(timing, f)
-      os.replace(timing_path + ".tmp", timing_path)
+      _write_atomically(timing_path, json.dumps(timing))
       _log(f"[jaxdisent] curve: trained to step {target}; evaluating at the reference sizes ...")
       evaluate_workdir(run_dir, step=target, only=["disentanglement"], log=_log)
     if index == 0:
@@ -163,8 +168,8 @@ def collect(args):
              "batch_size": 64, "num_train": args.num_train, "num_eval": args.num_eval,
              "config": "configs/beta_vae_dsprites.py"}
   os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-  with open(args.out + ".json", "w") as f:
-    json.dump({"setting": setting, "published_ranges": PUBLISHED, "rows": rows}, f, indent=2)
+  _write_atomically(args.out + ".json", json.dumps(
+      {"setting": setting, "published_ranges": PUBLISHED, "rows": rows}, indent=2))
   lines = [f"beta-VAE on procedural dSprites, beta {args.beta:g}, lr {args.learning_rate:g}, "
            f"batch 64, seed {args.seed}; metrics at {args.num_train:,} / {args.num_eval:,} points"
            + (" (disentanglement_lib's sizes)" if (args.num_train, args.num_eval) == (10_000, 5_000)
@@ -182,8 +187,7 @@ def collect(args):
   lines += ["", "Published (Locatello et al. 2019, beta-VAE on dSprites, 300k steps, our reading "
             "of the violin plots): " + ", ".join(f"{k} {lo}-{hi}" for k, (lo, hi) in
                                                    PUBLISHED.items()) + "."]
-  with open(args.out + ".md", "w") as f:
-    f.write("\n".join(lines) + "\n")
+  _write_atomically(args.out + ".md", "\n".join(lines) + "\n")
   _plot(rows, args.out + ".png")
   _log(f"[jaxdisent] wrote {args.out}.json, .md, .png ({len(rows)} rows)")
   return rows

@@ -178,6 +178,22 @@ def _template(method, seed):
   return TrainState.create(params, method.optimizer().init(params), model_state)
 
 
+def evaluate_untrained(config, workdir: str, *, only=None, log=None) -> dict:
+  """The untrained control: the model at initialisation (seed ``config.seed``), scored by the
+  evaluators ``only`` (default: the config's), written as WORKDIR/eval/step_0.json under the
+  workdir's lock; returns the record. A record already there is returned as is (resumable)."""
+  record = read_record(workdir, 0)
+  if record is not None:
+    return record
+  log = log or (lambda *a: print(*a, file=sys.stderr, flush=True))
+  method = make_method(config)
+  os.makedirs(workdir, exist_ok=True)
+  with workdir_lock(workdir, "evaluating the untrained control"):
+    run_evaluations(method, _template(method, config.seed), 0, workdir, config, training=False,
+                    only=None if only is None else list(only), log=log)
+  return read_record(workdir, 0)
+
+
 def evaluate_workdir(workdir: str, *, step: int | None = None, only=None, overrides=(),
                      log=None) -> dict:
   """Run the workdir's evaluators on its latest (or given) checkpoint; returns {name: scalars}."""

@@ -85,19 +85,8 @@ def summarize(rows, variants):
 def _evaluate_untrained(config, workdir, log, evaluators=("gem_disentanglement",)):
   """The control row: the model at initialisation (its DisGraph is exactly the prior), scored by
   the same evaluators; written as WORKDIR/eval/step_0.json."""
-  import jax  # pylint: disable=g-import-not-at-top
-  from jaxdisent.evals import read_record, run_evaluations  # pylint: disable=g-import-not-at-top
-  from jaxdisent.methods import make_method  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train.lock import workdir_lock  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train.state import TrainState  # pylint: disable=g-import-not-at-top
-  method = make_method(config)
-  params, model_state = method.init(jax.random.key(config.seed))
-  state = TrainState.create(params, method.optimizer().init(params), model_state)
-  os.makedirs(workdir, exist_ok=True)
-  with workdir_lock(workdir, "evaluating the untrained control"):
-    run_evaluations(method, state, 0, workdir, config, training=False,
-                    only=["graph_recovery", *evaluators], log=log)
-  return read_record(workdir, 0)
+  from jaxdisent.runs import evaluate_untrained  # pylint: disable=g-import-not-at-top
+  return evaluate_untrained(config, workdir, only=["graph_recovery", *evaluators], log=log)
 
 
 def oracle_sweep(base_config, accuracies, seeds):
@@ -201,7 +190,7 @@ def main(argv) -> int:
         config = load_config_from_args(flags["config"], [*overrides, ("seed", str(seed))])
         workdir = os.path.join(root, name)
         log(f"[ablation] {variant} seed {seed} -> {workdir}")
-        record = read_record(workdir, 0) or _evaluate_untrained(config, workdir, log, evaluators)
+        record = _evaluate_untrained(config, workdir, log, evaluators)   # reuses step_0.json
         flat = {}
         for scores in record["evals"].values():
           flat.update({k: v for k, v in scores.items() if k != "seconds"})

@@ -57,6 +57,31 @@ def test_curve_bad_input_is_one_line(tmp_path, capsys, argv, message):
   assert err.startswith("[jaxdisent] error: ") and message in err and err.count("\n") == 1
 
 
+def test_a_second_curve_command_on_a_busy_workdir_is_one_line(tmp_path, capsys):
+  """Two curve commands on one workdir would both train the same run: the second is refused at
+  once with one line naming the holder, before it trains or writes anything."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  work = tmp_path / "curve"
+  holder = subprocess.Popen(
+      [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]); "
+       "from jaxdisent.train.lock import workdir_lock\n"
+       "with workdir_lock(sys.argv[2], 'holding for the test'):\n"
+       "  print('held', flush=True); time.sleep(60)", ROOT, str(work)],
+      stdout=subprocess.PIPE, text=True)
+  try:
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(SystemExit) as exit_info:
+      beta_vae_curve.main([f"--workdir={work}", "--steps=3000", f"--out={tmp_path / 'out'}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("[jaxdisent] error: ")
+    assert str(holder.pid) in err[0] and "holding for the test" in err[0]
+    assert not (work / "run").exists() and not (tmp_path / "out.json").exists()
+  finally:
+    holder.kill()
+    holder.wait()
+
+
 def test_zoo_export_writes_one_file_per_model_and_the_seed_summary(tmp_path):
   work = tmp_path / "zoo"
   args = beta_vae_zoo._parse([f"--workdir={work}", "--betas=1,16", "--seeds=0,1",

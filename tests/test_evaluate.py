@@ -73,3 +73,20 @@ def test_evaluate_errors(tmp_path, capsys):
   assert "--step=abc: expected an integer" in capsys.readouterr().err
   assert evaluate_main(["--workdir=x", "--devices=0"]) == 2
   assert "--devices=0: must be >= 1" in capsys.readouterr().err
+
+
+def test_evaluate_untrained_writes_the_step_0_control_once(tmp_path):
+  """runs.evaluate_untrained (the control row of the GEM ablation and the beta-VAE curve): the
+  model at initialisation scored by the named evaluators, written as eval/step_0.json; a second
+  call returns that record without evaluating again."""
+  from jaxdisent.runs import evaluate_untrained  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path / "untrained")
+  config = tiny_vae_config()
+  record = evaluate_untrained(config, workdir, only=["reconstruction"])
+  assert record["step"] == 0 and set(record["evals"]) == {"reconstruction"}
+  # an untrained Bernoulli decoder predicts ~0.5 everywhere: ~64*64*log(2) nats per image
+  assert 2000 < record["evals"]["reconstruction"]["reconstruction"] < 4000
+  path = os.path.join(workdir, "eval", "step_0.json")
+  before = os.stat(path).st_mtime_ns
+  assert evaluate_untrained(config, workdir, only=["reconstruction"]) == record
+  assert os.stat(path).st_mtime_ns == before
