@@ -37,8 +37,11 @@ jax.config.update("jax_enable_compilation_cache", False)
 # directory (the workers inherit its path through the environment, as execnet starts them after
 # this module is imported) and removes it at exit. Setting a maximum size turns on JAX's file lock
 # around every read and write of the cache (jax/_src/lru_cache.py, needs ``filelock``), so two
-# workers never see a half-written entry. An earlier loss of xdist workers inside XLA:CPU was the
-# memory-map limit (_release_compiled_programs below), not the cache.
+# workers never see a half-written entry. With eviction on, JAX rescans the whole directory on
+# every write (a stat and a read per entry), so only programs that took >= 0.25 s to compile are
+# stored: caching every op-by-op program (~4,400 entries) made that scan quadratic and the suite
+# slower than no sharing. An earlier loss of xdist workers inside XLA:CPU was the memory-map limit
+# (_release_compiled_programs below), not the cache.
 # JAXDISENT_TEST_COMPILATION_CACHE=0 turns the cache off.
 if os.environ.get("JAXDISENT_TEST_COMPILATION_CACHE", "1") != "0":
   _CACHE_DIR = os.environ.get("JAXDISENT_TEST_CACHE_DIR", "")
@@ -54,7 +57,7 @@ if os.environ.get("JAXDISENT_TEST_COMPILATION_CACHE", "1") != "0":
     atexit.register(shutil.rmtree, _CACHE_DIR, ignore_errors=True)
   jax.config.update("jax_enable_compilation_cache", True)
   jax.config.update("jax_compilation_cache_dir", _CACHE_DIR)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.25)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
