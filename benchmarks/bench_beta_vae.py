@@ -64,7 +64,7 @@ def jax_step(images_np, fast_layers: bool):
   return warm(step)
 
 
-def torch_step(images_np, compile_: bool = False):
+def torch_step(images_np, compile_: bool = False, device: str = "cpu"):
   import torch  # pylint: disable=g-import-not-at-top
   from torch import nn  # pylint: disable=g-import-not-at-top
   import torch.nn.functional as F  # pylint: disable=g-import-not-at-top
@@ -78,8 +78,9 @@ def torch_step(images_np, compile_: bool = False):
       nn.Linear(10, 256), nn.ReLU(), nn.Linear(256, 1024), nn.ReLU(), nn.Unflatten(1, (64, 4, 4)),
       nn.ConvTranspose2d(64, 64, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),
       nn.ConvTranspose2d(32, 32, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(32, 1, 4, 2, 1))
+  encoder, decoder = encoder.to(device), decoder.to(device)
   optimizer = torch.optim.Adam(list(encoder.parameters()) + list(decoder.parameters()), lr=1e-4)
-  x = torch.from_numpy(images_np.transpose(0, 3, 1, 2).copy())
+  x = torch.from_numpy(images_np.transpose(0, 3, 1, 2).copy()).to(device)
 
   def loss_fn():
     h = encoder(x)
@@ -97,6 +98,8 @@ def torch_step(images_np, compile_: bool = False):
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
+    if device != "cpu":   # CUDA runs asynchronously: time finished steps, as JAX's side does
+      torch.cuda.synchronize()
 
   return warm(step, 5 if compile_ else 3)
 

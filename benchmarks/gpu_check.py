@@ -17,6 +17,11 @@ Then the BatchTopK SAE step at (sae_dim, sae_dim * sae_expansion, k, batch) on o
                   (TF32 tensor-core peak for float32 matmuls on NVIDIA, whose default precision
                   uses TF32; give --peak_tflops for other devices; none on CPU unless given)
   bf16 vs f32     only where the config has train.compute_dtype (issue 25 part 3); else skipped
+  beta-VAE vs torch  the beta-VAE training step (batch 64) on one device against the same model in
+                  PyTorch eager on the same device (CUDA for --platform=gpu; skipped without torch,
+                  or without a CUDA build of torch on a GPU machine). With --platform=cpu the
+                  4 forced host devices split XLA's CPU threads, so that row understates
+                  jaxdisent on a CPU; benchmarks/bench_beta_vae.py is the CPU comparison
 Exit status 0 when every check passes, 1 when one fails, 2 on bad flags / no device.
 """
 
@@ -304,6 +309,34 @@ def main(argv) -> int:
         f"{steps + 2} steps {loss:.4g} vs {f32_loss:.4g} (bound: 5% relative)")
 
   run("bf16 vs f32", "sae_batchtopk", bf16_row)
+
+  def beta_vae_vs_torch():
+    try:
+      import torch  # pylint: disable=g-import-not-at-top
+    except ImportError:
+      return None, "torch is not installed (pip install -e '.[bench]', or a CUDA build on GPUs)"
+    device = "cuda" if want == "gpu" else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+      return None, f"torch {torch.__version__} has no CUDA device here; install a CUDA build"
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    from bench_beta_vae import jax_step, torch_step  # pylint: disable=g-import-not-at-top
+    from jaxdisent.data import DSprites  # pylint: disable=g-import-not-at-top
+    _, images = DSprites().sample(jax.random.key(0), 64)
+    images = np.asarray(images, dtype=np.float32)
+    ours, theirs = jax_step(images, True), torch_step(images, device=device)
+    best = {"jaxdisent": float("inf"), "torch": float("inf")}
+    for _ in range(3):   # alternating rounds, best of each
+      for name, step in (("jaxdisent", ours), ("torch", theirs)):
+        start = time.perf_counter()
+        for _ in range(steps):
+          step()
+        best[name] = min(best[name], (time.perf_counter() - start) / steps)
+    return True, (f"{1 / best['jaxdisent']:.1f} vs {1 / best['torch']:.1f} steps/s = "
+                  f"{best['torch'] / best['jaxdisent']:.2f}x PyTorch {torch.__version__} eager "
+                  f"on {device}")
+
+  run("beta-VAE vs torch", "beta_vae", beta_vae_vs_torch)
 
   width = max(len(r[3]) for r in rows)
   print("\n| check | method | result | detail | s |\n|---|---|---|---|---|")

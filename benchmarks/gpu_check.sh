@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The accelerator check: each method's sharded step (1 device vs all devices), pmap == shard_map,
-# resume, the BatchTopK SAE step's TFLOP/s against the device's peak, bf16 vs f32 where it exists;
+# resume, the BatchTopK SAE step's TFLOP/s against the device's peak, bf16 vs f32 where it exists,
+# the beta-VAE step against PyTorch eager on the same device (needs torch);
 # prints one table. Exit 0 when every check passes.
 #
 #   benchmarks/gpu_check.sh                    # NVIDIA GPU(s): needs jax[cuda12]
