@@ -83,3 +83,8 @@ def test_jitted_vae_init_is_bitwise_the_eager_init(name):
   eager = vae.init(key, jnp.zeros((1, 64, 64, 1)), jnp.zeros((1, method.latent_dim)))["params"]
   for a, b in zip(jax.tree.leaves(eager), jax.tree.leaves(params), strict=True):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # a second method built from the same config reuses the compiled init (models.jit_init)
+  from jaxdisent.models import jit_init  # pylint: disable=g-import-not-at-top
+  compiled = jit_init._cache_size()  # pylint: disable=protected-access
+  make_method(TINY_CONFIGS[name]()).init(jax.random.key(4))
+  assert jit_init._cache_size() == compiled  # pylint: disable=protected-access

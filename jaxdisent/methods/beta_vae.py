@@ -12,6 +12,7 @@ from jax import lax
 from jaxdisent.data import describe, make_source, per_example_keys
 from jaxdisent.losses import vae as vae_losses
 from jaxdisent.methods.base import Method
+from jaxdisent.models import jit_init
 from jaxdisent.models.vae import VAE
 
 
@@ -38,9 +39,9 @@ class BetaVAEMethod(Method):
   def init(self, rng):
     images = jnp.zeros((1, *self.data.observation_shape), jnp.float32)
     noise = jnp.zeros((1, self.latent_dim), jnp.float32)
-    # jitted: one program instead of ~200 op-by-op compilations (bitwise the same parameters as
-    # the eager init; tests/test_golden_one_step.py pins them)
-    return jax.jit(self.model.init)(rng, images, noise)["params"], {}
+    # one compiled program (models.jit_init); bitwise the eager init's parameters
+    # (tests/test_golden_one_step.py checks it)
+    return jit_init(self.model, rng, images, noise)["params"], {}
 
   def local_batch(self, seed, step, start, size):
     batch = self.data.batch(seed, step, start, size)

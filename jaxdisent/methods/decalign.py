@@ -39,6 +39,7 @@ from jaxdisent.data import make_source
 from jaxdisent.losses import decalign as D
 from jaxdisent.methods.base import Method
 from jaxdisent.metrics import multimodal as MM
+from jaxdisent.models import jit_init
 from jaxdisent.models.decalign import HEAD_INPUTS, DecAlignNet
 
 HETEROGENEITY_STRATEGIES = ("prototype_ot", "moments", "mmd", "contrastive")
@@ -141,7 +142,7 @@ class DecAlignMethod(Method):
     for n, w, length in zip(self.data.names, self.data.widths, self.data.lengths):
       dummy[n] = jnp.zeros((2, length, w))
       dummy[n + "_mask"] = jnp.ones((2, length))
-    params = jax.jit(self.model.init)(rng, *self._split_inputs(dummy))["params"]
+    params = jit_init(self.model, rng, *self._split_inputs(dummy))["params"]
     return params, {}
 
   def local_batch(self, seed, step, start, size):

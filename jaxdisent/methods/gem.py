@@ -67,6 +67,7 @@ from jaxdisent.oracles.relations import greedy_assignment, relations_from_correl
 from jaxdisent.losses import graph as graph_losses
 from jaxdisent.losses import vae as vae_losses
 from jaxdisent.methods.base import Method
+from jaxdisent.models import jit_init
 from jaxdisent.models.gnn import DirectedGNN, ImageDiscriminator
 from jaxdisent.models.vae import VAE
 from jaxdisent.oracles import make_oracle_view
@@ -185,14 +186,13 @@ class GEMMethod(Method):
     prior = np.zeros((d, d), np.float32)
     if self.oracle.relations is not None:
       prior[:a, :a] = self.oracle.relations
-    # the VAE and discriminator inits jitted (one program each instead of ~200 op-by-op
-    # compilations; bitwise the same values as eager). The GNN's stays eager: its jitted init
-    # rounds differently, and the golden one-step values pin the eager one.
-    params = {"vae": jax.jit(self.vae.init)(k_vae, images, jnp.zeros((1, d)))["params"],
+    # the VAE and discriminator inits compiled (models.jit_init; bitwise the eager values). The
+    # GNN's stays eager: its compiled init rounds differently, and the golden values pin the eager one.
+    params = {"vae": jit_init(self.vae, k_vae, images, jnp.zeros((1, d)))["params"],
               "gnn": self.gnn.init(k_gnn, jnp.zeros((1, d)), jnp.zeros((d, d)))["params"],
               "adjacency_delta": jnp.zeros((d, d), jnp.float32)}
     if self.weights["adversarial_weight"] > 0:
-      params["discriminator"] = jax.jit(self.discriminator.init)(k_disc, images)["params"]
+      params["discriminator"] = jit_init(self.discriminator, k_disc, images)["params"]
     moments = {k: jnp.zeros((d, a), jnp.float32) for k in ("n", "sz", "szz", "ss", "sss", "szs")}
     code_moments = {"n": jnp.zeros(()), "sz": jnp.zeros((d,)), "szz": jnp.zeros((d, d))}
     state = {"match": moments, "codes": code_moments, "prior": jnp.asarray(prior),
