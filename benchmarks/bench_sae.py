@@ -84,15 +84,24 @@ def floor(x_np, dim, dict_size, steps):
   return time_steps(lambda _: jax.block_until_ready(encode(x, w, b_enc, b_dec)), steps)
 
 
-def dictionary_learning_trainer(x_np, dim, dict_size, k, steps):
+def dictionary_learning_trainer(x_np, dim, dict_size, k, steps, device="cpu"):
+  """dictionary_learning's BatchTopKTrainer steps/s on `device` ('cpu' or 'cuda'; CUDA work is
+  asynchronous, so the timed loop ends with a synchronisation)."""
   sys.modules.setdefault("nnsight", types.SimpleNamespace(LanguageModel=object))
   import torch  # pylint: disable=g-import-not-at-top
   from dictionary_learning.trainers.batch_top_k import BatchTopKTrainer  # pylint: disable=g-import-not-at-top
   trainer = BatchTopKTrainer(steps=1000, activation_dim=dim, dict_size=dict_size, k=k, layer=0,
-                             lm_name="none", device="cpu", seed=0, warmup_steps=10,
+                             lm_name="none", device=device, seed=0, warmup_steps=10,
                              threshold_start_step=0)
-  x = torch.from_numpy(x_np)
-  return time_steps(lambda i: trainer.update(i, x), steps)
+  x = torch.from_numpy(x_np).to(device)
+  if device == "cpu":
+    return time_steps(lambda i: trainer.update(i, x), steps)
+
+  def step(i):
+    trainer.update(i, x)
+    if i == 1 or i == steps + 1:   # the last warm-up step and the last timed step
+      torch.cuda.synchronize()
+  return time_steps(step, steps)
 
 
 def run_one(side, dim, expansion, k, size, steps, threads=0):

@@ -9,6 +9,13 @@ same model at initialisation (no training step), scored by the same evaluator.
   python benchmarks/beta_vae_curve.py --workdir=runs/beta_curve
       [--steps=3000,10000,30000,100000] [--beta=16] [--learning_rate=1e-4] [--seed=0]
       [--out=docs/results/beta_vae_curve] [--collect_only]
+      [--train_only --export_dir=DIR] [--import_dir=DIR]
+
+Training and evaluation can run on different machines: ``--train_only --export_dir=DIR`` trains
+to every target without evaluating and writes DIR/step_<N>.tar.gz (the step-N checkpoint, its
+manifest, config.json and metrics.jsonl) as soon as each target is reached -- e.g. on a GPU, where
+100k steps take minutes (``benchmarks/gpu_long_runs.sh``); ``--import_dir=DIR`` unpacks those
+archives into WORKDIR/run and evaluates each imported step here (the evaluation is CPU-bound).
 
 Resumable at any point: each segment resumes from the run's latest checkpoint (exact, the engine's
 contract), a target whose evaluation record exists is not evaluated again, and a SIGTERM during
@@ -60,7 +67,16 @@ def _parse(argv):
   parser.add_argument("--checkpoint_every", type=int, default=1000)
   parser.add_argument("--out", default=os.path.join(ROOT, "docs", "results", "beta_vae_curve"))
   parser.add_argument("--collect_only", action="store_true")
+  parser.add_argument("--train_only", action="store_true",
+                      help="train to every target without evaluating; needs --export_dir")
+  parser.add_argument("--export_dir", default="")
+  parser.add_argument("--import_dir", default="")
   args = parser.parse_args(argv)
+  if args.train_only and not args.export_dir:
+    _error("--train_only needs --export_dir=DIR (where each target's checkpoint archive goes)")
+  if args.import_dir and not os.path.isdir(args.import_dir):
+    _error(f"--import_dir={args.import_dir!r} is not a directory; give the folder holding the "
+           "step_<N>.tar.gz archives written by --train_only --export_dir")
   try:
     args.steps = sorted({int(s) for s in args.steps.split(",") if s.strip()})
   except ValueError:
@@ -83,7 +99,65 @@ def _config(args, num_steps):
       ("train.checkpoint_every", str(min(num_steps, args.checkpoint_every))),
       ("train.log_every", "500"), ("train.plots_at_end", "false"),
       ("evals.disentanglement.num_train", str(args.num_train)),
-      ("evals.disentanglement.num_eval", str(args.num_eval))])
+      ("evals.disentanglement.num_eval", str(args.num_eval))]
+      + ([("train.eval_at_end", "false")] if args.train_only else []))
+
+
+def _archive_members(target):
+  return (f"checkpoints/{target}", f"checkpoints/manifests/{target}.json", "config.json",
+          "metrics.jsonl")
+
+
+def _export(run_dir, target, export_dir, seconds):
+  """WORKDIR/run's step-`target` checkpoint (+ manifest, config, metrics) as one archive."""
+  import tarfile  # pylint: disable=g-import-not-at-top
+  os.makedirs(export_dir, exist_ok=True)
+  path = os.path.join(export_dir, f"step_{target}.tar.gz")
+  if not os.path.isdir(os.path.join(run_dir, "checkpoints", str(target))):
+    _error(f"no checkpoint of step {target} in {run_dir}/checkpoints to export")
+  with tarfile.open(path + ".tmp", "w:gz") as tar:
+    for member in _archive_members(target):
+      if os.path.exists(os.path.join(run_dir, member)):
+        tar.add(os.path.join(run_dir, member), arcname=member)
+    info = tarfile.TarInfo("train_seconds.json")
+    payload = json.dumps({str(target): seconds}).encode()
+    info.size = len(payload)
+    import io  # pylint: disable=g-import-not-at-top
+    tar.addfile(info, io.BytesIO(payload))
+  os.replace(path + ".tmp", path)
+  _log(f"[jaxdisent] curve: exported step {target} to {path} "
+       f"({os.path.getsize(path) / 2**20:.1f} MiB)")
+
+
+def _import(args, run_dir, timing):
+  """Unpack every IMPORT_DIR/step_<N>.tar.gz into WORKDIR/run (oldest first, so config.json and
+  metrics.jsonl end as the longest run's); returns the imported steps."""
+  import re  # pylint: disable=g-import-not-at-top
+  import tarfile  # pylint: disable=g-import-not-at-top
+  found = sorted((int(m.group(1)), name) for name in os.listdir(args.import_dir)
+                 if (m := re.fullmatch(r"step_(\d+)\.tar\.gz", name)))
+  if not found:
+    _error(f"--import_dir={args.import_dir!r} holds no step_<N>.tar.gz archive")
+  os.makedirs(run_dir, exist_ok=True)
+  for step, name in found:
+    with tarfile.open(os.path.join(args.import_dir, name), "r:gz") as tar:
+      names = tar.getnames()
+      allowed = set(_archive_members(step)) | {"train_seconds.json"}
+      bad = [n for n in names if not any(n == a or n.startswith(a + "/") for a in allowed)]
+      if bad:
+        _error(f"{name} holds {bad[0]!r}, which no --export_dir archive of step {step} holds; "
+               "refusing to unpack it")
+      seconds = json.load(tar.extractfile("train_seconds.json")) if "train_seconds.json" in names else {}
+      members = [m for m in tar.getmembers() if m.name != "train_seconds.json"]
+      if os.path.isdir(os.path.join(run_dir, "checkpoints", str(step))):
+        members = [m for m in members if not m.name.startswith(f"checkpoints/{step}")]
+      if hasattr(tarfile, "data_filter"):
+        tar.extractall(run_dir, members=members, filter="data")
+      else:   # Pythons before the extraction filters: the member names were checked above
+        tar.extractall(run_dir, members=members)
+    timing.update({k: v for k, v in seconds.items() if k not in timing})
+    _log(f"[jaxdisent] curve: imported step {step} from {name}")
+  return [step for step, _ in found]
 
 
 def _row(record, step, seconds=None):
@@ -130,7 +204,32 @@ def _run_locked(args):
   run_dir = os.path.join(args.workdir, "run")
   timing_path = os.path.join(args.workdir, "train_seconds.json")
   timing = json.load(open(timing_path)) if os.path.exists(timing_path) else {}
+  if args.import_dir:
+    imported = _import(args, run_dir, timing)
+    _write_atomically(timing_path, json.dumps(timing))
+    missing = sorted(set(args.steps) - set(imported))
+    if missing:
+      _log(f"[jaxdisent] curve: --import_dir has no archive of step(s) {missing}; they are "
+           "trained here")
   for index, target in enumerate(args.steps):
+    if args.train_only:
+      if os.path.exists(os.path.join(args.export_dir, f"step_{target}.tar.gz")):
+        continue
+      start = time.time()
+      result = fit(_config(args, target), run_dir)
+      if result.preempted:
+        _log(f"[jaxdisent] stopped at step {result.step} (SIGTERM); the checkpoint is saved: run "
+             "the same command again to go on")
+        return 3
+      timing[str(target)] = timing.get(str(target), 0.0) + round(time.time() - start, 1)
+      _write_atomically(timing_path, json.dumps(timing))
+      _export(run_dir, target, args.export_dir, timing[str(target)])
+      continue
+    if read_record(run_dir, target) is None and os.path.isdir(
+        os.path.join(run_dir, "checkpoints", str(target))) and args.import_dir:
+      _log(f"[jaxdisent] curve: step {target} was trained elsewhere; evaluating at the reference "
+           "sizes ...")
+      evaluate_workdir(run_dir, step=target, only=["disentanglement"], log=_log)
     if read_record(run_dir, target) is None:
       start = time.time()
       result = fit(_config(args, target), run_dir)
@@ -145,6 +244,9 @@ def _run_locked(args):
     if index == 0:
       _evaluate_untrained(args, os.path.join(args.workdir, "untrained"))
     collect(args)
+  if args.train_only:
+    _log(f"[jaxdisent] curve: every target trained and exported to {args.export_dir}; evaluate "
+         f"with --import_dir={args.export_dir}")
   return 0
 
 

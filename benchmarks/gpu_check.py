@@ -22,6 +22,10 @@ Then the BatchTopK SAE step at (sae_dim, sae_dim * sae_expansion, k, batch) on o
                   or without a CUDA build of torch on a GPU machine). With --platform=cpu the
                   4 forced host devices split XLA's CPU threads, so that row understates
                   jaxdisent on a CPU; benchmarks/bench_beta_vae.py is the CPU comparison
+  sae vs dict_learning  the same SAE step (the sae step row's time) against dictionary_learning
+                  0.1.0's BatchTopKTrainer on the same device and batch (skipped unless torch,
+                  einops and dictionary-learning are importable); benchmarks/bench_sae.py is the
+                  CPU comparison with memory
 Exit status 0 when every check passes, 1 when one fails, 2 on bad flags / no device.
 """
 
@@ -337,6 +341,28 @@ def main(argv) -> int:
                   f"on {device}")
 
   run("beta-VAE vs torch", "beta_vae", beta_vae_vs_torch)
+
+  def sae_vs_dictionary_learning():
+    import importlib.util  # pylint: disable=g-import-not-at-top
+    missing = [name for name in ("torch", "einops", "dictionary_learning")
+               if importlib.util.find_spec(name) is None]
+    if missing:
+      return None, (f"{', '.join(missing)} not installed (pip install --no-deps "
+                    "dictionary-learning==0.1.0 einops, and torch)")
+    import torch  # pylint: disable=g-import-not-at-top
+    device = "cuda" if want == "gpu" else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+      return None, f"torch {torch.__version__} has no CUDA device here; install a CUDA build"
+    if "f32" not in speed:
+      return False, "the f32 SAE step failed"
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    from bench_sae import batch as unit_rows, dictionary_learning_trainer  # pylint: disable=g-import-not-at-top
+    theirs = dictionary_learning_trainer(unit_rows(d, b), d, d * e, k, steps, device=device)
+    ours = 1.0 / speed["f32"][0]
+    return True, (f"{ours:.2f} vs {theirs:.2f} steps/s = {ours / theirs:.2f}x dictionary_learning "
+                  f"BatchTopKTrainer (torch {torch.__version__}) on {device}")
+
+  run("sae vs dict_learning", f"d{d} x{e} B{b}", sae_vs_dictionary_learning)
 
   width = max(len(r[3]) for r in rows)
   print("\n| check | method | result | detail | s |\n|---|---|---|---|---|")

@@ -82,6 +82,68 @@ def test_a_second_curve_command_on_a_busy_workdir_is_one_line(tmp_path, capsys):
     holder.wait()
 
 
+@pytest.mark.parametrize("argv,message", [
+    (["--train_only"], "--train_only needs --export_dir"),
+    (["--import_dir=/nonexistent/folder"], "is not a directory"),
+])
+def test_curve_train_elsewhere_bad_input_is_one_line(tmp_path, capsys, argv, message):
+  with pytest.raises(SystemExit) as error:
+    beta_vae_curve._parse([f"--workdir={tmp_path}", *argv])
+  assert error.value.code == 2
+  err = capsys.readouterr().err
+  assert err.startswith("[jaxdisent] error: ") and message in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_curve_trained_on_one_machine_is_restored_bitwise_on_another(tmp_path, capsys):
+  """--train_only --export_dir (the GPU half, benchmarks/gpu_long_runs.sh) writes one archive per
+  target as it is reached and skips targets already exported; --import_dir unpacks them into a
+  new workdir whose checkpoints restore bitwise. An archive holding anything else is refused."""
+  import tarfile  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from jaxdisent.runs import restore_latest  # pylint: disable=g-import-not-at-top
+  export = tmp_path / "export"
+  argv = [f"--workdir={tmp_path / 'gpu'}", "--steps=2,3", "--checkpoint_every=1", "--train_only",
+          f"--export_dir={export}"]
+  assert beta_vae_curve.main(argv) == 0
+  assert sorted(os.listdir(export)) == ["step_2.tar.gz", "step_3.tar.gz"]
+  with tarfile.open(export / "step_3.tar.gz") as tar:
+    names = tar.getnames()
+  assert {"checkpoints/3", "checkpoints/manifests/3.json", "config.json", "metrics.jsonl",
+          "train_seconds.json"} <= set(names)
+  assert not [n for n in names if n.startswith("checkpoints/2")]   # one step per archive
+  assert not (tmp_path / "gpu" / "run" / "eval").exists()           # nothing evaluated there
+  capsys.readouterr()
+  assert beta_vae_curve.main(argv) == 0                              # every target exported:
+  assert "resumed" not in capsys.readouterr().err                    # nothing trains again
+
+  args = beta_vae_curve._parse([f"--workdir={tmp_path / 'cpu'}", "--steps=2,3",
+                                f"--import_dir={export}"])
+  timing = {}
+  assert beta_vae_curve._import(args, str(tmp_path / "cpu" / "run"), timing) == [2, 3]
+  assert set(timing) == {"2", "3"}
+  for step in (2, 3):   # the exporting run keeps both (train.keep_checkpoints is 3)
+    _, _, theirs, _ = restore_latest(str(tmp_path / "gpu" / "run"), step)
+    _, _, ours, got = restore_latest(str(tmp_path / "cpu" / "run"), step)
+    assert got == step
+    for a, b in zip(jax.tree.leaves(theirs), jax.tree.leaves(ours), strict=True):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+  bad = tmp_path / "bad"
+  bad.mkdir()
+  with tarfile.open(bad / "step_5.tar.gz", "w:gz") as tar:
+    tar.add(__file__, arcname="../escape.py")
+  args = beta_vae_curve._parse([f"--workdir={tmp_path / 'other'}", "--steps=5",
+                                f"--import_dir={bad}"])
+  with pytest.raises(SystemExit) as error:
+    beta_vae_curve._import(args, str(tmp_path / "other" / "run"), {})
+  assert error.value.code == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert err[-1].startswith("[jaxdisent] error: ") and "refusing to unpack" in err[-1]
+  assert not (tmp_path / "escape.py").exists()
+
+
 def test_zoo_export_writes_one_file_per_model_and_the_seed_summary(tmp_path):
   work = tmp_path / "zoo"
   args = beta_vae_zoo._parse([f"--workdir={work}", "--betas=1,16", "--seeds=0,1",
