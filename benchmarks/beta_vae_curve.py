@@ -103,58 +103,71 @@ def _config(args, num_steps):
       + ([("train.eval_at_end", "false")] if args.train_only else []))
 
 
-def _archive_members(target):
-  return (f"checkpoints/{target}", f"checkpoints/manifests/{target}.json", "config.json",
+def _archive_members(step):
+  return (f"checkpoints/{step}", f"checkpoints/manifests/{step}.json", "config.json",
           "metrics.jsonl")
 
 
-def _export(run_dir, target, export_dir, seconds):
-  """WORKDIR/run's step-`target` checkpoint (+ manifest, config, metrics) as one archive."""
+def export_checkpoint(run_dir, step, path, seconds=None):
+  """Run `run_dir`'s step-`step` checkpoint (+ its manifest, config.json, metrics.jsonl and the
+  training seconds) as one tar.gz at `path`, written atomically. Also used by beta_vae_zoo.py."""
+  import io  # pylint: disable=g-import-not-at-top
   import tarfile  # pylint: disable=g-import-not-at-top
-  os.makedirs(export_dir, exist_ok=True)
-  path = os.path.join(export_dir, f"step_{target}.tar.gz")
-  if not os.path.isdir(os.path.join(run_dir, "checkpoints", str(target))):
-    _error(f"no checkpoint of step {target} in {run_dir}/checkpoints to export")
+  if not os.path.isdir(os.path.join(run_dir, "checkpoints", str(step))):
+    _error(f"no checkpoint of step {step} in {run_dir}/checkpoints to export")
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   with tarfile.open(path + ".tmp", "w:gz") as tar:
-    for member in _archive_members(target):
+    for member in _archive_members(step):
       if os.path.exists(os.path.join(run_dir, member)):
         tar.add(os.path.join(run_dir, member), arcname=member)
+    payload = json.dumps({str(step): seconds} if seconds is not None else {}).encode()
     info = tarfile.TarInfo("train_seconds.json")
-    payload = json.dumps({str(target): seconds}).encode()
     info.size = len(payload)
-    import io  # pylint: disable=g-import-not-at-top
     tar.addfile(info, io.BytesIO(payload))
   os.replace(path + ".tmp", path)
-  _log(f"[jaxdisent] curve: exported step {target} to {path} "
+  _log(f"[jaxdisent] exported step {step} of {run_dir} to {path} "
        f"({os.path.getsize(path) / 2**20:.1f} MiB)")
+
+
+def import_checkpoint(path, run_dir, step):
+  """Unpack an :func:`export_checkpoint` archive of step `step` into `run_dir` (a checkpoint of
+  that step already there is kept); returns its training seconds ({str(step): s} or {}). An
+  archive holding any other member is refused with one line, before anything is written."""
+  import tarfile  # pylint: disable=g-import-not-at-top
+  name = os.path.basename(path)
+  with tarfile.open(path, "r:gz") as tar:
+    names = tar.getnames()
+    allowed = set(_archive_members(step)) | {"train_seconds.json"}
+    bad = [n for n in names if not any(n == a or n.startswith(a + "/") for a in allowed)]
+    if bad:
+      _error(f"{name} holds {bad[0]!r}, which no exported archive of step {step} holds; "
+             "refusing to unpack it")
+    seconds = json.load(tar.extractfile("train_seconds.json")) if "train_seconds.json" in names else {}
+    members = [m for m in tar.getmembers() if m.name != "train_seconds.json"]
+    if os.path.isdir(os.path.join(run_dir, "checkpoints", str(step))):
+      members = [m for m in members if not m.name.startswith(f"checkpoints/{step}")]
+    os.makedirs(run_dir, exist_ok=True)
+    if hasattr(tarfile, "data_filter"):
+      tar.extractall(run_dir, members=members, filter="data")
+    else:   # Pythons before the extraction filters: the member names were checked above
+      tar.extractall(run_dir, members=members)
+  return seconds
+
+
+def _export(run_dir, target, export_dir, seconds):
+  export_checkpoint(run_dir, target, os.path.join(export_dir, f"step_{target}.tar.gz"), seconds)
 
 
 def _import(args, run_dir, timing):
   """Unpack every IMPORT_DIR/step_<N>.tar.gz into WORKDIR/run (oldest first, so config.json and
   metrics.jsonl end as the longest run's); returns the imported steps."""
   import re  # pylint: disable=g-import-not-at-top
-  import tarfile  # pylint: disable=g-import-not-at-top
   found = sorted((int(m.group(1)), name) for name in os.listdir(args.import_dir)
                  if (m := re.fullmatch(r"step_(\d+)\.tar\.gz", name)))
   if not found:
     _error(f"--import_dir={args.import_dir!r} holds no step_<N>.tar.gz archive")
-  os.makedirs(run_dir, exist_ok=True)
   for step, name in found:
-    with tarfile.open(os.path.join(args.import_dir, name), "r:gz") as tar:
-      names = tar.getnames()
-      allowed = set(_archive_members(step)) | {"train_seconds.json"}
-      bad = [n for n in names if not any(n == a or n.startswith(a + "/") for a in allowed)]
-      if bad:
-        _error(f"{name} holds {bad[0]!r}, which no --export_dir archive of step {step} holds; "
-               "refusing to unpack it")
-      seconds = json.load(tar.extractfile("train_seconds.json")) if "train_seconds.json" in names else {}
-      members = [m for m in tar.getmembers() if m.name != "train_seconds.json"]
-      if os.path.isdir(os.path.join(run_dir, "checkpoints", str(step))):
-        members = [m for m in members if not m.name.startswith(f"checkpoints/{step}")]
-      if hasattr(tarfile, "data_filter"):
-        tar.extractall(run_dir, members=members, filter="data")
-      else:   # Pythons before the extraction filters: the member names were checked above
-        tar.extractall(run_dir, members=members)
+    seconds = import_checkpoint(os.path.join(args.import_dir, name), run_dir, step)
     timing.update({k: v for k, v in seconds.items() if k not in timing})
     _log(f"[jaxdisent] curve: imported step {step} from {name}")
   return [step for step, _ in found]

@@ -7,12 +7,19 @@ and evaluates every cell with the ``disentanglement`` evaluator at disentangleme
 
   python benchmarks/beta_vae_zoo.py --workdir=runs/zoo [--betas=1,4,16] [--seeds=0,1]
       [--num_steps=3000] [--learning_rate=1e-4] [--out=docs/results/zoo] [--export_only]
+      [--train_only --export_dir=DIR [--vmap_cells]] [--import_dir=DIR]
 
 OUT/beta<b>_seed<s>.json holds the evaluation record, the model's full config and the command
 that reproduces it; OUT/summary.md and summary.json the mean +- std over seeds per beta, beside
 Locatello et al.'s ranges. The weights are not committed (7.4 MB per checkpoint with Adam's state):
 the command in each file retrains the model from scratch (the engine's training is deterministic
 on a given machine and software stack). ``--export_only`` writes OUT from what has finished.
+
+Training and evaluation can run on different machines, as for the learning curve:
+``--train_only --export_dir=DIR`` trains every cell without evaluating (e.g. on a GPU, with
+``--vmap_cells`` to train the seeds of a beta as one program) and writes DIR/beta<b>_seed<s>.tar.gz
+(the final checkpoint, config and log, ~7.4 MiB each); ``--import_dir=DIR`` unpacks those into
+WORKDIR and then evaluates every cell here.
 """
 
 from __future__ import annotations
@@ -43,7 +50,16 @@ def _parse(argv):
   parser.add_argument("--learning_rate", type=float, default=1e-4)
   parser.add_argument("--out", default=os.path.join(ROOT, "docs", "results", "zoo"))
   parser.add_argument("--export_only", action="store_true")
+  parser.add_argument("--train_only", action="store_true")
+  parser.add_argument("--export_dir", default="")
+  parser.add_argument("--import_dir", default="")
+  parser.add_argument("--vmap_cells", action="store_true")
   args = parser.parse_args(argv)
+  if args.train_only and not args.export_dir:
+    _error("--train_only needs --export_dir=DIR (where each model's checkpoint archive goes)")
+  if args.import_dir and not os.path.isdir(args.import_dir):
+    _error(f"--import_dir={args.import_dir!r} is not a directory; give the folder holding the "
+           "beta<b>_seed<s>.tar.gz archives written by --train_only --export_dir")
   try:
     args.betas = [str(float(b)).rstrip("0").rstrip(".") for b in args.betas.split(",") if b.strip()]
     args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -62,6 +78,8 @@ def _cells(args):
   base = [("optimizer.learning_rate", str(args.learning_rate)),
           ("train.num_steps", str(args.num_steps)),
           ("train.checkpoint_every", str(min(args.num_steps, 1000)))]
+  if args.train_only:
+    base.append(("train.eval_at_end", "false"))
   for beta in args.betas:
     for seed in args.seeds:
       yield beta, seed, f"beta={beta}_seed{seed}", [*base, ("loss.beta", beta), ("seed", str(seed))]
@@ -135,17 +153,39 @@ def export(args):
   return rows
 
 
+def _archive(directory, beta, seed):
+  return os.path.join(directory, f"beta{beta}_seed{seed}.tar.gz")   # names a device's $OUT keeps
+
+
 def main(argv=None):
   args = _parse(argv)
+  from beta_vae_curve import export_checkpoint, import_checkpoint  # pylint: disable=g-import-not-at-top
+  if args.import_dir:
+    for beta, seed, name, _ in _cells(args):
+      path = _archive(args.import_dir, beta, seed)
+      if not os.path.exists(path):
+        print(f"[jaxdisent] zoo: no {os.path.basename(path)} in --import_dir; {name} trains here",
+              file=sys.stderr)
+        continue
+      import_checkpoint(path, os.path.join(args.workdir, name), args.num_steps)
+      print(f"[jaxdisent] zoo: imported {name} from {os.path.basename(path)}", file=sys.stderr)
   if not args.export_only:
     from jaxdisent.runs import run_cells  # pylint: disable=g-import-not-at-top
     from jaxdisent.usage import UsageError  # pylint: disable=g-import-not-at-top
     try:
       run_cells(os.path.join(ROOT, CONFIG), args.workdir,
                 [(name, overrides) for _, _, name, overrides in _cells(args)],
-                evaluate=True, only=["disentanglement"])
+                evaluate=not args.train_only, only=["disentanglement"],
+                vmap_cells=args.vmap_cells)
     except UsageError as error:
       _error(str(error))
+  if args.train_only:
+    for beta, seed, name, _ in _cells(args):
+      export_checkpoint(os.path.join(args.workdir, name), args.num_steps,
+                        _archive(args.export_dir, beta, seed))
+    print(f"[jaxdisent] zoo: every model trained and exported to {args.export_dir}; evaluate "
+          f"with --import_dir={args.export_dir}", file=sys.stderr)
+    return 0
   export(args)
   return 0
 

@@ -22,6 +22,26 @@ os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
 if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] += " --xla_backend_optimization_level=0"
 
+# Two XLA:CPU compiler choices that cut compile time for these tiny programs (which compile for
+# far longer than they run): the classic loop emitters instead of the newer MLIR fusion emitters,
+# and the whole-program runtime instead of the thunk runtime. Measured on 2 cores,
+# `python -m pytest -m "not slow" tests -p no:cacheprovider`: 3 min 58 s with XLA's defaults,
+# 3 min 0 s with the classic emitters, 2 min 36 s with both (worker CPU 7 min 0 s -> 4 min 25 s);
+# the thunk-runtime switch alone changes nothing (4 min 5 s). Like the -O0 above, every equality the
+# tests assert is between runs compiled the same way, and the golden values are float64 with
+# derived tolerances -- with one exception: with the classic emitters a pmap program and the
+# shard_map program of the same step (and a map-grouped step and the step alone) differ in the
+# last bits (max relative difference 6e-7), so the tests that compare two program forms bitwise
+# are marked ``xla_default_emitters`` and compile with XLA's default emitters (the compile-options
+# wrapper below). JAXDISENT_TEST_XLA_DEFAULTS=1 keeps XLA's choices everywhere.
+_FAST_COMPILE_FLAGS = ("--xla_cpu_use_fusion_emitters=false", "--xla_cpu_use_thunk_runtime=false")
+if os.environ.get("JAXDISENT_TEST_XLA_DEFAULTS", "0") != "1":
+  for _flag in _FAST_COMPILE_FLAGS:
+    if _flag.split("=")[0] not in os.environ["XLA_FLAGS"]:
+      os.environ["XLA_FLAGS"] += " " + _flag
+# Set by the autouse fixture below while a test marked xla_default_emitters runs.
+_DEFAULT_EMITTERS = [False]
+
 import pytest  # noqa: E402
 
 import jax  # noqa: E402
@@ -61,18 +81,23 @@ if os.environ.get("JAXDISENT_TEST_COMPILATION_CACHE", "1") != "0":
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-def _float64_convolutions_at_llvm_o1():
-  """Compile programs that hold float64 convolutions at LLVM -O1, every other at -O0 (above).
+def _adjust_compile_options():
+  """Per-program compile options the flags above cannot give.
 
-  XLA:CPU runs float32 convolutions in its precompiled kernels, so -O0 only saves compile time
-  for them; float64 convolutions have no such kernel and are emitted as loops, which at -O0 run
-  about 9x slower. Measured on 2 cores: the engine contract's float64 one-vs-four-devices test of
-  the beta-VAE 22.9 s at -O0 vs 7.8 s at -O1, the two float64 beta-VAE model-axis tests 143 s vs
-  64 s; programs without convolutions (DecAlign, the SAE) compile longer at -O1 and gain nothing,
-  so they stay at -O0. Tests compare runs compiled the same way, so no equality depends on the
-  level. JAX has no public per-program switch for it: this wraps the one function jit and pmap
-  build their compile options with, and leaves it alone if a JAX release renames it (the suite is
-  then only slower).
+  * Programs that hold float64 convolutions compile at LLVM -O1, every other at -O0 (above).
+    XLA:CPU runs float32 convolutions in its precompiled kernels, so -O0 only saves compile time
+    for them; float64 convolutions have no such kernel and are emitted as loops, which at -O0 run
+    about 9x slower. Measured on 2 cores: the engine contract's float64 one-vs-four-devices test of
+    the beta-VAE 22.9 s at -O0 vs 7.8 s at -O1, the two float64 beta-VAE model-axis tests 143 s vs
+    64 s; programs without convolutions (DecAlign, the SAE) compile longer at -O1 and gain nothing,
+    so they stay at -O0.
+  * While a test marked ``xla_default_emitters`` runs, programs compile with XLA's default fusion
+    emitters (an env-option override of this one compilation).
+
+  Tests compare runs compiled the same way, so no equality depends on either. JAX has no public
+  per-program switch for them: this wraps the one function jit and pmap build their compile
+  options with, and leaves it alone if a JAX release renames it (the suite is then only slower,
+  and the marked tests fall back to the process's flags).
   """
   try:
     from jax._src import config as jax_config  # pylint: disable=g-import-not-at-top
@@ -81,12 +106,18 @@ def _float64_convolutions_at_llvm_o1():
     jax_config.enable_x64.value  # pylint: disable=pointless-statement
   except (ImportError, AttributeError):
     return
+  float64_at_o1 = "xla_backend_optimization_level=0" in os.environ["XLA_FLAGS"]
+  classic_emitters = "xla_cpu_use_fusion_emitters=false" in os.environ["XLA_FLAGS"]
 
   def create_compile_options(computation, *args, **kwargs):
     options = original(computation, *args, **kwargs)
     try:
-      if jax_config.enable_x64.value and "stablehlo.convolution" in str(computation):
+      if (float64_at_o1 and jax_config.enable_x64.value
+          and "stablehlo.convolution" in str(computation)):
         options.executable_build_options.debug_options.xla_backend_optimization_level = 1
+      if classic_emitters and _DEFAULT_EMITTERS[0]:
+        options.env_option_overrides = (list(options.env_option_overrides)
+                                        + [("xla_cpu_use_fusion_emitters", True)])
     except Exception:  # pylint: disable=broad-except
       pass   # the optimisation is optional; never fail a compilation over it
     return options
@@ -94,8 +125,7 @@ def _float64_convolutions_at_llvm_o1():
   pxla.create_compile_options = create_compile_options
 
 
-if "xla_backend_optimization_level=0" in os.environ["XLA_FLAGS"]:
-  _float64_convolutions_at_llvm_o1()
+_adjust_compile_options()
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -160,6 +190,14 @@ TINY_CONFIGS = {
     "decalign": lambda **o: tiny_decalign_config(**o),
     "gem": lambda **o: tiny_gem_config(**o),
 }
+
+
+@pytest.fixture(autouse=True)
+def _xla_default_emitters(request):
+  """Tests marked ``xla_default_emitters`` compile with XLA's default fusion emitters."""
+  _DEFAULT_EMITTERS[0] = request.node.get_closest_marker("xla_default_emitters") is not None
+  yield
+  _DEFAULT_EMITTERS[0] = False
 
 
 @pytest.fixture(autouse=True)

@@ -176,3 +176,36 @@ def test_zoo_bad_input_is_one_line(tmp_path, capsys):
       beta_vae_zoo._parse([f"--workdir={tmp_path}", *argv])
     assert error.value.code == 2
     assert capsys.readouterr().err.startswith("[jaxdisent] error: ")
+
+
+def test_zoo_train_elsewhere_bad_input_is_one_line(tmp_path, capsys):
+  for argv, message in ((["--train_only"], "--train_only needs --export_dir"),
+                        (["--import_dir=/nonexistent/folder"], "is not a directory")):
+    with pytest.raises(SystemExit) as error:
+      beta_vae_zoo._parse([f"--workdir={tmp_path}", *argv])
+    assert error.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("[jaxdisent] error: ") and message in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_zoo_trained_on_one_machine_is_imported_on_another(tmp_path):
+  """--train_only --export_dir writes one archive per model, named as a device's $OUT keeps them
+  (letters, digits, '.', '_', '-'); --import_dir unpacks it into the cell's folder, where the
+  final checkpoint restores bitwise (the evaluation then runs here, as for any finished cell)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from jaxdisent.runs import restore_latest  # pylint: disable=g-import-not-at-top
+  export = tmp_path / "export"
+  assert beta_vae_zoo.main([f"--workdir={tmp_path / 'gpu'}", "--betas=4", "--seeds=0",
+                            "--num_steps=2", "--train_only", f"--export_dir={export}"]) == 0
+  assert os.listdir(export) == ["beta4_seed0.tar.gz"]
+  assert not (tmp_path / "gpu" / "beta=4_seed0" / "eval").exists()
+  args = [f"--workdir={tmp_path / 'cpu'}", "--betas=4", "--seeds=0", "--num_steps=2",
+          f"--import_dir={export}", "--export_only", f"--out={tmp_path / 'out'}"]
+  assert beta_vae_zoo.main(args) == 0
+  _, _, theirs, _ = restore_latest(str(tmp_path / "gpu" / "beta=4_seed0"))
+  _, _, ours, step = restore_latest(str(tmp_path / "cpu" / "beta=4_seed0"))
+  assert step == 2
+  for a, b in zip(jax.tree.leaves(theirs), jax.tree.leaves(ours), strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -119,6 +119,7 @@ def test_per_example_variants_train_with_finite_loss(tmp_path, name):
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.slow
+@pytest.mark.xla_default_emitters   # bitwise across two program forms (tests/conftest.py)
 def test_pmap_and_shard_map_are_bitwise_equal(tmp_path, name):
   config = TINY_CONFIGS[name](**{"train.num_steps": 2, "train.checkpoint_every": 100, **NO_END})
   sharded = fit(config, str(tmp_path / "s"), quiet=True)

@@ -50,6 +50,7 @@ def _losses(workdir):
 
 
 @pytest.mark.slow
+@pytest.mark.xla_default_emitters   # bitwise across two program forms (tests/conftest.py)
 def test_map_group_is_bitwise_each_cell_alone(tmp_path):
   configs = [tiny_sae_config(**{"seed": s, "train.num_steps": 3, **NO_END}) for s in (0, 2)]
   group = fit_group([(c, str(tmp_path / f"g{c.seed}")) for c in configs], quiet=True, how="map")
