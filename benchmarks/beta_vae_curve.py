@@ -211,9 +211,24 @@ def _write_atomically(path, text):
   os.replace(path + ".tmp", path)
 
 
+def _train_segment(args, target, run_dir, timing, timing_path) -> bool:
+  """Train (resume) the run to `target`, adding the segment's seconds to train_seconds.json;
+  False when a SIGTERM stopped it (its checkpoint is saved)."""
+  from jaxdisent.runs import fit  # pylint: disable=g-import-not-at-top
+  start = time.time()
+  result = fit(_config(args, target), run_dir)
+  if result.preempted:
+    _log(f"[jaxdisent] stopped at step {result.step} (SIGTERM); the checkpoint is saved: run "
+         "the same command again to go on")
+    return False
+  timing[str(target)] = timing.get(str(target), 0.0) + round(time.time() - start, 1)
+  _write_atomically(timing_path, json.dumps(timing))
+  return True
+
+
 def _run_locked(args):
   from jaxdisent.evals import read_record  # pylint: disable=g-import-not-at-top
-  from jaxdisent.runs import evaluate_workdir, fit  # pylint: disable=g-import-not-at-top
+  from jaxdisent.runs import evaluate_workdir  # pylint: disable=g-import-not-at-top
   run_dir = os.path.join(args.workdir, "run")
   timing_path = os.path.join(args.workdir, "train_seconds.json")
   timing = json.load(open(timing_path)) if os.path.exists(timing_path) else {}
@@ -228,14 +243,8 @@ def _run_locked(args):
     if args.train_only:
       if os.path.exists(os.path.join(args.export_dir, f"step_{target}.tar.gz")):
         continue
-      start = time.time()
-      result = fit(_config(args, target), run_dir)
-      if result.preempted:
-        _log(f"[jaxdisent] stopped at step {result.step} (SIGTERM); the checkpoint is saved: run "
-             "the same command again to go on")
+      if not _train_segment(args, target, run_dir, timing, timing_path):
         return 3
-      timing[str(target)] = timing.get(str(target), 0.0) + round(time.time() - start, 1)
-      _write_atomically(timing_path, json.dumps(timing))
       _export(run_dir, target, args.export_dir, timing[str(target)])
       continue
     if read_record(run_dir, target) is None and os.path.isdir(
@@ -244,14 +253,8 @@ def _run_locked(args):
            "sizes ...")
       evaluate_workdir(run_dir, step=target, only=["disentanglement"], log=_log)
     if read_record(run_dir, target) is None:
-      start = time.time()
-      result = fit(_config(args, target), run_dir)
-      if result.preempted:
-        _log(f"[jaxdisent] stopped at step {result.step} (SIGTERM); the checkpoint is saved: run "
-             "the same command again to go on")
+      if not _train_segment(args, target, run_dir, timing, timing_path):
         return 3
-      timing[str(target)] = timing.get(str(target), 0.0) + round(time.time() - start, 1)
-      _write_atomically(timing_path, json.dumps(timing))
       _log(f"[jaxdisent] curve: trained to step {target}; evaluating at the reference sizes ...")
       evaluate_workdir(run_dir, step=target, only=["disentanglement"], log=_log)
     if index == 0:

@@ -82,13 +82,14 @@ def test_a_second_curve_command_on_a_busy_workdir_is_one_line(tmp_path, capsys):
     holder.wait()
 
 
+@pytest.mark.parametrize("module", [beta_vae_curve, beta_vae_zoo], ids=["curve", "zoo"])
 @pytest.mark.parametrize("argv,message", [
     (["--train_only"], "--train_only needs --export_dir"),
     (["--import_dir=/nonexistent/folder"], "is not a directory"),
 ])
-def test_curve_train_elsewhere_bad_input_is_one_line(tmp_path, capsys, argv, message):
+def test_train_elsewhere_bad_input_is_one_line(tmp_path, capsys, module, argv, message):
   with pytest.raises(SystemExit) as error:
-    beta_vae_curve._parse([f"--workdir={tmp_path}", *argv])
+    module._parse([f"--workdir={tmp_path}", *argv])
   assert error.value.code == 2
   err = capsys.readouterr().err
   assert err.startswith("[jaxdisent] error: ") and message in err and err.count("\n") == 1
@@ -176,16 +177,6 @@ def test_zoo_bad_input_is_one_line(tmp_path, capsys):
       beta_vae_zoo._parse([f"--workdir={tmp_path}", *argv])
     assert error.value.code == 2
     assert capsys.readouterr().err.startswith("[jaxdisent] error: ")
-
-
-def test_zoo_train_elsewhere_bad_input_is_one_line(tmp_path, capsys):
-  for argv, message in ((["--train_only"], "--train_only needs --export_dir"),
-                        (["--import_dir=/nonexistent/folder"], "is not a directory")):
-    with pytest.raises(SystemExit) as error:
-      beta_vae_zoo._parse([f"--workdir={tmp_path}", *argv])
-    assert error.value.code == 2
-    err = capsys.readouterr().err
-    assert err.startswith("[jaxdisent] error: ") and message in err and err.count("\n") == 1
 
 
 @pytest.mark.slow
