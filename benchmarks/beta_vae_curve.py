@@ -129,28 +129,52 @@ def export_checkpoint(run_dir, step, path, seconds=None):
        f"({os.path.getsize(path) / 2**20:.1f} MiB)")
 
 
+def _run_identity(config: dict) -> dict:
+  """What makes two workdirs the same run: everything but the schedule and evaluation settings."""
+  return {k: v for k, v in config.items() if k not in ("train", "evals")}
+
+
 def import_checkpoint(path, run_dir, step):
-  """Unpack an :func:`export_checkpoint` archive of step `step` into `run_dir` (a checkpoint of
-  that step already there is kept); returns its training seconds ({str(step): s} or {}). An
-  archive holding any other member is refused with one line, before anything is written."""
+  """Unpack an :func:`export_checkpoint` archive of step `step` into `run_dir`, holding its lock;
+  returns its training seconds ({str(step): s} or {}). A checkpoint of that step already there is
+  kept. Refused with one line, before anything is unpacked: a member no exported archive holds, a
+  `run_dir` that holds another run (its config differs beyond train.* / evals.*), or a log there
+  that the archive's does not extend (replacing it would lose lines)."""
   import tarfile  # pylint: disable=g-import-not-at-top
+  from jaxdisent.train.lock import WorkdirBusyError, workdir_lock  # pylint: disable=g-import-not-at-top
   name = os.path.basename(path)
-  with tarfile.open(path, "r:gz") as tar:
-    names = tar.getnames()
-    allowed = set(_archive_members(step)) | {"train_seconds.json"}
-    bad = [n for n in names if not any(n == a or n.startswith(a + "/") for a in allowed)]
-    if bad:
-      _error(f"{name} holds {bad[0]!r}, which no exported archive of step {step} holds; "
-             "refusing to unpack it")
-    seconds = json.load(tar.extractfile("train_seconds.json")) if "train_seconds.json" in names else {}
-    members = [m for m in tar.getmembers() if m.name != "train_seconds.json"]
-    if os.path.isdir(os.path.join(run_dir, "checkpoints", str(step))):
-      members = [m for m in members if not m.name.startswith(f"checkpoints/{step}")]
-    os.makedirs(run_dir, exist_ok=True)
-    if hasattr(tarfile, "data_filter"):
-      tar.extractall(run_dir, members=members, filter="data")
-    else:   # Pythons before the extraction filters: the member names were checked above
-      tar.extractall(run_dir, members=members)
+  try:
+    with workdir_lock(run_dir, "importing a checkpoint"), tarfile.open(path, "r:gz") as tar:
+      names = tar.getnames()
+      allowed = set(_archive_members(step)) | {"train_seconds.json"}
+      bad = [n for n in names if not any(n == a or n.startswith(a + "/") for a in allowed)]
+      if bad:
+        _error(f"{name} holds {bad[0]!r}, which no exported archive of step {step} holds; "
+               "refusing to unpack it")
+      read = lambda member: tar.extractfile(member).read() if member in names else None
+      theirs_config, theirs_log = read("config.json"), read("metrics.jsonl")
+      ours_config = os.path.join(run_dir, "config.json")
+      if theirs_config is not None and os.path.exists(ours_config):
+        with open(ours_config) as f:
+          if _run_identity(json.load(f)) != _run_identity(json.loads(theirs_config)):
+            _error(f"{run_dir} holds another run than {name} (their configs differ beyond "
+                   "train.* and evals.*); import into a new --workdir")
+      ours_log = os.path.join(run_dir, "metrics.jsonl")
+      if theirs_log is not None and os.path.exists(ours_log):
+        with open(ours_log, "rb") as f:
+          if not theirs_log.startswith(f.read()):
+            _error(f"{run_dir}/metrics.jsonl has lines that {name}'s log does not; importing would "
+                   "replace them. Import into a new --workdir")
+      seconds = json.loads(read("train_seconds.json")) if "train_seconds.json" in names else {}
+      members = [m for m in tar.getmembers() if m.name != "train_seconds.json"]
+      if os.path.isdir(os.path.join(run_dir, "checkpoints", str(step))):
+        members = [m for m in members if not m.name.startswith(f"checkpoints/{step}")]
+      if hasattr(tarfile, "data_filter"):
+        tar.extractall(run_dir, members=members, filter="data")
+      else:   # Pythons before the extraction filters: the member names were checked above
+        tar.extractall(run_dir, members=members)
+  except WorkdirBusyError as error:
+    _error(str(error))
   return seconds
 
 

@@ -131,6 +131,22 @@ def test_curve_trained_on_one_machine_is_restored_bitwise_on_another(tmp_path, c
     for a, b in zip(jax.tree.leaves(theirs), jax.tree.leaves(ours), strict=True):
       np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
+  # an import never replaces another run's files or log lines
+  other = tmp_path / "other_run"
+  other.mkdir()
+  config = json.loads((tmp_path / "cpu" / "run" / "config.json").read_text())
+  (other / "config.json").write_text(json.dumps({**config, "seed": config["seed"] + 1}))
+  (other / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
+  with pytest.raises(SystemExit):
+    beta_vae_curve.import_checkpoint(str(export / "step_3.tar.gz"), str(other), 3)
+  assert "holds another run" in capsys.readouterr().err
+  (other / "config.json").write_text(json.dumps(config))
+  with pytest.raises(SystemExit):
+    beta_vae_curve.import_checkpoint(str(export / "step_3.tar.gz"), str(other), 3)
+  assert "has lines that step_3.tar.gz's log does not" in capsys.readouterr().err
+  assert (other / "metrics.jsonl").read_text() == '{"step": 1, "loss": 1.0}\n'
+  assert not (other / "checkpoints").exists()
+
   bad = tmp_path / "bad"
   bad.mkdir()
   with tarfile.open(bad / "step_5.tar.gz", "w:gz") as tar:
