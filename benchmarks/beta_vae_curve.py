@@ -235,6 +235,14 @@ def _write_atomically(path, text):
   os.replace(path + ".tmp", path)
 
 
+def _latest_checkpoint(run_dir):
+  """The newest step with a checkpoint folder under run_dir/checkpoints, or None."""
+  directory = os.path.join(run_dir, "checkpoints")
+  steps = [int(name) for name in (os.listdir(directory) if os.path.isdir(directory) else [])
+           if name.isdigit()]
+  return max(steps, default=None)
+
+
 def _train_segment(args, target, run_dir, timing, timing_path) -> bool:
   """Train (resume) the run to `target`, adding the segment's seconds to train_seconds.json;
   False when a SIGTERM stopped it (its checkpoint is saved)."""
@@ -266,6 +274,15 @@ def _run_locked(args):
   for index, target in enumerate(args.steps):
     if args.train_only:
       if os.path.exists(os.path.join(args.export_dir, f"step_{target}.tar.gz")):
+        continue
+      latest = _latest_checkpoint(run_dir)
+      if latest is not None and latest > target and not os.path.isdir(
+          os.path.join(run_dir, "checkpoints", str(target))):
+        # e.g. a GPU call whose $OUT starts empty, resuming a run that passed this target in an
+        # earlier call (whose archive came back then): the checkpoint was rotated out
+        _log(f"[jaxdisent] curve: step {target} is behind the run (step {latest}) and its "
+             "checkpoint was rotated out, so it cannot be exported again; skipped (its archive "
+             "was written when the run passed it)")
         continue
       if not _train_segment(args, target, run_dir, timing, timing_path):
         return 3

@@ -255,8 +255,8 @@ def main(argv) -> int:
           file=sys.stderr)
     return 2
   kind = devices[0].device_kind
-  print(f"[gpu_check] {len(devices)} x {kind} ({devices[0].platform}), jax {jax.__version__}",
-        flush=True)
+  print(f"[gpu_check] {len(devices)} x {kind} ({devices[0].platform}), jax {jax.__version__}, "
+        f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}", flush=True)
   rows = []
 
   def run(check, method, fn, *args):

@@ -23,8 +23,8 @@ if [[ "$platform" == cpu ]]; then
   export JAX_PLATFORMS=cpu
   export XLA_FLAGS="${XLA_FLAGS:-} --xla_force_host_platform_device_count=4"
   # the d768 x16 B4096 step takes seconds per step on a small CPU: a smaller SAE unless given
-  exec python benchmarks/gpu_check.py --platform=cpu --sae_batch=1024 --sae_expansion=4 \
+  exec python3 benchmarks/gpu_check.py --platform=cpu --sae_batch=1024 --sae_expansion=4 \
       --steps=3 ${args[@]+"${args[@]}"}
 fi
 export JAX_PLATFORMS=cuda
-exec python benchmarks/gpu_check.py --platform=gpu ${args[@]+"${args[@]}"}
+exec python3 benchmarks/gpu_check.py --platform=gpu ${args[@]+"${args[@]}"}

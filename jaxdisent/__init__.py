@@ -1,7 +1,7 @@
 """jaxdisent: disentangled and multimodal representation learning in JAX."""
 
-from jaxdisent import xla_cpu_flags as _xla_cpu_flags
+from jaxdisent import xla_flags as _xla_flags
 
-_xla_cpu_flags.apply()  # before JAX creates its CPU client; see jaxdisent/xla_cpu_flags.py
+_xla_flags.apply()  # before JAX creates its client; see jaxdisent/xla_flags.py
 
 __version__ = "0.1.0"

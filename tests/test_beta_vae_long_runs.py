@@ -216,3 +216,18 @@ def test_zoo_trained_on_one_machine_is_imported_on_another(tmp_path):
   assert step == 2
   for a, b in zip(jax.tree.leaves(theirs), jax.tree.leaves(ours), strict=True):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_curve_train_only_skips_a_passed_target_whose_checkpoint_rotated_out(tmp_path, capsys):
+  """A GPU call starts with an empty $OUT: resuming a run that passed step 3000 in an earlier call
+  (whose archive came back then) must go on to the later targets, not stop on the rotated-out
+  checkpoint. Nothing trains here: every target is behind the run's newest checkpoint."""
+  work = tmp_path / "curve"
+  (work / "run" / "checkpoints" / "81205").mkdir(parents=True)
+  code = beta_vae_curve.main([f"--workdir={work}", "--steps=3000,10000", "--train_only",
+                              f"--export_dir={tmp_path / 'out'}"])
+  assert code == 0
+  err = capsys.readouterr().err
+  assert "step 3000 is behind the run (step 81205)" in err
+  assert "step 10000 is behind the run (step 81205)" in err
+  assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# One lent-GPU call (docs/performance.md, "A GPU session, ready to run"): installs the wheels that
+# travel in .whl/ (benchmarks/gpu_wheels.sh), prints the versions and devices, then runs the stages
+# asked for, in order, inside a budget of SECONDS; a stage that would start with under 30 s left
+# is skipped, one that runs out of time gets SIGTERM (the long runs save a checkpoint on it and the
+# archives already written stay). Everything goes to OUT_DIR: the archives of the long runs and one
+# log, session.log (a device call brings back at most 8 files).
+#
+#   bash benchmarks/gpu_session.sh OUT_DIR SECONDS STAGE...
+#     curve       benchmarks/gpu_long_runs.sh curve  (4 archives)
+#     zoo:B       benchmarks/gpu_long_runs.sh zoo --betas=B  (one archive per seed)
+#     check       benchmarks/gpu_check.sh  (the table)
+#
+# Extra flags for a stage (a dry run on a CPU, say) come from CURVE_FLAGS, ZOO_FLAGS, CHECK_FLAGS.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if [[ $# -lt 3 ]]; then
+  echo "[jaxdisent] error: usage: bash benchmarks/gpu_session.sh OUT_DIR SECONDS curve|zoo:B|check..." >&2
+  exit 2
+fi
+out="$1"
+budget="$2"
+shift 2
+deadline=$(( $(date +%s) + budget ))
+mkdir -p "$out"
+log="$out/session.log"
+if compgen -G ".whl/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+      --target /tmp/jaxdisent_site .whl/*.whl >>"$log" 2>&1 \
+    || { echo "[jaxdisent] error: installing .whl/ failed (see $log); run benchmarks/gpu_wheels.sh here and carry .whl" >&2; exit 2; }
+  export PYTHONPATH="/tmp/jaxdisent_site:$PWD"
+else
+  export PYTHONPATH="$PWD"
+fi
+export PYTHONUNBUFFERED=1
+python3 -c "import jax, flax, optax, orbax.checkpoint, jaxdisent; print('[gpu_session] jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())" 2>&1 | tee -a "$log"
+
+for stage in "$@"; do
+  left=$(( deadline - $(date +%s) ))
+  if (( left < 30 )); then
+    echo "[gpu_session] $stage: skipped, ${left} s of the budget left" | tee -a "$log"
+    continue
+  fi
+  echo "[gpu_session] $stage: starting with ${left} s left" >>"$log"
+  start=$(date +%s)
+  case "$stage" in
+    curve) timeout -s TERM "$left" bash benchmarks/gpu_long_runs.sh curve "$out" ${CURVE_FLAGS:-} >>"$log" 2>&1 ;;
+    zoo:*) timeout -s TERM "$left" bash benchmarks/gpu_long_runs.sh zoo "$out" --betas="${stage#zoo:}" ${ZOO_FLAGS:-} >>"$log" 2>&1 ;;
+    check) timeout -s TERM "$left" bash benchmarks/gpu_check.sh ${CHECK_FLAGS:-} >>"$log" 2>&1 ;;
+    *) echo "[jaxdisent] error: unknown stage '$stage'; use curve, zoo:B or check" >&2; exit 2 ;;
+  esac
+  rc=$?
+  # the progress bars' last reading (steps/s) and the stage's last lines, without the bar's redraws
+  echo "[gpu_session] $stage: exit $rc after $(( $(date +%s) - start )) s" | tee -a "$log"
+  tr '\r' '\n' <"$log" | grep -E "step/s|s/step" | tail -1
+  tr '\r' '\n' <"$log" | grep -v -E "step/s|s/step|^\s*$" | tail -12
+done
+ls -l "$out"

@@ -1,0 +1,53 @@
+"""XLA options jaxdisent sets for itself (measured; see docs/performance.md).
+
+``--xla_cpu_experimental_ynn_fusion_type=-individual_convolution``: jaxlib 0.10 hands each
+convolution to YNNPACK by default. On the VAE's layers (and above all their gradients) YNNPACK was
+slower than XLA's own Eigen convolutions here - the beta-VAE step took 1.5x the CPU time with it
+(docs/performance.md). The flag removes only that fusion type, so matmuls and element-wise fusions
+are unchanged. Numbers stay float32 results of the same sums (a different summation order). Added
+only for the jaxlib 0.10 series it was measured on (an unknown flag is fatal in XLA).
+
+``--xla_gpu_deterministic_ops=true``: the engine's contract is that a resumed run equals the
+uninterrupted one bitwise. On an H200 (jax 0.11.2, benchmarks/gpu_check.sh) that failed without
+this flag for the beta-VAE (3 arrays differ) and the BatchTopK SAE (11): XLA:GPU's scatter-adds use
+atomics and it may pick a different convolution algorithm each time it compiles. The flag makes XLA
+pick deterministic kernels (scatters become slower); CPU programs ignore it. Set
+``--xla_gpu_deterministic_ops=false`` yourself for speed over exact resume on a GPU.
+
+XLA reads XLA_FLAGS once, when JAX creates its client; ``apply()`` therefore runs when ``jaxdisent``
+is imported and only adds an option that the user has not set (a user's choice wins). Set
+``JAXDISENT_XLA_DEFAULTS=1`` to leave XLA_FLAGS untouched.
+"""
+
+from __future__ import annotations
+
+import os
+
+YNN_CONVOLUTIONS_OFF = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
+GPU_DETERMINISTIC = "--xla_gpu_deterministic_ops=true"
+
+
+def _jaxlib_version() -> str:
+  try:
+    from jaxlib import version  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return ""
+  return version.__version__
+
+
+def apply() -> dict[str, bool]:
+  """Adds the options to XLA_FLAGS where appropriate; returns which of them XLA_FLAGS now carries
+  (``ynn_convolutions_off``, ``gpu_deterministic``)."""
+  flags = os.environ.get("XLA_FLAGS", "")
+  ours = os.environ.get("JAXDISENT_XLA_DEFAULTS", "") in ("", "0")
+  added = []
+  if "xla_cpu_experimental_ynn_fusion_type" not in flags and ours and (
+      _jaxlib_version().startswith("0.10.")):
+    added.append(YNN_CONVOLUTIONS_OFF)
+  if "xla_gpu_deterministic_ops" not in flags and ours:
+    added.append(GPU_DETERMINISTIC)
+  if added:
+    flags = " ".join([flags, *added]).strip()
+    os.environ["XLA_FLAGS"] = flags
+  return {"ynn_convolutions_off": YNN_CONVOLUTIONS_OFF in flags.split(),
+          "gpu_deterministic": GPU_DETERMINISTIC in flags.split()}
