@@ -439,13 +439,15 @@ def mmd_loss(a_NxD, b_MxD, bandwidths: Sequence[float] = (0.5, 1.0, 2.0, 4.0)) -
   if a_NxD.ndim != 2 or b_MxD.ndim != 2 or a_NxD.shape[1] != b_MxD.shape[1]:
     raise ValueError(f"mmd_loss compares two samples of the same width: got shapes {a_NxD.shape} "
                      f"and {b_MxD.shape}; project both to one width first")
-  d = a_NxD.shape[1]
+  return (_mean_kernel(a_NxD, a_NxD, bandwidths) + _mean_kernel(b_MxD, b_MxD, bandwidths)
+          - 2 * _mean_kernel(a_NxD, b_MxD, bandwidths))
 
-  def kernel(x, y):
-    sq = jnp.maximum(jnp.sum(x * x, 1)[:, None] + jnp.sum(y * y, 1)[None] - 2 * x @ y.T, 0.0)
-    return sum(jnp.exp(-sq / (2.0 * h * h * d)) for h in bandwidths)
 
-  return kernel(a_NxD, a_NxD).mean() + kernel(b_MxD, b_MxD).mean() - 2 * kernel(a_NxD, b_MxD).mean()
+def _mean_kernel(x, y, bandwidths):
+  """Mean over all (x_i, y_j) of :func:`mmd_loss`'s summed Gaussian kernel."""
+  d = x.shape[1]
+  sq = jnp.maximum(jnp.sum(x * x, 1)[:, None] + jnp.sum(y * y, 1)[None] - 2 * x @ y.T, 0.0)
+  return sum(jnp.exp(-sq / (2.0 * h * h * d)) for h in bandwidths).mean()
 
 
 def homogeneity_loss(features: Sequence[jnp.ndarray], *, mmd_weight: float = 1.0,
@@ -475,7 +477,14 @@ def homogeneity_loss(features: Sequence[jnp.ndarray], *, mmd_weight: float = 1.0
     features = [l2_normalize(f) for f in features]
   pairs = list(itertools.combinations(range(len(features)), 2))
   moments = jnp.mean(jnp.stack([moment_loss(features[a], features[b]) for a, b in pairs]))
-  mmd = jnp.mean(jnp.stack([mmd_loss(features[a], features[b], bandwidths) for a, b in pairs]))
+  if any(f.ndim != 2 or f.shape[1] != features[0].shape[1] for f in features):
+    raise ValueError("homogeneity_loss compares features of one width: got shapes "
+                     f"{[f.shape for f in features]}; project them to one width first")
+  # mmd_loss of each pair, with each modality's self-kernel traced once, not once per pair
+  self_terms = [_mean_kernel(f, f, bandwidths) for f in features]
+  mmd = jnp.mean(jnp.stack([
+      self_terms[a] + self_terms[b] - 2 * _mean_kernel(features[a], features[b], bandwidths)
+      for a, b in pairs]))
   return moment_weight * moments + mmd_weight * mmd, {"moment": moments, "mmd": mmd}
 
 
