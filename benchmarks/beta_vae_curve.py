@@ -292,7 +292,8 @@ def _run_locked(args):
         os.path.join(run_dir, "checkpoints", str(target))) and args.import_dir:
       _log(f"[jaxdisent] curve: step {target} was trained elsewhere; evaluating at the reference "
            "sizes ...")
-      evaluate_workdir(run_dir, step=target, only=["disentanglement"], log=_log)
+      # trained with eval_at_end off: the reconstruction column is evaluated here too
+      evaluate_workdir(run_dir, step=target, only=["reconstruction", "disentanglement"], log=_log)
     if read_record(run_dir, target) is None:
       if not _train_segment(args, target, run_dir, timing, timing_path):
         return 3
