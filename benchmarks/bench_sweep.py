@@ -4,6 +4,7 @@
       [--config=configs/sae_vlm_synthetic.py] [--workdir=DIR] [--order=seq,vmap]
       [--model_axis=auto|map|vmap]
   python benchmarks/bench_sweep.py --step_only=true [--cells=4] [--steps=30] [--config=...]
+      [--set=key=value,key=value]     (config overrides, e.g. --set=data.synthetic.dim=768)
 
 Each variant is one fresh `python -m launch.sweep` process on an empty workdir, timed end to end
 (start-up, data, compiles, training, checkpoints and every cell's end-of-run evaluation):
@@ -37,7 +38,7 @@ def _flags(argv):
   flags = {"num_steps": None, "ks": "4,8", "seeds": "0,1,2,3",
            "config": os.path.join(ROOT, "configs", "sae_vlm_synthetic.py"), "workdir": None,
            "order": "seq,vmap", "model_axis": "auto", "step_only": "false", "cells": "4",
-           "steps": "30"}
+           "steps": "30", "set": ""}
   for arg in argv:
     if arg in ("-h", "--help"):
       print(__doc__)
@@ -96,6 +97,26 @@ def _final_losses(workdir):
   return losses
 
 
+def _overrides(text: str) -> dict:
+  """--set=a.b=1,c=0.5,d=name -> {'a.b': 1, 'c': 0.5, 'd': 'name'}."""
+  overrides = {}
+  for item in filter(None, text.split(",")):
+    key, sep, value = item.partition("=")
+    if not sep or not key or not value:
+      print(f"[jaxdisent] error: --set item {item!r} is not key=value, e.g. "
+            "--set=data.synthetic.dim=768", file=sys.stderr)
+      sys.exit(2)
+    for kind in (int, float):
+      try:
+        overrides[key] = kind(value)
+        break
+      except ValueError:
+        continue
+    else:
+      overrides[key] = value
+  return overrides
+
+
 def step_only(flags) -> int:
   sys.path.insert(0, ROOT)
   import jax  # pylint: disable=g-import-not-at-top
@@ -106,7 +127,7 @@ def step_only(flags) -> int:
   from jaxdisent.train.parallel import DataParallel  # pylint: disable=g-import-not-at-top
   from jaxdisent.train.state import TrainState  # pylint: disable=g-import-not-at-top
   cells, steps = int(flags["cells"]), int(flags["steps"])
-  config = load_config(flags["config"], {})
+  config = load_config(flags["config"], _overrides(flags["set"]))
   method = make_method(config)
   optimizer = method.optimizer()
   devices = jax.devices()[:1]
@@ -126,8 +147,9 @@ def step_only(flags) -> int:
     jax.block_until_ready(metrics)
     return (time.perf_counter() - start) / steps
 
-  print(f"[bench_sweep] step only: {cells} cells of {os.path.relpath(flags['config'], ROOT)}, "
-        f"{steps} timed steps, 1 device, load {os.getloadavg()[0]:.1f}")
+  print(f"[bench_sweep] step only: {cells} cells of {os.path.relpath(flags['config'], ROOT)}"
+        f"{' with ' + flags['set'] if flags['set'] else ''}, {steps} timed steps, 1 device, "
+        f"load {os.getloadavg()[0]:.1f}")
   for round_ in range(2):
     one = timed(single.step, single.place_state(jax.tree.map(np.array, host)),
                 single.place_batch(batch))
