@@ -1,6 +1,8 @@
 """launch.sweep: one sweep for every method, reading each cell's evaluation record."""
 
 import json
+import os
+import sys
 
 import pytest
 
@@ -58,3 +60,30 @@ def test_sweep_errors_before_any_training(tmp_path, monkeypatch, capsys, args, m
 def test_sweep_missing_config(tmp_path, capsys):
   assert sweep_main(["--config=configs/missing.py", f"--workdir={tmp_path}"]) == 2
   assert "not found" in capsys.readouterr().err
+
+
+def _bench_sweep():
+  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+  import bench_sweep  # pylint: disable=g-import-not-at-top
+  return bench_sweep
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--set=data.synthetic.dim"], "is not key=value"),
+    (["--cells=0"], "--cells=0 must be an integer >= 1"),
+    (["--bogus=1"], "unknown or empty flag"),
+])
+def test_bench_sweep_bad_flags_are_one_line(capsys, argv, message):
+  bench_sweep = _bench_sweep()
+  with pytest.raises(SystemExit) as error:
+    flags, _ = bench_sweep._flags(["--step_only=true", *argv])
+    bench_sweep._overrides(flags["set"])
+  assert error.value.code == 2
+  err = capsys.readouterr().err
+  assert err.startswith("[jaxdisent] error: ") and message in err and err.count("\n") == 1
+
+
+def test_bench_sweep_overrides_are_typed():
+  bench_sweep = _bench_sweep()
+  assert bench_sweep._overrides("data.synthetic.dim=768,optimizer.learning_rate=3e-4,data.source=file") == {
+      "data.synthetic.dim": 768, "optimizer.learning_rate": 3e-4, "data.source": "file"}
