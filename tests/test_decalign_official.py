@@ -216,6 +216,8 @@ def test_scale_invariant_terms_cannot_be_paid_by_shrinking():
 def test_mmd_loss_refuses_different_widths():
   with pytest.raises(ValueError, match=r"same width: got shapes \(4, 3\) and \(4, 5\)"):
     L.mmd_loss(jnp.zeros((4, 3)), jnp.zeros((4, 5)))
+  with pytest.raises(ValueError, match=r"one width: got shapes \[\(4, 3\), \(4, 3\), \(4, 5\)\]"):
+    L.homogeneity_loss([jnp.zeros((4, 3)), jnp.ones((4, 3)), jnp.zeros((4, 5))])
 
 
 # ---- batch larger than the training split ---------------------------------------------------------

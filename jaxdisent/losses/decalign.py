@@ -472,14 +472,14 @@ def homogeneity_loss(features: Sequence[jnp.ndarray], *, mmd_weight: float = 1.0
     (loss, aux): loss a scalar float array (the features' dtype); aux a dict of scalars
     {"moment", "mmd"} (unweighted).
   """
+  if any(f.ndim != 2 or f.shape[1] != features[0].shape[1] for f in features):
+    raise ValueError("homogeneity_loss compares features of one width: got shapes "
+                     f"{[f.shape for f in features]}; project them to one width first")
   features = [gather(f, axis_name) for f in features]
   if normalize:
     features = [l2_normalize(f) for f in features]
   pairs = list(itertools.combinations(range(len(features)), 2))
   moments = jnp.mean(jnp.stack([moment_loss(features[a], features[b]) for a, b in pairs]))
-  if any(f.ndim != 2 or f.shape[1] != features[0].shape[1] for f in features):
-    raise ValueError("homogeneity_loss compares features of one width: got shapes "
-                     f"{[f.shape for f in features]}; project them to one width first")
   # mmd_loss of each pair, with each modality's self-kernel traced once, not once per pair
   self_terms = [_mean_kernel(f, f, bandwidths) for f in features]
   mmd = jnp.mean(jnp.stack([
