@@ -238,6 +238,8 @@ def main(argv) -> int:
   except ValueError as error:
     print(f"[jaxdisent] error: a numeric flag is not a number ({error})", file=sys.stderr)
     return 2
+  import jaxdisent  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+  # ^ first: its XLA options (jaxdisent/xla_flags.py) only apply before JAX starts a backend
   import jax  # pylint: disable=g-import-not-at-top
   from absl import logging  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.WARNING)

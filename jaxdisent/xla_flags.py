@@ -15,13 +15,15 @@ pick deterministic kernels (scatters become slower); CPU programs ignore it. Set
 ``--xla_gpu_deterministic_ops=false`` yourself for speed over exact resume on a GPU.
 
 XLA reads XLA_FLAGS once, when JAX creates its client; ``apply()`` therefore runs when ``jaxdisent``
-is imported and only adds an option that the user has not set (a user's choice wins). Set
+is imported and only adds an option that the user has not set (a user's choice wins). Imported
+after JAX has started a backend, it cannot take effect and says so in one note on stderr. Set
 ``JAXDISENT_XLA_DEFAULTS=1`` to leave XLA_FLAGS untouched.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 YNN_CONVOLUTIONS_OFF = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
 GPU_DETERMINISTIC = "--xla_gpu_deterministic_ops=true"
@@ -33,6 +35,17 @@ def _jaxlib_version() -> str:
   except ImportError:
     return ""
   return version.__version__
+
+
+def _backend_started() -> bool:
+  """Whether JAX has already created a backend in this process (XLA_FLAGS is read then)."""
+  if "jax" not in sys.modules:
+    return False
+  try:
+    from jax._src import xla_bridge  # pylint: disable=g-import-not-at-top
+    return bool(getattr(xla_bridge, "_backends", None))
+  except Exception:  # pylint: disable=broad-except  (a private module: absent in some version)
+    return False
 
 
 def apply() -> dict[str, bool]:
@@ -49,5 +62,9 @@ def apply() -> dict[str, bool]:
   if added:
     flags = " ".join([flags, *added]).strip()
     os.environ["XLA_FLAGS"] = flags
+    if _backend_started():
+      print(f"[jaxdisent] note: JAX started its backend before jaxdisent was imported, so "
+            f"{' '.join(added)} does not apply in this process; import jaxdisent before the "
+            "first JAX computation (or set XLA_FLAGS yourself)", file=sys.stderr)
   return {"ynn_convolutions_off": YNN_CONVOLUTIONS_OFF in flags.split(),
           "gpu_deterministic": GPU_DETERMINISTIC in flags.split()}

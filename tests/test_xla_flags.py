@@ -36,3 +36,17 @@ def test_the_users_own_choice_wins(user):
 def test_jaxdisent_xla_defaults_leaves_xla_flags_untouched():
   assert _flags_after_import(JAXDISENT_XLA_DEFAULTS="1", XLA_FLAGS="--xla_dump_to=/dev/null") == [
       "--xla_dump_to=/dev/null"]
+
+
+def test_importing_jaxdisent_after_jax_started_says_the_options_do_not_apply():
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("XLA_FLAGS", "JAXDISENT_XLA_DEFAULTS")}
+  env["PYTHONPATH"] = ROOT
+  env["JAX_PLATFORMS"] = "cpu"
+  out = subprocess.run([sys.executable, "-c", "import jax; jax.devices(); import jaxdisent"],
+                       env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+  notes = [line for line in out.stderr.splitlines() if line.startswith("[jaxdisent] note:")]
+  assert len(notes) == 1 and "--xla_gpu_deterministic_ops=true does not apply" in notes[0]
+  quiet = subprocess.run([sys.executable, "-c", "import jaxdisent, jax; jax.devices()"],
+                         env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+  assert "[jaxdisent] note:" not in quiet.stderr
