@@ -21,6 +21,16 @@ fi
 out="$1"
 budget="$2"
 shift 2
+if ! [[ "$budget" =~ ^[0-9]+$ ]]; then
+  echo "[jaxdisent] error: SECONDS='$budget' is not a whole number of seconds, e.g. 420" >&2
+  exit 2
+fi
+for stage in "$@"; do
+  case "$stage" in
+    curve|check|zoo:?*) ;;
+    *) echo "[jaxdisent] error: unknown stage '$stage'; use curve, zoo:B (e.g. zoo:16) or check" >&2; exit 2 ;;
+  esac
+done
 deadline=$(( $(date +%s) + budget ))
 mkdir -p "$out"
 log="$out/session.log"

@@ -231,3 +231,21 @@ def test_curve_train_only_skips_a_passed_target_whose_checkpoint_rotated_out(tmp
   assert "step 3000 is behind the run (step 81205)" in err
   assert "step 10000 is behind the run (step 81205)" in err
   assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("script,args,message", [
+    ("gpu_session.sh", ["out"], "usage: bash benchmarks/gpu_session.sh"),
+    ("gpu_session.sh", ["out", "abc", "curve"], "is not a whole number of seconds"),
+    ("gpu_session.sh", ["out", "60", "curv"], "unknown stage 'curv'"),
+    ("gpu_long_runs.sh", ["zoo"], "give what to train and the output folder first"),
+    ("gpu_long_runs.sh", ["cruve", "out"], "'cruve' is neither curve nor zoo"),
+])
+def test_gpu_scripts_bad_input_is_one_line(tmp_path, script, args, message):
+  """Checked before anything is installed, trained or written."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  done = subprocess.run(["bash", os.path.join(ROOT, "benchmarks", script),
+                         *[str(tmp_path / a) if a == "out" else a for a in args]],
+                        capture_output=True, text=True, timeout=60)
+  assert done.returncode == 2
+  assert done.stderr.startswith("[jaxdisent] error: ") and message in done.stderr
+  assert done.stderr.count("\n") == 1 and not (tmp_path / "out").exists()
