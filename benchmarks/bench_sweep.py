@@ -97,24 +97,18 @@ def _final_losses(workdir):
   return losses
 
 
-def _overrides(text: str) -> dict:
-  """--set=a.b=1,c=0.5,d=name -> {'a.b': 1, 'c': 0.5, 'd': 'name'}."""
-  overrides = {}
+def _overrides(text: str) -> list[tuple[str, str]]:
+  """--set=a.b=1,c=name -> [('a.b', '1'), ('c', 'name')]: typed like the fields they replace by
+  jaxdisent.runs.apply_overrides (the launchers' --config.KEY=VALUE path)."""
+  pairs = []
   for item in filter(None, text.split(",")):
     key, sep, value = item.partition("=")
     if not sep or not key or not value:
       print(f"[jaxdisent] error: --set item {item!r} is not key=value, e.g. "
             "--set=data.synthetic.dim=768", file=sys.stderr)
       sys.exit(2)
-    for kind in (int, float):
-      try:
-        overrides[key] = kind(value)
-        break
-      except ValueError:
-        continue
-    else:
-      overrides[key] = value
-  return overrides
+    pairs.append((key, value))
+  return pairs
 
 
 def step_only(flags) -> int:
@@ -122,12 +116,17 @@ def step_only(flags) -> int:
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from jaxdisent.methods import make_method  # pylint: disable=g-import-not-at-top
-  from jaxdisent.train.config import load_config  # pylint: disable=g-import-not-at-top
+  from jaxdisent.runs import load_config_with_overrides  # pylint: disable=g-import-not-at-top
   from jaxdisent.train.model_axis import ModelAxis, stack  # pylint: disable=g-import-not-at-top
   from jaxdisent.train.parallel import DataParallel  # pylint: disable=g-import-not-at-top
   from jaxdisent.train.state import TrainState  # pylint: disable=g-import-not-at-top
+  from jaxdisent.usage import UsageError  # pylint: disable=g-import-not-at-top
   cells, steps = int(flags["cells"]), int(flags["steps"])
-  config = load_config(flags["config"], _overrides(flags["set"]))
+  try:
+    config = load_config_with_overrides(flags["config"], _overrides(flags["set"]))
+  except UsageError as error:
+    print(f"[jaxdisent] error: {error}", file=sys.stderr)
+    return 2
   method = make_method(config)
   optimizer = method.optimizer()
   devices = jax.devices()[:1]

@@ -9,10 +9,12 @@ only for the jaxlib 0.10 series it was measured on (an unknown flag is fatal in 
 
 ``--xla_gpu_deterministic_ops=true``: the engine's contract is that a resumed run equals the
 uninterrupted one bitwise. On an H200 (jax 0.11.2, benchmarks/gpu_check.sh) that failed without
-this flag for the beta-VAE (3 arrays differ) and the BatchTopK SAE (11): XLA:GPU's scatter-adds use
-atomics and it may pick a different convolution algorithm each time it compiles. The flag makes XLA
-pick deterministic kernels (scatters become slower); CPU programs ignore it. Set
-``--xla_gpu_deterministic_ops=false`` yourself for speed over exact resume on a GPU.
+this flag for the beta-VAE (3 arrays differ) and the BatchTopK SAE (11). The likely causes (not
+isolated there): XLA:GPU's scatter-adds use atomics, and it may pick a different convolution
+algorithm each time it compiles. The flag asks XLA for deterministic kernels; whether it alone
+restores bitwise resume on a GPU, and its speed cost, are not measured yet (docs/performance.md,
+"GPU sessions"). CPU programs ignore it. Set ``--xla_gpu_deterministic_ops=false`` yourself for
+speed over exact resume on a GPU.
 
 XLA reads XLA_FLAGS once, when JAX creates its client; ``apply()`` therefore runs when ``jaxdisent``
 is imported and only adds an option that the user has not set (a user's choice wins). Imported

@@ -83,7 +83,19 @@ def test_bench_sweep_bad_flags_are_one_line(capsys, argv, message):
   assert err.startswith("[jaxdisent] error: ") and message in err and err.count("\n") == 1
 
 
-def test_bench_sweep_overrides_are_typed():
+def test_bench_sweep_overrides_go_through_the_launchers_typed_path():
   bench_sweep = _bench_sweep()
-  assert bench_sweep._overrides("data.synthetic.dim=768,optimizer.learning_rate=3e-4,data.source=file") == {
-      "data.synthetic.dim": 768, "optimizer.learning_rate": 3e-4, "data.source": "file"}
+  pairs = bench_sweep._overrides("data.synthetic.dim=768,optimizer.learning_rate=3e-4")
+  assert pairs == [("data.synthetic.dim", "768"), ("optimizer.learning_rate", "3e-4")]
+  from jaxdisent.runs import load_config_with_overrides  # pylint: disable=g-import-not-at-top
+  config = load_config_with_overrides(os.path.join(ROOT, "configs", "sae_vlm_synthetic.py"), pairs)
+  assert config.data.synthetic.dim == 768 and config.optimizer.learning_rate == 3e-4
+
+
+def test_bench_sweep_unknown_override_key_is_one_line(capsys):
+  bench_sweep = _bench_sweep()
+  flags, _ = bench_sweep._flags(["--step_only=true", "--set=data.synthetic.dims=768"])
+  assert bench_sweep.step_only(flags) == 2
+  err = capsys.readouterr().err
+  assert err.startswith("[jaxdisent] error: unknown config key --config.data.synthetic.dims")
+  assert err.count("\n") == 1
