@@ -171,13 +171,14 @@ def main(argv=None):
       print(f"[jaxdisent] zoo: imported {name} from {os.path.basename(path)}", file=sys.stderr)
   if not args.export_only:
     from jaxdisent.runs import run_cells  # pylint: disable=g-import-not-at-top
+    from jaxdisent.train.lock import WorkdirBusyError  # pylint: disable=g-import-not-at-top
     from jaxdisent.usage import UsageError  # pylint: disable=g-import-not-at-top
     try:
       run_cells(os.path.join(ROOT, CONFIG), args.workdir,
                 [(name, overrides) for _, _, name, overrides in _cells(args)],
                 evaluate=not args.train_only, only=["disentanglement"],
                 vmap_cells=args.vmap_cells)
-    except UsageError as error:
+    except (UsageError, WorkdirBusyError) as error:
       _error(str(error))
   if args.train_only:
     for beta, seed, name, _ in _cells(args):

@@ -9,6 +9,11 @@
 #   bash benchmarks/gpu_session.sh OUT_DIR SECONDS STAGE...
 #     curve       benchmarks/gpu_long_runs.sh curve  (4 archives)
 #     zoo:B       benchmarks/gpu_long_runs.sh zoo --betas=B  (one archive per seed)
+#     zoo:B1,B2,..  one such process per beta, all at once on the same device(s): the beta-VAE at
+#                 batch 64 leaves an H200 nearly idle (its rate is per-step dispatch), so three
+#                 processes train about as fast as one; each gets XLA_PYTHON_CLIENT_MEM_FRACTION
+#                 (default 0.25 here), its own workdir (WORKDIR/beta<B>) and its own log,
+#                 appended to session.log when it ends
 #     check       benchmarks/gpu_check.sh  (the table)
 #
 # Extra flags for a stage (a dry run on a CPU, say) come from CURVE_FLAGS, ZOO_FLAGS, CHECK_FLAGS.
@@ -55,6 +60,25 @@ for stage in "$@"; do
   start=$(date +%s)
   case "$stage" in
     curve) timeout -s TERM "$left" bash benchmarks/gpu_long_runs.sh curve "$out" ${CURVE_FLAGS:-} >>"$log" 2>&1 ;;
+    zoo:*,*)
+      pids=()
+      logs="$(mktemp -d)"
+      IFS=',' read -r -a betas <<<"${stage#zoo:}"
+      for beta in "${betas[@]}"; do
+        # its own workdir: one sweep holds a workdir's lock
+        JAXDISENT_LONG_RUNS_WORKDIR="${JAXDISENT_LONG_RUNS_WORKDIR:-/tmp/jaxdisent_long_runs}/beta$beta" \
+        XLA_PYTHON_CLIENT_MEM_FRACTION="${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.25}" \
+          timeout -s TERM "$left" bash benchmarks/gpu_long_runs.sh zoo "$out" --betas="$beta" \
+            ${ZOO_FLAGS:-} >"$logs/$beta.log" 2>&1 &
+        pids+=($!)
+      done
+      rc=0
+      for pid in "${pids[@]}"; do wait "$pid" || rc=$?; done
+      for beta in "${betas[@]}"; do
+        { echo "[gpu_session] --- zoo beta $beta ---"; cat "$logs/$beta.log"; } >>"$log"
+      done
+      rm -rf "$logs"
+      (exit $rc) ;;
     zoo:*) timeout -s TERM "$left" bash benchmarks/gpu_long_runs.sh zoo "$out" --betas="${stage#zoo:}" ${ZOO_FLAGS:-} >>"$log" 2>&1 ;;
     check) timeout -s TERM "$left" bash benchmarks/gpu_check.sh ${CHECK_FLAGS:-} >>"$log" 2>&1 ;;
     *) echo "[jaxdisent] error: unknown stage '$stage'; use curve, zoo:B or check" >&2; exit 2 ;;
