@@ -6,7 +6,7 @@ and evaluates every cell with the ``disentanglement`` evaluator at disentangleme
 (10,000 / 5,000 points), then exports one evaluation file per model to ``--out``:
 
   python benchmarks/beta_vae_zoo.py --workdir=runs/zoo [--betas=1,4,16] [--seeds=0,1]
-      [--num_steps=3000] [--learning_rate=1e-4] [--out=docs/results/zoo] [--export_only]
+      [--num_steps=3000] [--learning_rate=1e-4] [--out=docs/results/zoo/3k] [--export_only]
       [--train_only --export_dir=DIR [--vmap_cells]] [--import_dir=DIR]
 
 OUT/beta<b>_seed<s>.json holds the evaluation record, the model's full config and the command
@@ -48,7 +48,7 @@ def _parse(argv):
   parser.add_argument("--seeds", default="0,1")
   parser.add_argument("--num_steps", type=int, default=3000)
   parser.add_argument("--learning_rate", type=float, default=1e-4)
-  parser.add_argument("--out", default=os.path.join(ROOT, "docs", "results", "zoo"))
+  parser.add_argument("--out", default="", help="default docs/results/zoo/<num_steps>, e.g. 30k")
   parser.add_argument("--export_only", action="store_true")
   parser.add_argument("--train_only", action="store_true")
   parser.add_argument("--export_dir", default="")
@@ -71,7 +71,14 @@ def _parse(argv):
     _error("--betas must be >= 0")
   if args.num_steps < 1 or args.learning_rate <= 0:
     _error("--num_steps must be >= 1 and --learning_rate > 0")
+  if not args.out:
+    args.out = os.path.join(ROOT, "docs", "results", "zoo", schedule_name(args.num_steps))
   return args
+
+
+def schedule_name(num_steps: int) -> str:
+  """The folder of one schedule's zoo under docs/results/zoo: 3000 -> '3k', 1500 -> '1500'."""
+  return f"{num_steps // 1000}k" if num_steps % 1000 == 0 else str(num_steps)
 
 
 def _cells(args):

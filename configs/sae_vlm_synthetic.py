@@ -41,7 +41,9 @@ def get_config():
   # matryoshka_batchtopk: nested groups as fractions of dict_size (floor each, the last takes the
   # rest, as dictionary_learning); the default nests prefixes of 1/16, 1/8, 1/4, 1/2 and all
   config.model.group_fractions = (0.0625, 0.0625, 0.125, 0.25, 0.5)
-  # auto: decode and backward on the kept entries for batchtopk/topk (dense for relu/jumprelu);
+  # auto: on CPU, decode and backward on the kept entries for batchtopk/topk (dense for
+  # relu/jumprelu); dense on GPU / TPU (scatter-adds cost more there than the dense matmuls);
+  # sparse: the kept entries on every platform;
   # dense: codes as a B x M matrix everywhere (the reference formulation, same numbers)
   config.model.formulation = "auto"
   config.model.init_from = ""           # an SAELens / sparsify SAE directory to start from

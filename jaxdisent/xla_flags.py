@@ -8,13 +8,15 @@ are unchanged. Numbers stay float32 results of the same sums (a different summat
 only for the jaxlib 0.10 series it was measured on (an unknown flag is fatal in XLA).
 
 ``--xla_gpu_deterministic_ops=true``: the engine's contract is that a resumed run equals the
-uninterrupted one bitwise. On an H200 (jax 0.11.2, benchmarks/gpu_check.sh) that failed without
-this flag for the beta-VAE (3 arrays differ) and the BatchTopK SAE (11). The likely causes (not
-isolated there): XLA:GPU's scatter-adds use atomics, and it may pick a different convolution
-algorithm each time it compiles. The flag asks XLA for deterministic kernels; whether it alone
-restores bitwise resume on a GPU, and its speed cost, are not measured yet (docs/performance.md,
-"GPU sessions"). CPU programs ignore it. Set ``--xla_gpu_deterministic_ops=false`` yourself for
-speed over exact resume on a GPU.
+uninterrupted one bitwise. On an H200 (jax 0.11.2, benchmarks/gpu_check.sh) that failed with
+XLA's defaults for the beta-VAE (3 arrays differ) and the BatchTopK SAE (11), and pmap != shard_map
+for three methods. With this flag the same check passed bitwise for all four methods, resume and
+pmap == shard_map alike (docs/performance.md, "GPU sessions"). Its cost there: none measurable on
+the beta-VAE step (3.13x PyTorch eager with it, 2.43x without, within the two runs' noise), but
+the sparse SAE step's scatter-adds became 20x slower (164 -> 8.2 steps/s), which is why the SAE's
+``model.formulation=auto`` runs the dense formulation on GPUs (jaxdisent.methods.sae). CPU
+programs ignore the flag. Set ``--xla_gpu_deterministic_ops=false`` yourself for speed over exact
+resume on a GPU.
 
 XLA reads XLA_FLAGS once, when JAX creates its client; ``apply()`` therefore runs when ``jaxdisent``
 is imported and only adds an option that the user has not set (a user's choice wins). Imported

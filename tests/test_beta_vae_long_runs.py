@@ -187,6 +187,12 @@ def test_zoo_export_writes_one_file_per_model_and_the_seed_summary(tmp_path):
   assert "| 1 | 2 | 0.200 +- 0.100 |" in (tmp_path / "out" / "summary.md").read_text()
 
 
+def test_zoo_default_out_is_one_folder_per_schedule(tmp_path):
+  for steps, folder in (("3000", "3k"), ("30000", "30k"), ("1500", "1500")):
+    args = beta_vae_zoo._parse([f"--workdir={tmp_path}", f"--num_steps={steps}"])
+    assert args.out == os.path.join(beta_vae_zoo.ROOT, "docs", "results", "zoo", folder)
+
+
 def test_zoo_bad_input_is_one_line(tmp_path, capsys):
   for argv in (["--betas=a"], ["--seeds=-1"], ["--num_steps=0"]):
     with pytest.raises(SystemExit) as error:

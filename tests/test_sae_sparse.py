@@ -189,3 +189,17 @@ def test_batchtopk_list_equals_the_dense_selection(block):
     assert not bool(overflow)
     np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
     assert float(kth) == float(kth_want)
+
+
+def test_auto_formulation_is_sparse_on_cpu_and_dense_on_accelerators():
+  from jaxdisent.losses import sae_kinds
+  from jaxdisent.methods.sae import resolve_formulation
+  batchtopk, relu = sae_kinds.get("batchtopk"), sae_kinds.get("relu")
+  assert resolve_formulation("auto", batchtopk, "cpu") == "sparse"
+  assert resolve_formulation("auto", batchtopk, "gpu") == "dense"
+  assert resolve_formulation("auto", batchtopk, "tpu") == "dense"
+  assert resolve_formulation("sparse", batchtopk, "gpu") == "sparse"   # asked for, kept
+  assert resolve_formulation("dense", batchtopk, "cpu") == "dense"
+  assert resolve_formulation("auto", relu, "cpu") == "dense"           # no sparse form
+  method = make_method(sae_config())                                    # this suite runs on CPU
+  assert method.formulation == "sparse" and method.sparse
