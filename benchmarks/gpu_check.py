@@ -332,7 +332,7 @@ def main(argv) -> int:
     f32_s, f32_loss = speed["f32"]
     return bool(abs(loss - f32_loss) <= 1e-3 * abs(f32_loss)), (
         f"auto ({chosen}) {1 / f32_s:.2f} vs {other} {1 / step_s:.2f} steps/s "
-        f"({step_s / f32_s:.2f}x); loss {f32_loss:.6g} vs {loss:.6g} (bound: 1e-3 relative)")
+        f"(auto / {other}: {step_s / f32_s:.2f}x); loss {f32_loss:.6g} vs {loss:.6g} (bound: 1e-3 relative)")
 
   run("sae formulation", f"d{d} x{e} B{b}", formulation_row)
 
