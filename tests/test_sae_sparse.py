@@ -202,4 +202,4 @@ def test_auto_formulation_is_sparse_on_cpu_and_dense_on_accelerators():
   assert resolve_formulation("dense", batchtopk, "cpu") == "dense"
   assert resolve_formulation("auto", relu, "cpu") == "dense"           # no sparse form
   method = make_method(sae_config())                                    # this suite runs on CPU
-  assert method.formulation == "sparse" and method.sparse
+  assert method.formulation == "sparse"

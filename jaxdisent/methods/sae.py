@@ -138,7 +138,7 @@ def resolve_formulation(formulation: str, spec, platform: str | None = None) -> 
   scatter-adds are what costs: an H200 ran the d768 x16 B4096 step at 164 steps/s sparse with
   XLA's default (atomic, not bitwise reproducible) scatters and at 8.2 steps/s with
   ``--xla_gpu_deterministic_ops`` (which jaxdisent sets for exact resume), while the dense form,
-  dense matmuls only, ran 187 steps/s (in bfloat16) with it."""
+  whose only scatter is AuxK's small B x k_aux one, ran 187 steps/s (in bfloat16) with it."""
   if formulation == "dense" or spec.sparse_codes is None:
     return "dense"
   if formulation == "sparse":
@@ -183,7 +183,6 @@ class SAEMethod(Method):
     self.spec = sae_kinds.get(m.kind)
     self.k = int(m.k)
     self.formulation = resolve_formulation(m.get("formulation", "auto"), self.spec)
-    self.sparse = self.formulation == "sparse"
     self.model = SparseAutoencoder(self.dim, int(m.dict_size), self.spec.jumprelu_params,
                                    jumprelu_init_threshold=m.jumprelu_init_threshold)
     self.group_sizes, self.group_weights = (matryoshka_groups(config) if self.spec.nested
@@ -345,7 +344,7 @@ class SAEMethod(Method):
       loss, x_hat, fired, l0, stats, aux, metrics = self._dense_terms(params, x, ctx, dead_from)
       return loss, (x_hat, fired, l0, stats, aux, metrics)
 
-    if self.sparse:
+    if self.formulation == "sparse":
       pre = lax.stop_gradient(
           self.model.apply({"params": params}, x, method=SparseAutoencoder.pre_acts))
       codes, sparse_stats, use_dense = self.spec.sparse_codes(pre, ctx)
