@@ -51,7 +51,10 @@ def _env(cache_dir):
   env = dict(os.environ)
   env.setdefault("JAX_PLATFORMS", "cpu")
   env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-  # Restarts recompile the same step; the persistent cache turns that into a file read.
+  # Restarts recompile the same step; the persistent cache turns that into a file read. Turned on
+  # explicitly: an inherited JAX_ENABLE_COMPILATION_CACHE=false (tests/conftest.py sets it for the
+  # subprocesses of the other tests) would otherwise leave every restart compiling cold.
+  env["JAX_ENABLE_COMPILATION_CACHE"] = "true"
   env["JAX_COMPILATION_CACHE_DIR"] = cache_dir
   env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
   return env

@@ -64,7 +64,7 @@ def test_method_uses_the_switches():
     return method, params, batch, metrics
   method, params, batch, seq = terms(**{"loss.decouple_on": "sequence", "loss.regression_loss": "mse",
                                         "loss.prototype_cost_reduction": "mean"})
-  out = method.apply(params, batch)
+  out = jax.jit(method.apply)(params, batch)   # jitted: op by op it compiles ~10x longer
   masks = [batch[n + "_mask"] for n in method.data.names]
   np.testing.assert_allclose(seq["decoupling"], L.sequence_decoupling_loss(
       out["unique_seq"], out["common_seq"], masks), rtol=1e-5)
@@ -135,11 +135,12 @@ def test_dropout_masks_are_per_example_and_change_the_step():
   method = make_method(tiny_config(**{"model.dropout": 0.3}))
   params, _ = method.init(jax.random.key(0))
   batch = jax.tree.map(jnp.asarray, method.local_batch(0, 0, 0, 8))
-  dropped = method.apply(params, batch, jax.random.key(1))["output"]
-  assert not np.allclose(dropped, method.apply(params, batch)["output"])
+  apply = jax.jit(method.apply)   # op by op, the model's three calls compiled for ~20 s
+  dropped = apply(params, batch, jax.random.key(1))["output"]
+  assert not np.allclose(dropped, apply(params, batch)["output"])
   # the first 4 examples' masks do not depend on what else is in the batch
   head = jax.tree.map(lambda x: x[:4], batch)
-  np.testing.assert_allclose(method.apply(params, head, jax.random.key(1))["output"], dropped[:4],
+  np.testing.assert_allclose(apply(params, head, jax.random.key(1))["output"], dropped[:4],
                              rtol=1e-5, atol=1e-6)
 
 
@@ -201,9 +202,11 @@ def test_weight_decay_is_coupled_l2_after_clipping():
 def test_scale_invariant_terms_cannot_be_paid_by_shrinking():
   key = jax.random.key(5)
   feats = [jax.random.normal(jax.random.fold_in(key, m), (24, 4)) + m for m in range(3)]
-  hete = lambda s, norm: L.heterogeneity_loss([s * f for f in feats], num_prototypes=3,
-                                              normalize=norm)[0]
-  homo = lambda s, norm: L.homogeneity_loss([s * f for f in feats], normalize=norm)[0]
+  # jitted (norm static): op by op these terms compile every primitive separately
+  hete = jax.jit(lambda s, norm: L.heterogeneity_loss([s * f for f in feats], num_prototypes=3,
+                                                      normalize=norm)[0], static_argnums=1)
+  homo = jax.jit(lambda s, norm: L.homogeneity_loss([s * f for f in feats], normalize=norm)[0],
+                 static_argnums=1)
   for term in (hete, homo):
     # without normalisation shrinking all features by 10x lowers the term a lot ...
     assert float(term(0.1, False)) < 0.2 * float(term(1.0, False))
@@ -302,20 +305,22 @@ def test_alignment_strategy_variants_compute_what_they_say():
     params, state = method.init(jax.random.key(0))
     batch = method.local_batch(0, 0, 0, 16)
     _, (metrics, _) = jax.jit(lambda p, b: method.loss(p, state, b, None, 0))(params, batch)
-    return method.apply(params, batch), metrics
-  out, m = run("hete_moments")
+    return method, params, batch, metrics
+  method, params, batch, m = run("hete_moments")
+  # every variant builds the same model from the same key and batch: its outputs, once
+  out = jax.jit(method.apply)(params, batch)
   np.testing.assert_allclose(m["heterogeneity"], L.homogeneity_loss(out["unique"], mmd_weight=0.0)[0],
                              rtol=1e-5)
-  _, m = run("hete_mmd")
+  *_, m = run("hete_mmd")
   np.testing.assert_allclose(m["heterogeneity"], L.homogeneity_loss(out["unique"], moment_weight=0.0)[0],
                              rtol=1e-5)
-  _, m = run("hete_contrastive")
+  *_, m = run("hete_contrastive")
   np.testing.assert_allclose(m["heterogeneity"], L.instance_infonce_loss(out["unique"]), rtol=1e-5)
-  _, m = run("homo_mmd")
+  *_, m = run("homo_mmd")
   np.testing.assert_allclose(m["homogeneity"], m["mmd"], rtol=1e-6)
-  _, m = run("homo_moments")
+  *_, m = run("homo_moments")
   np.testing.assert_allclose(m["homogeneity"], m["moment"], rtol=1e-6)
-  _, m = run("instance_align")
+  *_, m = run("instance_align")
   np.testing.assert_allclose(m["instance_align"], L.instance_infonce_loss(out["common"]), rtol=1e-5)
   assert "heterogeneity" not in m and "decoupling" not in m
   def total(variant):
@@ -337,11 +342,12 @@ def test_common_head_reads_the_common_features_only():
   batch = method.local_batch(0, 0, 0, 8)
   width, modalities = int(method.config.model.width), len(method.data.names)
   assert params["head_hidden"]["kernel"].shape[0] == width * modalities
-  out = method.apply(params, batch)
+  apply = jax.jit(method.apply)   # one compiled program for both calls (op by op: ~10x longer)
+  out = apply(params, batch)
   np.testing.assert_array_equal(out["representation"], np.concatenate(out["common"], axis=-1))
   moved = jax.tree_util.tree_map_with_path(
       lambda path, x: x + 1.0 if "unique_encoder" in jax.tree_util.keystr(path) else x, params)
-  moved_out = method.apply(moved, batch)
+  moved_out = apply(moved, batch)
   assert not np.allclose(moved_out["unique"][0], out["unique"][0])   # the unique branch moved ...
   np.testing.assert_array_equal(moved_out["output"], out["output"])  # ... the head did not see it
   default = make_method(tiny_config())

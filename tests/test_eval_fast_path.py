@@ -28,7 +28,7 @@ CONTINUOUS_KEYS = ["mig", "modularity", "dci_disentanglement", "dci_completeness
 
 def _evaluate(method, params, workdir):
   return disentanglement_scores(method, types.SimpleNamespace(params=params), str(workdir),
-                               num_train=100, num_eval=50, dci_importance="gbt",
+                               num_train=70, num_eval=35, dci_importance="gbt",
                                log=lambda *a: None)
 
 
