@@ -195,6 +195,30 @@ TINY_CONFIGS = {
 }
 
 
+def built_once_per_run(tmp_path_factory, name, build):
+  """A directory ``build(path)`` fills, built once per test run and copied to each caller.
+
+  xdist's work stealing can split a module between the two workers, and a module-scoped fixture
+  then runs on both (the SAE workbench's 600-step training twice, ~20 s each). Under xdist the
+  first worker to get here builds into the run's shared base directory (pytest-N, fresh per run)
+  under a file lock, the other waits for it and both copy it, so tests can still write into their
+  copy; without xdist it builds in place.
+  """
+  import filelock  # pylint: disable=g-import-not-at-top
+  own = tmp_path_factory.mktemp(name) / "run"
+  if "PYTEST_XDIST_WORKER" not in os.environ:
+    build(str(own))
+    return str(own)
+  shared = tmp_path_factory.getbasetemp().parent / f"shared-{name}"
+  with filelock.FileLock(str(shared) + ".lock"):
+    if not (shared / "complete").exists():
+      shutil.rmtree(shared, ignore_errors=True)
+      build(str(shared / "run"))
+      (shared / "complete").write_text("")
+  shutil.copytree(shared / "run", own)
+  return str(own)
+
+
 @pytest.fixture(autouse=True)
 def _xla_default_emitters(request):
   """Tests marked ``xla_default_emitters`` compile with XLA's default fusion emitters.

@@ -165,16 +165,15 @@ SYNTHETIC = {"data.synthetic.dim": 32, "data.synthetic.num_shared": 16,
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-  """A BatchTopK SAE that recovers most planted concepts (~60 s on 2 CPU cores)."""
-  from conftest import tiny_sae_config
+  """A BatchTopK SAE that recovers most planted concepts (~20 s on 2 CPU cores), trained once per
+  test run and copied to each xdist worker that runs this module's tests (conftest)."""
+  from conftest import built_once_per_run, tiny_sae_config
   from jaxdisent.runs import fit
-  workdir = str(tmp_path_factory.mktemp("vlm") / "run")
   config = tiny_sae_config(**SYNTHETIC, **{
       "model.dict_size": 128, "model.k": 6, "train.num_steps": 600, "train.batch_size": 256,
       "train.log_every": 300, "train.checkpoint_every": 600, "loss.dead_tokens": 4096,
       "evals.dictionary.num_pairs": 512, "train.eval_at_end": False, "train.plots_at_end": False})
-  fit(config, workdir, quiet=True)
-  return workdir
+  return built_once_per_run(tmp_path_factory, "vlm", lambda workdir: fit(config, workdir, quiet=True))
 
 
 def _record(workdir):
