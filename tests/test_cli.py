@@ -58,7 +58,7 @@ def test_quick_start_command(tmp_path):
   drawn = (workdir / "plots" / "traversals.png").stat().st_mtime_ns
   again = run_train(workdir, "--config.train.num_steps=6", "--config.eval.run_at_end=true",
                     "--config.train.plots_at_end=false",
-                    "--config.eval.num_train=100", "--config.eval.num_eval=50",
+                    "--config.eval.num_train=70", "--config.eval.num_eval=35",
                     "--config.evals.disentanglement.dci_importance=random_forest",
                     cache_dir=cache)
   assert again.returncode == 0, again.stderr[-3000:]

@@ -16,7 +16,7 @@ from conftest import tiny_sae_config, tiny_vae_config
 KEYS = ["mig", "sap", "dci_disentanglement", "dci_completeness", "dci_informativeness",
         "factor_vae_score", "beta_vae_score", "modularity", "explicitness", "irs",
         "gaussian_total_correlation", "mutual_info_between_codes"]
-SMALL = [("evals.disentanglement.num_train", "200"), ("evals.disentanglement.num_eval", "100"),
+SMALL = [("evals.disentanglement.num_train", "70"), ("evals.disentanglement.num_eval", "35"),
          ("evals.disentanglement.dci_importance", "random_forest")]
 
 

@@ -253,3 +253,49 @@ def test_compiled_programs_are_released_before_the_map_limit():
   # Each XLA:CPU program holds several mappings; 60 released programs free well over 60 of them.
   assert before - after > 60, (before, after)
   assert len(lines) == 1 and "released compiled programs" in lines[0]
+
+
+def test_cpu_saves_write_each_replicated_array_from_one_replica(tmp_path, monkeypatch):
+  """One process on CPU: a save cuts no replicated array into per-device slices (Orbax's
+  replica-parallel default did, one eager op per array and device), and a checkpoint written the
+  replica-parallel way restores bitwise through the same Checkpointer."""
+  import numpy as np
+  import orbax.checkpoint as ocp
+  from jax.sharding import NamedSharding, PartitionSpec
+  from jaxdisent.train.checkpoint import Checkpointer
+  from jaxdisent.train.parallel import make_mesh
+  replicated = NamedSharding(make_mesh(jax.devices()[:4]), PartitionSpec())
+  host = {"w": np.arange(48, dtype=np.float32).reshape(8, 6), "b": np.linspace(-1, 1, 8, dtype=np.float32)}
+  state = jax.device_put(host, replicated)
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
+                          state)
+  slices = []
+  original = jax.lax.slice_in_dim
+  monkeypatch.setattr(jax.lax, "slice_in_dim",
+                      lambda *a, **k: slices.append(1) or original(*a, **k))
+  ours = Checkpointer(str(tmp_path / "ours"), 2)
+  ours.save(1, state)
+  ours.wait()
+  assert not slices
+  assert ocp.type_handlers.get_type_handler(jax.Array)._use_replica_parallel is False  # pylint: disable=protected-access
+  restored = ours.restore(1, abstract)
+  for key in host:
+    np.testing.assert_array_equal(np.asarray(restored[key]), host[key])
+  ours.close()
+  # the same state saved the replica-parallel way (Orbax's CPU default) reads back bitwise
+  current = ocp.type_handlers.get_type_handler(jax.Array)
+  try:
+    ocp.type_handlers.register_type_handler(
+        jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=True), override=True)
+    theirs = Checkpointer(str(tmp_path / "theirs"), 2)
+    theirs.save(1, state)
+    theirs.wait()
+    theirs.close()
+    assert slices   # this time each array was cut per replica
+  finally:
+    ocp.type_handlers.register_type_handler(jax.Array, current, override=True)
+  again = Checkpointer(str(tmp_path / "theirs"), 2)
+  restored = again.restore(1, abstract)
+  for key in host:
+    np.testing.assert_array_equal(np.asarray(restored[key]), host[key])
+  again.close()

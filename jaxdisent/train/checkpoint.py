@@ -93,6 +93,43 @@ def _structure_mismatch(saved: dict, expected: dict) -> list[str]:
   return problems
 
 
+_SINGLE_REPLICA_SAVES = [False]
+
+
+def _save_cpu_arrays_from_one_replica() -> None:
+  """One process on CPU: Orbax writes each replicated array from one replica, not in slices.
+
+  Orbax's default on CPU (and TPU; it already turns this off on GPU) is replica-parallel saving:
+  each replicated ``jax.Array`` is cut into one slice per device (an eager ``slice_in_dim`` under
+  a temporary mesh, per array and device) so that the devices' host transfers run in parallel.
+  On CPU every device's memory *is* host memory, and in one process the same host writes every
+  slice, so the cutting is pure overhead: the tiny DecAlign state (268 arrays x 4 devices) spent
+  ~0.3 s a save on it (a fit saving every step: 5.0 s -> 3.8 s, measured). The bytes on disk
+  read back identically either way (checksummed by the manifests), so older checkpoints restore
+  unchanged. Several processes keep Orbax's default: there the slices spread the writes over
+  hosts. This replaces the jax.Array entry of Orbax's global type-handler registry, once per
+  process, only where all of that holds.
+  """
+  if _SINGLE_REPLICA_SAVES[0] or jax.process_count() != 1 or jax.default_backend() != "cpu":
+    return
+  try:
+    current = ocp.type_handlers.get_type_handler(jax.Array)
+    # the same per-host array metadata store as Orbax's default handler (else it stops writing it)
+    store = getattr(current, "_array_metadata_store", None)
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)   # not Orbax's "overriding jax.Array" warning each run
+    try:
+      ocp.type_handlers.register_type_handler(
+          jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False,
+                                                    array_metadata_store=store), override=True)
+    finally:
+      absl_logger.setLevel(level)
+  except (AttributeError, TypeError, ValueError):   # an Orbax without the option: its default stays
+    pass
+  _SINGLE_REPLICA_SAVES[0] = True
+
+
 class Checkpointer:
   """Keeps the last ``max_to_keep`` steps (>= 1); saves asynchronously (``wait`` before exit)."""
 
@@ -104,6 +141,7 @@ class Checkpointer:
     self.is_writer = jax.process_index() == 0 if is_writer is None else is_writer
     self._failed = False
     self.removed_partial = _remove_partial_saves(self.directory) if self.is_writer else []
+    _save_cpu_arrays_from_one_replica()
     self._manager = ocp.CheckpointManager(
         self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
 
