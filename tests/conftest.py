@@ -202,11 +202,14 @@ def built_once_per_run(tmp_path_factory, name, build):
   then runs on both (the SAE workbench's 600-step training twice, ~20 s each). Under xdist the
   first worker to get here builds into the run's shared base directory (pytest-N, fresh per run)
   under a file lock, the other waits for it and both copy it, so tests can still write into their
-  copy; without xdist it builds in place.
+  copy; without xdist (or without ``filelock``, like the compilation cache above) it builds in place.
   """
-  import filelock  # pylint: disable=g-import-not-at-top
+  try:
+    import filelock  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    filelock = None
   own = tmp_path_factory.mktemp(name) / "run"
-  if "PYTEST_XDIST_WORKER" not in os.environ:
+  if "PYTEST_XDIST_WORKER" not in os.environ or filelock is None:
     build(str(own))
     return str(own)
   shared = tmp_path_factory.getbasetemp().parent / f"shared-{name}"
