@@ -13,9 +13,13 @@ Lagrangian of the reference code (xunzheng/notears, ``notears/linear.py``), step
   (count X), as in the reference;
 * finally entries with |w| < ``w_threshold`` are set to 0.
 
-The objective and its gradient are JAX (jit, float64: the constraint is driven to 1e-8 and rho to
-1e16, far below float32's resolution); the bound-constrained quasi-Newton step is SciPy's
-L-BFGS-B, as in the reference, since JAX has no bound-constrained L-BFGS of the same algorithm.
+The objective and its gradient are NumPy / SciPy in float64, as in the reference (the constraint
+is driven to 1e-8 and rho to 1e16, far below float32's resolution); the bound-constrained
+quasi-Newton step is SciPy's L-BFGS-B, as in the reference (JAX has no bound-constrained L-BFGS of
+the same algorithm). L-BFGS-B evaluates the objective ~10^4 times per solve on 2 D^2 variables, so
+each call must be cheap: a jitted JAX objective spent most of its time in dispatch and host
+transfers (the reference benchmark's D=20 solves: 2.8-5.6 s each with JAX, 1.0-1.3 s now, same
+graphs).
 The gradient of h is the closed form exp(W o W)^T o 2W. BLAS runs single-threaded during the
 solve (see the comment there).
 
@@ -27,12 +31,10 @@ seed, so the draws differ from the reference's for the same seed.
 
 from __future__ import annotations
 
-import functools
-
-import jax
-import jax.numpy as jnp
 import numpy as np
+import scipy.linalg
 import scipy.optimize as sopt
+import scipy.special
 from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
 LOSS_TYPES = ("l2", "logistic", "poisson")
@@ -61,29 +63,31 @@ def _check_x(x_NxD, loss_type):
   return x
 
 
-@functools.partial(jax.jit, static_argnames=("loss_type",))
 def _objective(w, x, rho, alpha, lambda1, loss_type):
-  """Augmented Lagrangian and its gradient in the doubled variables w = [W+, W-] (2 D^2,)."""
+  """Augmented Lagrangian, its gradient in the doubled variables w = [W+, W-] (2 D^2,), and h.
+
+  NumPy / SciPy in float64, as the reference computes them (module docstring: why not JAX).
+  """
   n, d = x.shape
   weights = (w[:d * d] - w[d * d:]).reshape(d, d)
   m = x @ weights
   if loss_type == "l2":
     r = x - m
-    loss = 0.5 / n * jnp.sum(r ** 2)
-    g_loss = -1.0 / n * x.T @ r
+    loss = 0.5 / n * float(np.sum(r ** 2))
+    g_loss = -1.0 / n * (x.T @ r)
   elif loss_type == "logistic":
-    loss = 1.0 / n * jnp.sum(jnp.logaddexp(0.0, m) - x * m)
-    g_loss = 1.0 / n * x.T @ (jax.nn.sigmoid(m) - x)
+    loss = 1.0 / n * float(np.sum(np.logaddexp(0.0, m) - x * m))
+    g_loss = 1.0 / n * (x.T @ (scipy.special.expit(m) - x))
   else:  # poisson
-    s = jnp.exp(m)
-    loss = 1.0 / n * jnp.sum(s - x * m)
-    g_loss = 1.0 / n * x.T @ (s - x)
-  e = jax.scipy.linalg.expm(weights * weights)
-  h = jnp.trace(e) - d
+    s = np.exp(m)
+    loss = 1.0 / n * float(np.sum(s - x * m))
+    g_loss = 1.0 / n * (x.T @ (s - x))
+  e = scipy.linalg.expm(weights * weights)
+  h = float(np.trace(e)) - d
   g_h = e.T * weights * 2.0
-  obj = loss + 0.5 * rho * h * h + alpha * h + lambda1 * jnp.sum(w)
+  obj = loss + 0.5 * rho * h * h + alpha * h + lambda1 * float(np.sum(w))
   g_smooth = (g_loss + (rho * h + alpha) * g_h).reshape(-1)
-  return obj, jnp.concatenate([g_smooth + lambda1, -g_smooth + lambda1]), h
+  return obj, np.concatenate([g_smooth + lambda1, -g_smooth + lambda1]), h
 
 
 def notears_linear(x_NxD, lambda1: float = 0.1, loss_type: str = "l2", w_threshold: float = 0.3,
@@ -105,15 +109,10 @@ def notears_linear(x_NxD, lambda1: float = 0.1, loss_type: str = "l2", w_thresho
     x = x - x.mean(axis=0, keepdims=True)
   # One BLAS thread: L-BFGS-B's vector work on 2 D^2 variables is far too small to share, and a
   # multi-threaded OpenBLAS on a busy machine made each iteration ~50x slower (measured, D=20).
-  with jax.enable_x64(True), threadpool_limits(1, user_api="blas"):
-    x_dev = jnp.asarray(x, jnp.float64)
-
-    def evaluate(w_, rho_, alpha_):
-      obj, grad, h_ = _objective(jnp.asarray(w_, jnp.float64), x_dev, rho_, alpha_,
-                                 float(lambda1), loss_type)
-      return float(obj), np.asarray(grad, np.float64), float(h_)
-
-    w = _augmented_lagrangian(evaluate, d, max_iter, h_tol, rho_max)
+  with threadpool_limits(1, user_api="blas"):
+    w = _augmented_lagrangian(
+        lambda w_, rho_, alpha_: _objective(w_, x, rho_, alpha_, float(lambda1), loss_type),
+        d, max_iter, h_tol, rho_max)
   return _threshold(w, d, w_threshold)
 
 
@@ -128,7 +127,6 @@ def notears_linear_from_covariance(cov_DxD, lambda1: float = 0.1, w_threshold: f
   host callback inside the jitted training step on the moving-average code covariance (no samples
   kept). Returns the (D, D) float64 W, W[i, j] != 0 meaning i -> j.
   """
-  import scipy.linalg  # pylint: disable=g-import-not-at-top
   for name, value in (("lambda1", lambda1), ("w_threshold", w_threshold)):
     if not (np.isfinite(value) and value >= 0):
       raise ValueError(f"notears_linear_from_covariance: {name} must be a finite number >= 0; "
