@@ -145,10 +145,12 @@ def test_ablation_on_the_shortcut_benchmark_writes_paired_entries(tmp_path):
           "--config.evals.decalign.patience=1"]
   root = tmp_path / "shortcut"
   assert A.main([f"--workdir={root}", "--config=configs/decalign_shortcut.py",
-                 "--variants=full,task_only,instance_align", "--seeds=0,1", *tiny]) == 0
+                 "--variants=task_only,instance_align", "--seeds=0,1", *tiny]) == 0
   result = json.loads((root / "ablation.json").read_text())
-  assert set(result["paired"]) == {"full", "task_only", "instance_align"}
-  for variant in ("full", "instance_align"):
+  # one variant beside the baseline (the full model's cells are the same code path with other terms
+  # on, and train in tests/test_decalign.py)
+  assert set(result["paired"]) == {"task_only", "instance_align"}
+  for variant in ("instance_align",):
     entry = result["paired"][variant]
     assert entry["n"] == 2 and entry["ci95"][0] <= entry["diff_mean"] <= entry["ci95"][1]
     rows = {r["seed"]: r for r in result["rows"] if r["variant"] == variant}
