@@ -12,15 +12,23 @@ worker reaches that after a few dozen runs.
 holds more than a fraction of the limit: what is still needed compiles again on its next call
 (seconds), which is the whole cost. ``fit``, ``fit_group`` and every evaluation call it when they
 finish; your own loops can too. On systems without ``/proc`` it does nothing.
+
+The threshold is a quarter of the limit by default. ``JAXDISENT_RELEASE_PROGRAMS_AT`` (a fraction
+in (0, 1]) moves it for every call that does not pass ``fraction``: a process that runs many small
+fits and would rather keep its compiled programs longer (the test suite sets 0.6, below the
+~0.93 at which XLA aborted) can raise it.
 """
 
 from __future__ import annotations
 
 import gc
+import math
+import os
 
 import jax
 
 DEFAULT_FRACTION = 0.25
+FRACTION_ENV = "JAXDISENT_RELEASE_PROGRAMS_AT"
 _FALLBACK_LIMIT = 65530  # Linux's default vm.max_map_count
 
 
@@ -42,11 +50,29 @@ def map_limit() -> int:
     return _FALLBACK_LIMIT
 
 
-def release_compiled_programs(fraction: float = DEFAULT_FRACTION, *, log=None) -> bool:
+def release_fraction() -> float:
+  """The share of ``vm.max_map_count`` above which programs are released (module docstring)."""
+  raw = os.environ.get(FRACTION_ENV, "").strip()
+  if not raw:
+    return DEFAULT_FRACTION
+  try:
+    value = float(raw)
+  except ValueError:
+    value = math.nan
+  if not 0.0 < value <= 1.0:
+    raise ValueError(f"{FRACTION_ENV}={raw!r} must be a fraction in (0, 1] of vm.max_map_count "
+                     f"(default {DEFAULT_FRACTION}); unset it or use e.g. 0.5")
+  return value
+
+
+def release_compiled_programs(fraction: float | None = None, *, log=None) -> bool:
   """Clear JAX's compilation caches if this process holds > ``fraction`` of the map limit.
 
+  ``fraction``: default ``release_fraction()`` (0.25, or ``JAXDISENT_RELEASE_PROGRAMS_AT``).
   Returns whether it cleared them. ``log`` (e.g. ``print``) hears one line when it does.
   """
+  if fraction is None:
+    fraction = release_fraction()
   count = map_count()
   if count is None:
     return False

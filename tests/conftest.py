@@ -9,6 +9,8 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_force_host_platform_device_count=4")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Release compiled programs at 0.6 of vm.max_map_count, not 0.25 (_release_compiled_programs below).
+os.environ.setdefault("JAXDISENT_RELEASE_PROGRAMS_AT", "0.6")
 # Subprocesses that tests start (the multi-process and CLI tests) compile without a persistent
 # cache (JAX_ENABLE_COMPILATION_CACHE=false is inherited): they must behave like a user's fresh
 # process. The test processes themselves share one cache, below.
@@ -247,6 +249,9 @@ def _release_compiled_programs():
 
   Without this an xdist worker held ~61,000 memory mappings after ~280 tests and XLA aborted
   inside the compiler at the next program (the crashes the README's test section describes).
+  The threshold is 0.6 of the limit here (JAXDISENT_RELEASE_PROGRAMS_AT, set at the top of this
+  file), not the library's 0.25: each release drops the programs later tests would reuse (the
+  op-by-op ones above all), and at 0.25 each worker released them about four times a run.
   """
   yield
   from jaxdisent.programs import release_compiled_programs  # pylint: disable=g-import-not-at-top

@@ -255,6 +255,25 @@ def test_compiled_programs_are_released_before_the_map_limit():
   assert len(lines) == 1 and "released compiled programs" in lines[0]
 
 
+def test_release_threshold_comes_from_the_environment(monkeypatch):
+  from jaxdisent import programs  # pylint: disable=g-import-not-at-top
+  monkeypatch.setenv(programs.FRACTION_ENV, "1")
+  assert programs.release_fraction() == 1.0
+  assert not programs.release_compiled_programs()  # no process holds its whole limit here
+  monkeypatch.setenv(programs.FRACTION_ENV, "")
+  assert programs.release_fraction() == programs.DEFAULT_FRACTION == 0.25
+
+
+@pytest.mark.parametrize("bad", ["0", "1.5", "half", "nan"])
+def test_bad_release_threshold_fails_before_any_work(tmp_path, monkeypatch, bad):
+  from jaxdisent.runs import fit  # pylint: disable=g-import-not-at-top
+  monkeypatch.setenv("JAXDISENT_RELEASE_PROGRAMS_AT", bad)
+  with pytest.raises(ValueError, match=r"JAXDISENT_RELEASE_PROGRAMS_AT=.* must be a fraction in "
+                                       r"\(0, 1\]"):
+    fit(tiny_sae_config(), str(tmp_path / "run"), quiet=True)
+  assert not (tmp_path / "run").exists()
+
+
 def test_cpu_saves_write_each_replicated_array_from_one_replica(tmp_path, monkeypatch):
   """One process on CPU: a save cuts no replicated array into per-device slices (Orbax's
   replica-parallel default did, one eager op per array and device), and a checkpoint written the

@@ -29,7 +29,7 @@ import os
 import time
 from typing import Any, Callable
 
-from jaxdisent.programs import release_compiled_programs
+from jaxdisent.programs import release_compiled_programs, release_fraction
 
 EVALUATORS: dict[str, Callable] = {}
 RESERVED_SETTINGS = ("run_in_training",)
@@ -107,6 +107,7 @@ def _scalar(name: str, key: str, value):
 def run_evaluations(method, state, step: int, workdir: str, config, *, training: bool,
                     only=None, log=print, is_writer: bool = True) -> dict[str, dict]:
   """Run the selected evaluators; write the step's record; return {name: {key: scalar}}."""
+  release_fraction()   # read when they finish (programs.py): a bad value fails before the work
   names = selected(config, training=training, only=only)
   if not names:
     return {}

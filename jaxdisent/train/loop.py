@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import tqdm
 
-from jaxdisent.programs import release_compiled_programs
+from jaxdisent.programs import release_compiled_programs, release_fraction
 from jaxdisent.train.checkpoint import CheckpointError, Checkpointer
 from jaxdisent.train.config import check_and_write_workdir_config, validate_domains
 from jaxdisent.train.lock import workdir_lock
@@ -240,6 +240,7 @@ def _restore_newest_good(checkpointer, abstract_state, fresh_state, workdir, log
 
 def validate_train_config(config) -> None:
   """Refuse train.* values that would crash later or silently lose work."""
+  release_fraction()   # JAXDISENT_RELEASE_PROGRAMS_AT, read when the run ends: checked now
   train = config.get("train", None)
   if train is None:
     raise ValueError("the config has no 'train' section; start from a file in configs/")
