@@ -36,7 +36,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.optimize import linear_sum_assignment
+import scipy  # submodules load on first use (SciPy's lazy loading): a shorter start-up
 
 from jaxdisent.losses.sae import fraction_of_variance_unexplained
 from jaxdisent.metrics import _host
@@ -478,7 +478,7 @@ def stability(atoms_a_MxD, atoms_b_MxD) -> dict:
     raise ValueError(f"atoms must live in the same space; got widths {a.shape[1]} and {b.shape[1]}")
   with _host.float64():
     cos = np.abs(np.asarray(atom_cosines_core(a, b)))
-  rows, cols = linear_sum_assignment(-cos)
+  rows, cols = scipy.optimize.linear_sum_assignment(-cos)
   matched = np.zeros(cos.shape[0])
   matched[rows] = cos[rows, cols]
   return {"mean_matched_cosine": float(cos[rows, cols].mean()), "per_atom": matched,

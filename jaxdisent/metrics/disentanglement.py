@@ -15,7 +15,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.stats
+import scipy  # submodules load on first use (SciPy's lazy loading): a shorter start-up
 
 from jaxdisent.metrics import _host, parallel_fit
 from jaxdisent.metrics.information import (check_num_bins, dense_labels, discrete_entropy_core,

@@ -32,9 +32,7 @@ seed, so the draws differ from the reference's for the same seed.
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
-import scipy.optimize as sopt
-import scipy.special
+import scipy  # submodules load on first use (SciPy's lazy loading): a shorter start-up
 from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
 LOSS_TYPES = ("l2", "logistic", "poisson")
@@ -171,7 +169,7 @@ def _augmented_lagrangian(evaluate, d, max_iter, h_tol, rho_max):
     w_new, h_new = w, h
     while rho < rho_max:
       fun = lambda w_, r=rho, a=alpha: evaluate(w_, r, a)[:2]
-      w_new = sopt.minimize(fun, w, method="L-BFGS-B", jac=True, bounds=bounds).x
+      w_new = scipy.optimize.minimize(fun, w, method="L-BFGS-B", jac=True, bounds=bounds).x
       h_new = evaluate(w_new, rho, alpha)[2]
       if h_new > 0.25 * h:
         rho *= 10.0

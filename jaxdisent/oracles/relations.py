@@ -66,7 +66,7 @@ import math
 
 import numpy as np
 import jax.numpy as jnp
-from scipy.optimize import linear_sum_assignment
+import scipy  # submodules load on first use (SciPy's lazy loading): a shorter start-up
 
 MIN_ROWS = 8
 
@@ -332,7 +332,7 @@ def hungarian_assignment(similarity_DxA):
   if sim.shape[0] < sim.shape[1]:
     raise ValueError(f"{sim.shape[1]} attributes cannot be matched to only {sim.shape[0]} latent "
                      "nodes; raise model.latent_dim")
-  rows, cols = linear_sum_assignment(-np.nan_to_num(sim))
+  rows, cols = scipy.optimize.linear_sum_assignment(-np.nan_to_num(sim))
   out = np.zeros(sim.shape[1], np.int64)
   out[cols] = rows
   return out
