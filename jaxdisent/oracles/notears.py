@@ -80,6 +80,13 @@ def _objective(w, x, rho, alpha, lambda1, loss_type):
     s = np.exp(m)
     loss = 1.0 / n * float(np.sum(s - x * m))
     g_loss = 1.0 / n * (x.T @ (s - x))
+  return _with_acyclicity(w, weights, loss, g_loss, rho, alpha, lambda1)
+
+
+def _with_acyclicity(w, weights, loss, g_loss, rho, alpha, lambda1):
+  """(objective, gradient in w, h): the loss plus rho/2 h^2 + alpha h + lambda1 sum(w), with
+  h = tr(exp(W o W)) - D and its gradient exp(W o W)^T o 2W; both NOTEARS objectives end here."""
+  d = weights.shape[0]
   e = scipy.linalg.expm(weights * weights)
   h = float(np.trace(e)) - d
   g_h = e.T * weights * 2.0
@@ -146,12 +153,7 @@ def notears_linear_from_covariance(cov_DxD, lambda1: float = 0.1, w_threshold: f
     residual = eye - weights
     s_res = cov @ residual
     loss = 0.5 * float(np.sum(residual * s_res))
-    g_loss = -s_res
-    e = scipy.linalg.expm(weights * weights)
-    h = float(np.trace(e)) - d
-    g_smooth = (g_loss + (rho_ * h + alpha_) * (e.T * weights * 2.0)).reshape(-1)
-    obj = loss + 0.5 * rho_ * h * h + alpha_ * h + float(lambda1) * float(np.sum(w_))
-    return obj, np.concatenate([g_smooth + lambda1, -g_smooth + lambda1]), h
+    return _with_acyclicity(w_, weights, loss, -s_res, rho_, alpha_, float(lambda1))
 
   with threadpool_limits(1, user_api="blas"):
     w = _augmented_lagrangian(evaluate, d, max_iter, h_tol, rho_max)
