@@ -9,8 +9,6 @@ tests/test_sae_formats.py.
 """
 
 import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -142,27 +140,25 @@ def test_bad_matryoshka_settings_name_the_key():
 
 
 @pytest.mark.slow
-def test_cli_trains_a_matryoshka_sae_and_refuses_bad_groups(tmp_path):
-  env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-  base = [sys.executable, "-m", "launch.train",
-          f"--config={os.path.join(ROOT, 'configs', 'sae_vlm_synthetic.py')}",
+def test_cli_trains_a_matryoshka_sae_and_refuses_bad_groups(tmp_path, capfd):
+  """launch.train's entry point, in this process (a fresh process's CLI is tests/test_cli.py's)."""
+  from launch.train import main  # pylint: disable=g-import-not-at-top
+  base = [f"--config={os.path.join(ROOT, 'configs', 'sae_vlm_synthetic.py')}",
           "--config.model.kind=matryoshka_batchtopk", "--config.data.synthetic.dim=16",
           "--config.model.dict_size=32", "--config.model.init_batch=128",
           "--config.train.batch_size=32", "--config.train.num_steps=3",
           "--config.train.plots_at_end=false", "--config.evals.dictionary.num_pairs=64"]
-  bad = subprocess.run(base + [f"--workdir={tmp_path / 'bad'}",
-                               "--config.model.group_fractions=(0.5,0.25)"],
-                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
-  assert bad.returncode == 2, bad.stderr
-  lines = [l for l in bad.stderr.splitlines() if l.strip()]
-  assert lines[-1].startswith("[jaxdisent] error: ") and len(lines) == 1, bad.stderr
+  capfd.readouterr()
+  assert main(base + [f"--workdir={tmp_path / 'bad'}",
+                      "--config.model.group_fractions=(0.5,0.25)"]) == 2
+  err = capfd.readouterr().err
+  lines = [l for l in err.splitlines() if l.strip()]
+  assert lines[-1].startswith("[jaxdisent] error: ") and len(lines) == 1, err
   assert "model.group_fractions=(0.5, 0.25) sum to 0.75" in lines[-1]
   assert not (tmp_path / "bad" / "config.json").exists()
-  good = subprocess.run(base + [f"--workdir={tmp_path / 'good'}",
-                                "--config.model.group_fractions=(0.25,0.75)"],
-                        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
-  assert good.returncode == 0, good.stderr
-  from jaxdisent.evals import read_record
+  good = main(base + [f"--workdir={tmp_path / 'good'}", "--config.model.group_fractions=(0.25,0.75)"])
+  assert good == 0, capfd.readouterr().err[-3000:]
+  from jaxdisent.evals import read_record  # pylint: disable=g-import-not-at-top
   record = read_record(str(tmp_path / "good"), 3)["evals"]["dictionary"]
   assert 0 < record["smallest_prefix_r2"] <= record["r2"] + 1e-9
 
