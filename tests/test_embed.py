@@ -1,24 +1,35 @@
 """launch.embed on a tiny randomly initialised CLIP saved by the test (nothing downloaded):
 image-folder and COCO inputs, L2-normalised row-aligned outputs, resuming after a stop."""
 
+import importlib.util
 import json
 import os
 
 import numpy as np
 import pytest
 
-# the embed extra (pip install -e '.[embed]'): without it these tests skip instead of failing
-# to collect
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-pytest.importorskip("tokenizers")
-pytest.importorskip("PIL")
-from PIL import Image  # noqa: E402
-from tokenizers import Tokenizer, models, pre_tokenizers, processors  # noqa: E402
-from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel,  # noqa: E402
-                          PreTrainedTokenizerFast)
+# The embed extra (pip install -e '.[embed]'): without it these tests skip instead of failing to
+# collect. torch and transformers are imported by the fixture below, when the first test here
+# runs, not at collection: every xdist worker collects this file, and the imports take ~4.5 s.
+_MISSING = [name for name in ("torch", "transformers", "tokenizers", "PIL")
+            if importlib.util.find_spec(name) is None]
+if _MISSING:
+  pytest.skip(f"the embed extra is not installed (no {', '.join(_MISSING)}): "
+              "pip install -e '.[embed]'", allow_module_level=True)
 
-from launch.embed import Embedder, coco_items, folder_items, main as embed_main  # noqa: E402
+
+@pytest.fixture(scope="module", autouse=True)
+def _embed_libraries():
+  # pylint: disable=g-import-not-at-top,global-variable-undefined,redefined-outer-name
+  global torch, Image, Tokenizer, models, pre_tokenizers, processors
+  global CLIPConfig, CLIPImageProcessor, CLIPModel, PreTrainedTokenizerFast
+  global Embedder, coco_items, folder_items, embed_main
+  import torch
+  from PIL import Image
+  from tokenizers import Tokenizer, models, pre_tokenizers, processors
+  from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, PreTrainedTokenizerFast
+  from launch.embed import Embedder, coco_items, folder_items, main as embed_main
+
 
 WORDS = ["a", "red", "blue", "green", "cat", "dog", "car", "on", "the", "grass", "road", "sky"]
 
