@@ -101,7 +101,7 @@ class Stub:
 
     self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-    self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
     self.thread.start()
 
   def close(self):
