@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
+from jaxdisent.viz import vae_plots
+
 
 def _draw_graph(ax, weights_AxA, names, title, threshold=0.05):
   """Nodes on a circle; an arrow i -> j for every |w_ij| / max|w| > threshold, width ~ weight."""
@@ -155,19 +157,10 @@ def save_intervention_effects(effects_AxA, ancestors_AxA, names, path, *, title=
 def save_intervention_grid(rows, names, grid, path):
   """rows[i]: (V, H, W, C) decoded images of one example under do(node i = each value)."""
   num_rows, num_cols = len(rows), len(rows[0])
-  fig, axes = plt.subplots(num_rows, num_cols, figsize=(1.1 * num_cols + 1.2, 1.1 * num_rows),
-                           squeeze=False)
-  for i, images in enumerate(rows):
-    for j, image in enumerate(images):
-      ax = axes[i, j]
-      image = np.asarray(image)
-      ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
-      ax.set_xticks([])
-      ax.set_yticks([])
-      if j == 0:
-        ax.set_ylabel(f"do({names[i]})", fontsize=7)
-      if i == 0:
-        ax.set_title(f"{grid[j]:+.1f} sd", fontsize=7)
+  fig, ax = plt.subplots(figsize=(1.1 * num_cols + 1.2, 1.1 * num_rows))
+  vae_plots.show_image_grid(ax, np.stack([np.asarray(images) for images in rows]),
+                            [f"do({name})" for name in names[:num_rows]],
+                            [f"{value:+.1f} sd" for value in grid[:num_cols]])
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
