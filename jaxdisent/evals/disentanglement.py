@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -14,6 +15,13 @@ from jaxdisent import metrics
 from jaxdisent.data import GroundTruthData
 from jaxdisent.losses import vae as vae_losses
 from jaxdisent.models.vae import VAE
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _decode_mean(model, params, z_NxD):
+  """The decoder's Bernoulli means for codes (N, D): one program per model definition, reused by
+  every evaluation (a closure over the parameters compiled them in as constants, once per call)."""
+  return jax.nn.sigmoid(model.apply({"params": params}, z_NxD, method=VAE.decode))
 
 
 def _split_scalars(results: dict, out_dir: str, filename: str) -> dict:
@@ -99,10 +107,10 @@ def disentanglement_scores(method, state, workdir, *, num_train=10_000, num_eval
   normalised = mi / np.maximum(entropy[None], 1e-12)
   labels = [f"{method.data.factor_names[k]} ({normalised[j, k]:.2f})" if normalised[j, k] > 0.1
             else "-" for j, k in enumerate(normalised.argmax(axis=1))]
-  decode = jax.jit(lambda z: jax.nn.sigmoid(method.model.apply({"params": state.params}, z,
-                                                             method=VAE.decode)))
   spread = np.std(codes_train, axis=0)
-  vae_plots.save_traversals(lambda z: np.asarray(decode(jnp.asarray(z))), np.median(codes_train, 0),
+  vae_plots.save_traversals(
+      lambda z: np.asarray(_decode_mean(method.model, state.params, jnp.asarray(z))),
+      np.median(codes_train, 0),
                             os.path.join(plots, "traversals_labelled.png"), row_labels=labels,
                             limit=2.0 * float(max(spread.max(), 1e-3)))
   results["eval_seconds"] = timings
