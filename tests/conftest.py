@@ -10,6 +10,14 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_force_host_platform_device_count=4")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# The evaluators' scikit-learn fits (SAP, DCI, explicitness) run in the test process, one after
+# the other, not in a pool of loky worker processes per xdist worker (their start-up and imports,
+# competing with the other xdist worker for the 2 cores). Same values either way
+# (tests/test_parallel_fit.py compares them bit for bit); the tests of the parallel path ask for it:
+# test_parallel_fit passes n_jobs=2, test_eval_fast_path's fast path and the README command
+# (tests/test_cli.py) unset this. 42 evaluator-heavy tests (test_evaluate, gem_prior,
+# gem_correlation, sae, eval_fast_path): 118 / 123 s -> 114 / 104 s.
+os.environ.setdefault("JAXDISENT_SKLEARN_JOBS", "1")
 # Release compiled programs at 0.6 of vm.max_map_count, not 0.25 (_release_compiled_programs below).
 os.environ.setdefault("JAXDISENT_RELEASE_PROGRAMS_AT", "0.6")
 # Subprocesses that tests start (the multi-process and CLI tests) compile without a persistent

@@ -22,6 +22,7 @@ def run_train(workdir, *extra, cache_dir=None):
              "--config.train.checkpoint_every=2", *extra]
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   env.pop("XLA_FLAGS", None)
+  env.pop("JAXDISENT_SKLEARN_JOBS", None)   # conftest.py's in-process fits: the user's default here
   if cache_dir is not None:
     env.update(JAX_ENABLE_COMPILATION_CACHE="true", JAX_COMPILATION_CACHE_DIR=str(cache_dir))
   return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

@@ -36,6 +36,7 @@ def _evaluate(method, params, workdir):
 def test_fast_eval_path_matches_previous_path(tmp_path, monkeypatch):
   method = make_method(tiny_vae_config())
   params, _ = method.init(jax.random.key(7))
+  monkeypatch.delenv("JAXDISENT_SKLEARN_JOBS", raising=False)   # the default: one job per CPU
   fast = _evaluate(method, params, tmp_path / "fast")
 
   monkeypatch.setenv("JAXDISENT_SKLEARN_JOBS", "1")
