@@ -76,8 +76,24 @@ def test_every_plotting_module_writes_a_png(tmp_path):
                                                        str(tmp_path / "mi.png"), np.ones(2)))
   images = np.random.default_rng(0).random((3, 8, 8, 1))
   assert _is_png(vae_plots.save_reconstructions(images, images[::-1], str(tmp_path / "recon.png")))
-  decode = lambda z: np.tile(np.tanh(z[:, :1])[:, None, None, :], (1, 8, 8, 1))
+  calls = []
+  def decode(z):
+    calls.append(len(z))
+    return np.tile(np.tanh(z[:, :1])[:, None, None, :], (1, 8, 8, 1))
   assert _is_png(vae_plots.save_traversals(decode, np.zeros(2), str(tmp_path / "trav.png"), num_values=3))
+  assert calls == [6]   # one decoder call (one compiled shape) for the 2 x 3 grid
+
+
+def test_image_mosaic_places_each_tile_between_white_gaps():
+  tiles = np.arange(2 * 3 * 2 * 2, dtype=np.float32).reshape(2, 3, 2, 2) / 24   # (R, C, H, W)
+  out = vae_plots._mosaic(tiles, gap=1)  # pylint: disable=protected-access
+  assert out.shape == (2 * 2 + 1, 3 * 2 + 2, 1)
+  for r in range(2):
+    for c in range(3):
+      np.testing.assert_array_equal(out[3 * r:3 * r + 2, 3 * c:3 * c + 2, 0], tiles[r, c])
+  assert np.all(out[2, :, 0] == 1) and np.all(out[:, 2, 0] == 1) and np.all(out[:, 5, 0] == 1)
+  rgb = vae_plots._mosaic(np.full((1, 2, 3, 3, 3), 7.0), gap=2)  # pylint: disable=protected-access
+  assert rgb.shape == (3, 8, 3) and rgb.max() == 1.0   # clipped to [0, 1]
 
 
 def test_study_and_sae_sweep_launchers_refuse_bad_flags(capsys):

@@ -110,9 +110,8 @@ def disentanglement_scores(method, state, workdir, *, num_train=10_000, num_eval
   spread = np.std(codes_train, axis=0)
   vae_plots.save_traversals(
       lambda z: np.asarray(_decode_mean(method.model, state.params, jnp.asarray(z))),
-      np.median(codes_train, 0),
-                            os.path.join(plots, "traversals_labelled.png"), row_labels=labels,
-                            limit=2.0 * float(max(spread.max(), 1e-3)))
+      np.median(codes_train, 0), os.path.join(plots, "traversals_labelled.png"),
+      row_labels=labels, limit=2.0 * float(max(spread.max(), 1e-3)))
   results["eval_seconds"] = timings
   results["eval_sizes"] = {"num_train": num_train, "num_eval": num_eval, "num_bins": num_bins,
                            "dci_importance": dci_importance, "code_table": bool(tabulate)}

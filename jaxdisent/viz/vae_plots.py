@@ -10,9 +10,10 @@ import numpy as np
 
 
 def _mosaic(images_RxCxHxWxK, gap: int):
-  """One (H', W', K) image of R x C tiles (values clipped to [0, 1]) with `gap` white pixels between them."""
+  """One (H', W', K) image of the R x C tiles, clipped to [0, 1], with `gap` white pixels between
+  neighbours; tiles without a channel axis (R, C, H, W) are grayscale."""
   images = np.clip(np.asarray(images_RxCxHxWxK, np.float32), 0, 1)
-  if images.ndim == 4:   # tiles without a channel axis: grayscale
+  if images.ndim == 4:
     images = images[..., None]
   rows, cols, h, w, k = images.shape
   out = np.ones((rows * (h + gap) - gap, cols * (w + gap) - gap, k), np.float32)
