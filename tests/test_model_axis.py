@@ -63,48 +63,52 @@ def test_map_group_is_bitwise_each_cell_alone(tmp_path):
   assert _losses(str(tmp_path / "g0")) != _losses(str(tmp_path / "g2"))  # the seeds reached them
 
 
-def _group_equals_each_cell_alone_float64(root, name, how):
-  """The float64 group-vs-alone check (module docstring); run in-process or in a fresh one."""
+def _group_equals_each_cell_alone_float64(root, name, hows):
+  """The float64 group-vs-alone check (module docstring) for each of ``hows`` (comma-separated),
+  against one set of cells trained alone; run in-process or in a fresh one."""
   configs = [TINY_CONFIGS[name](**{"seed": s, "train.num_steps": 3, "train.checkpoint_every": 100,
                                    **NO_END}) for s in (0, 3)]
   with jax.enable_x64(True):
-    group = fit_group([(c, os.path.join(root, f"g{c.seed}")) for c in configs], quiet=True,
-                      methods=[Float64(make_method(c)) for c in configs], how=how)
     alone = [fit(c, os.path.join(root, f"a{c.seed}"), quiet=True, method=Float64(make_method(c)))
              for c in configs]
-  assert jax.tree.leaves(group[0].state.params)[0].dtype == np.float64
   tol = _tolerance(configs[0], 3)
-  for config, g, a in zip(configs, group, alone):
-    assert g.step == a.step == 3
-    for x, y in zip(leaves(g.state), leaves(a.state), strict=True):
-      scale = max(float(np.max(np.abs(x))), 1.0) if x.size else 1.0
-      np.testing.assert_allclose(x, y, rtol=0, atol=tol * scale)
-    lg = _losses(os.path.join(root, f"g{config.seed}"))
-    la = _losses(os.path.join(root, f"a{config.seed}"))
-    assert len(lg) == 3 and np.all(np.isfinite(lg))
-    np.testing.assert_allclose(lg, la, rtol=1e-8)
-  # the seeds reached their cells: different inits, batches and so losses
-  assert not np.allclose(_losses(os.path.join(root, "g0")), _losses(os.path.join(root, "g3")),
-                         rtol=1e-3)
+  for how in hows.split(","):
+    with jax.enable_x64(True):
+      group = fit_group([(c, os.path.join(root, how, f"g{c.seed}")) for c in configs], quiet=True,
+                        methods=[Float64(make_method(c)) for c in configs], how=how)
+    assert jax.tree.leaves(group[0].state.params)[0].dtype == np.float64, how
+    for config, g, a in zip(configs, group, alone):
+      assert g.step == a.step == 3, how
+      for x, y in zip(leaves(g.state), leaves(a.state), strict=True):
+        scale = max(float(np.max(np.abs(x))), 1.0) if x.size else 1.0
+        np.testing.assert_allclose(x, y, rtol=0, atol=tol * scale, err_msg=how)
+      lg = _losses(os.path.join(root, how, f"g{config.seed}"))
+      la = _losses(os.path.join(root, f"a{config.seed}"))
+      assert len(lg) == 3 and np.all(np.isfinite(lg)), how
+      np.testing.assert_allclose(lg, la, rtol=1e-8, err_msg=how)
+    # the seeds reached their cells: different inits, batches and so losses
+    assert not np.allclose(_losses(os.path.join(root, how, "g0")),
+                           _losses(os.path.join(root, how, "g3")), rtol=1e-3), how
 
 
-@pytest.mark.parametrize("name,how", [("sae_batchtopk", "vmap"),
-                                      pytest.param("beta_vae", "map", marks=pytest.mark.slow),
-                                      pytest.param("beta_vae", "vmap", marks=pytest.mark.slow)])
-def test_group_equals_each_cell_alone_float64(tmp_path, name, how):
+@pytest.mark.parametrize("name,hows", [("sae_batchtopk", "vmap"),
+                                       pytest.param("beta_vae", "map,vmap", marks=pytest.mark.slow)])
+def test_group_equals_each_cell_alone_float64(tmp_path, name, hows):
   if name == "sae_batchtopk":
-    _group_equals_each_cell_alone_float64(str(tmp_path), name, how)
+    _group_equals_each_cell_alone_float64(str(tmp_path), name, hows)
     return
   # The float64 beta-VAE group programs compile in a fresh interpreter: in the full suite, the
   # xdist worker that reached them after ~400 tests died inside XLA:CPU while compiling them (the
   # process had reached vm.max_map_count; conftest's _release_compiled_programs now prevents it).
   # A fresh process keeps these large programs' mappings out of the worker, and a crash would be
-  # this test's failure (faulthandler's stack in the message), not the loss of the worker.
+  # this test's failure (faulthandler's stack in the message), not the loss of the worker. Both
+  # group forms run in one process against one pair of cells trained alone (two processes that
+  # each trained the same cells alone cost 33.5 s of the suite).
   here = os.path.dirname(os.path.abspath(__file__))
   code = ("import sys; sys.path.insert(0, sys.argv[1]); import test_model_axis as t; "
           "t._group_equals_each_cell_alone_float64(sys.argv[2], sys.argv[3], sys.argv[4])")
   done = subprocess.run([sys.executable, "-X", "faulthandler", "-c", code, here, str(tmp_path),
-                         name, how], capture_output=True, text=True, timeout=1800,
+                         name, hows], capture_output=True, text=True, timeout=1800,
                         cwd=os.path.dirname(here))
   assert done.returncode == 0, done.stderr[-6000:]
 
