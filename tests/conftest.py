@@ -140,6 +140,12 @@ if os.environ.get("JAXDISENT_TEST_COMPILATION_CACHE", "1") != "0":
     from jax._src import compilation_cache as _jax_cache  # pylint: disable=g-import-not-at-top
     _jax_cache.get_file_cache  # pylint: disable=pointless-statement
     _jax_cache.get_file_cache = lambda path: (_AtomicFileCache(path), path)
+    # Entries uncompressed: JAX compresses each with zlib (no zstandard here), which cost the
+    # suite ~9 worker-s (a sampling profile of a full run); the files live only for this run.
+    # Both functions or neither: a compressed entry must never be read back raw.
+    if callable(getattr(_jax_cache, "compress_executable", None)) and callable(
+        getattr(_jax_cache, "decompress_executable", None)):
+      _jax_cache.compress_executable = _jax_cache.decompress_executable = bytes
   except (ImportError, AttributeError):
     _MIN_COMPILE_SECS = 0.25
     try:

@@ -160,8 +160,10 @@ def test_matching():
     hungarian_assignment(sim.T)
 
 
-def test_tfds_attribute_reader_with_mock_data(tmp_path):
+def test_tfds_attribute_reader_with_mock_data(tmp_path, monkeypatch):
+  import tempfile
   import tensorflow_datasets as tfds
+  monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))   # mock_data's metadata folders (test_tfds_source.py)
   from jaxdisent.data.attributes import TFDSAttributeSource
   from jaxdisent.oracles import oracle_scores
   import ml_collections
