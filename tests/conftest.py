@@ -141,8 +141,8 @@ if os.environ.get("JAXDISENT_TEST_COMPILATION_CACHE", "1") != "0":
     _jax_cache.get_file_cache  # pylint: disable=pointless-statement
     _jax_cache.get_file_cache = lambda path: (_AtomicFileCache(path), path)
     # Entries uncompressed: JAX compresses each (zlib where zstandard is not installed, as
-    # here) and decompresses it on every read; the files live only for this run. Measured on 2 cores, the
-    # same 161 tests, alternating: 185.7 / 182.1 s compressed -> 167.9 / 170.4 s uncompressed.
+    # here) and decompresses it on every read; the files live only for this run. Measured on 2
+    # cores, the same 161 tests, alternating: 185.7 / 182.1 s compressed -> 167.9 / 170.4 s.
     # Both functions or neither: a compressed entry must never be read back raw.
     if callable(getattr(_jax_cache, "compress_executable", None)) and callable(
         getattr(_jax_cache, "decompress_executable", None)):
