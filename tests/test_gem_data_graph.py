@@ -163,7 +163,8 @@ def test_matching():
 def test_tfds_attribute_reader_with_mock_data(tmp_path, monkeypatch):
   import tempfile
   import tensorflow_datasets as tfds
-  monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))   # mock_data's metadata folders (test_tfds_source.py)
+  # mock_data's metadata folders land in tmp_path, not /tmp (test_tfds_source.py)
+  monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
   from jaxdisent.data.attributes import TFDSAttributeSource
   from jaxdisent.oracles import oracle_scores
   import ml_collections

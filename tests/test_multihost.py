@@ -63,9 +63,9 @@ BETA_VAE = ("configs/beta_vae_dsprites.py",
 def _env():
   env = dict(os.environ)
   env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-  # JAX_ENABLE_COMPILATION_CACHE=false comes with os.environ (conftest.py): each process compiles
-  # cold, like a user's. (A cache shared by a test's launches saved nothing measurable: 71.3 s ->
-  # 69.5 s for this file; JAX's jax_share_binary_between_hosts on top of it hung the 2-process runs.)
+  # JAX_ENABLE_COMPILATION_CACHE=false comes with os.environ (conftest.py): each process
+  # compiles cold, like a user's. (A cache shared by a test's launches saved nothing measurable,
+  # 71.3 s -> 69.5 s for this file; jax_share_binary_between_hosts on top hung the 2-process runs.)
   return env
 
 
