@@ -310,6 +310,14 @@ def built_once_per_run(tmp_path_factory, name, build):
   return str(own)
 
 
+@pytest.fixture
+def tempdir_in_tmp_path(tmp_path, monkeypatch):
+  """Python's temporary folders go under the test's tmp_path: tfds.testing.mock_data's builders
+  make one each (DatasetInfo's metadata lookup) and leave it behind, 12 per run in /tmp before."""
+  monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+  return tmp_path
+
+
 @pytest.fixture(autouse=True)
 def _xla_default_emitters(request):
   """Tests marked ``xla_default_emitters`` compile their training steps with XLA's default emitters.

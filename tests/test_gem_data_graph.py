@@ -160,11 +160,9 @@ def test_matching():
     hungarian_assignment(sim.T)
 
 
-def test_tfds_attribute_reader_with_mock_data(tmp_path, monkeypatch):
-  import tempfile
+def test_tfds_attribute_reader_with_mock_data(tempdir_in_tmp_path):
+  tmp_path = tempdir_in_tmp_path   # mock_data's metadata folders land here (conftest.py)
   import tensorflow_datasets as tfds
-  # mock_data's metadata folders land in tmp_path, not /tmp (test_tfds_source.py)
-  monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
   from jaxdisent.data.attributes import TFDSAttributeSource
   from jaxdisent.oracles import oracle_scores
   import ml_collections

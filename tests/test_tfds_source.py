@@ -1,5 +1,4 @@
 import os
-import tempfile
 
 import jax
 import numpy as np
@@ -9,11 +8,7 @@ import tensorflow_datasets as tfds
 from jaxdisent.data.tfds_source import TFDSGroundTruth
 
 
-@pytest.fixture(autouse=True)
-def _tfds_temporary_folders_in_tmp_path(tmp_path, monkeypatch):
-  """tfds.testing.mock_data's builders make a temporary folder each (DatasetInfo's metadata
-  lookup) and leave it behind; here they land in the test's own tmp_path, not in /tmp."""
-  monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+pytestmark = pytest.mark.usefixtures("tempdir_in_tmp_path")   # mock_data's folders (conftest.py)
 
 
 @pytest.mark.parametrize("name,sizes,channels", [("dsprites", (3, 6, 40, 32, 32), 1),
