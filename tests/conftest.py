@@ -387,3 +387,18 @@ def _freeze_long_lived_objects():
     gc.collect(1)   # the young generations (the previous test's garbage), not the long-lived heap
   gc.freeze()
   yield
+
+
+class Traces:
+  """Names of the functions JAX traces while active (jax.monitoring's trace events)."""
+
+  def __enter__(self):
+    self.names = []
+    self._listener = lambda event, duration, **kw: (
+        event.endswith("jaxpr_trace_duration") and self.names.append(kw.get("fun_name")))
+    jax.monitoring.register_event_duration_secs_listener(self._listener)
+    return self
+
+  def __exit__(self, *exc):
+    jax.monitoring.unregister_event_duration_listener(self._listener)
+

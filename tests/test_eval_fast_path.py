@@ -13,7 +13,7 @@ from jaxdisent.evals.disentanglement import disentanglement_scores
 from jaxdisent.methods import make_method
 from jaxdisent.metrics import sampling
 
-from conftest import tiny_vae_config
+from conftest import Traces, tiny_vae_config
 
 # Scores that are ratios of counts (accuracies, votes) or rank statistics: identical unless a code
 # moves across a decision threshold by the encoders' float rounding (~1e-6 relative), which does
@@ -50,3 +50,29 @@ def test_fast_eval_path_matches_previous_path(tmp_path, monkeypatch):
   for key in CONTINUOUS_KEYS:
     np.testing.assert_allclose(fast[key], slow[key], rtol=1e-4, atol=1e-6, err_msg=key)
   assert fast["captured_factor"] == slow["captured_factor"]
+
+
+def test_a_new_checkpoint_reuses_the_evaluation_programs(tmp_path):
+  """The encoder, render-and-encode and reconstruction programs take the parameters as arguments:
+  evaluating other parameters traces (and so compiles) nothing again, and gives their values."""
+  from jaxdisent.evals.base import EvalContext  # pylint: disable=g-import-not-at-top
+  from jaxdisent.evals.disentanglement import reconstruction  # pylint: disable=g-import-not-at-top
+  method = make_method(tiny_vae_config())
+  p1, _ = method.init(jax.random.key(1))
+  p2, _ = method.init(jax.random.key(2))
+  key = jax.random.key(0)
+  state = lambda p: types.SimpleNamespace(params=p, model_state={})
+  ctx = lambda p: EvalContext(method=method, state=state(p), step=0, workdir=str(tmp_path),
+                              log=lambda *a: None, name="reconstruction")
+  codes1, factors1 = sampling.sample_codes_and_factors(method.data, method.representation_fn(p1),
+                                                       40, key)
+  rec1 = reconstruction(ctx(p1), {"num_examples": 16})
+  with Traces() as traces:
+    codes2, factors2 = sampling.sample_codes_and_factors(
+        method.data, method.representation_fn(p2), 40, key)
+    rec2 = reconstruction(ctx(p2), {"num_examples": 16})
+  assert traces.names == []
+  np.testing.assert_array_equal(factors1, factors2)
+  assert not np.allclose(codes1, codes2) and rec1["reconstruction"] != rec2["reconstruction"]
+  direct = method.encode_mean(p2, method.data.images_from_factors(factors2))
+  np.testing.assert_allclose(codes2, np.asarray(direct), rtol=1e-5, atol=1e-6)

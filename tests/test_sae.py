@@ -1,4 +1,5 @@
 import os
+import types
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +14,7 @@ from jaxdisent.runs import fit
 from jaxdisent.train.config import load_config
 from jaxdisent.train.parallel import make_mesh
 
-from conftest import ROOT
+from conftest import ROOT, Traces
 
 
 def sae_config(**overrides):
@@ -125,6 +126,27 @@ def test_init_decoder_norm_and_threshold(tmp_path):
                                jnp.concatenate([pairs[0], pairs[1]]))
   l0 = float(jnp.mean(jnp.sum(codes > 0, axis=1)))
   assert 0.3 * 3 < l0 < 3 * 3                             # the learned threshold keeps L0 near k
+
+
+def test_a_new_checkpoint_reuses_the_dictionary_programs():
+  """dictionary_scores and encode_batched jit the method's encode / reconstruct with the parameters
+  as arguments: scoring other parameters traces (so compiles) nothing again, and scores them."""
+  from jaxdisent.evals.dictionary import encode_batched  # pylint: disable=g-import-not-at-top
+  method = make_method(sae_config())
+  states = []
+  for seed in (0, 1):
+    params, model_state = method.init(jax.random.key(seed))
+    states.append(types.SimpleNamespace(params=params, model_state=model_state))
+  x = np.asarray(method.data.pairs(jax.random.key(5), 64)[0])
+  first = dictionary_scores(method, states[0], num_pairs=64)
+  codes = encode_batched(method, states[0], x, batch=32)
+  with Traces() as traces:
+    second = dictionary_scores(method, states[1], num_pairs=64)
+    codes2 = encode_batched(method, states[1], x, batch=32)
+  assert traces.names == []
+  assert first["fvu"] != second["fvu"] and not np.array_equal(codes, codes2)
+  np.testing.assert_array_equal(codes2, np.asarray(method.encode(
+      states[1].params, states[1].model_state, jnp.asarray(x))))
 
 
 @pytest.mark.parametrize("kind", ["batchtopk", "matryoshka_batchtopk", "topk", "relu", "jumprelu"])

@@ -35,6 +35,7 @@ modality_histogram.png (modality score, stacked by MDS class), energy_vs_modalit
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -69,11 +70,21 @@ def paired_embeddings(data, num_pairs: int, seed: int):
   return data.rows(rows, "image"), data.rows(rows, "text")
 
 
+def _program(method, name: str):
+  """``jax.jit(method.<name>)``, built once per method object and kept on it: the parameters are
+  arguments, so every evaluation of the method (each checkpoint) reuses the compiled program. (A jit
+  of a closure over the parameters compiled them in as constants, once per evaluation: ~0.8 s more
+  per evaluation for a CLIP-size SAE, 768 x 16,384.)"""
+  programs = method.__dict__.setdefault("_eval_programs", {})
+  if name not in programs:
+    programs[name] = jax.jit(getattr(method, name))
+  return programs[name]
+
+
 def encode_batched(method, state, x_NxD, batch: int = 4096) -> np.ndarray:
   """Inference codes of ``x`` (N, M) in chunks of ``batch`` rows (one compiled shape + a tail)."""
-  params, model_state = state.params, state.model_state
-  run = jax.jit(lambda x: method.encode(params, model_state, x))
-  return np.concatenate([np.asarray(run(x_NxD[start:start + batch]))
+  run = _program(method, "encode")
+  return np.concatenate([np.asarray(run(state.params, state.model_state, x_NxD[start:start + batch]))
                          for start in range(0, len(x_NxD), batch)])
 
 
@@ -208,7 +219,7 @@ def paired_analyses(image_NxD, text_NxD, codes_img, codes_txt, atoms_MxD, *, set
 def dictionary_scores(method, state, num_pairs: int = 4096, seed: int = 1234) -> dict:
   """An SAE method's dictionary measures on held-out data (paired and planted-truth ones when available)."""
   params, model_state = state.params, state.model_state
-  run = jax.jit(lambda x: method.reconstruct(params, model_state, x))
+  run = functools.partial(_program(method, "reconstruct"), params, model_state)
   out = {"kind": method.kind, "dict_size": int(method.config.model.dict_size), "k": method.k}
   atoms = np.asarray(params["W_dec"])
   if hasattr(method.data, "pairs"):

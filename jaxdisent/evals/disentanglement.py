@@ -14,14 +14,18 @@ from jaxdisent.evals.base import register
 from jaxdisent import metrics
 from jaxdisent.data import GroundTruthData
 from jaxdisent.losses import vae as vae_losses
+from jaxdisent.models import vae as vae_model
 from jaxdisent.models.vae import VAE
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _decode_mean(model, params, z_NxD):
-  """The decoder's Bernoulli means for codes (N, D): one program per model definition, reused by
-  every evaluation (a closure over the parameters compiled them in as constants, once per call)."""
-  return jax.nn.sigmoid(model.apply({"params": params}, z_NxD, method=VAE.decode))
+def _reconstruction_terms(model, params, x_NxHxWxC):
+  """Per-image Bernoulli reconstruction at the encoder mean (N,) and per-latent KL (N, D); the
+  parameters an argument (models.vae's evaluation programs)."""
+  mean, logvar = model.apply({"params": params}, x_NxHxWxC, method=VAE.encode)
+  logits = model.apply({"params": params}, mean, method=VAE.decode)
+  return (vae_losses.bernoulli_reconstruction(logits, x_NxHxWxC),
+          vae_losses.gaussian_kl(mean, logvar))
 
 
 def _split_scalars(results: dict, out_dir: str, filename: str) -> dict:
@@ -109,7 +113,7 @@ def disentanglement_scores(method, state, workdir, *, num_train=10_000, num_eval
             else "-" for j, k in enumerate(normalised.argmax(axis=1))]
   spread = np.std(codes_train, axis=0)
   vae_plots.save_traversals(
-      lambda z: np.asarray(_decode_mean(method.model, state.params, jnp.asarray(z))),
+      lambda z: np.asarray(vae_model.decode_mean(method.model, state.params, jnp.asarray(z))),
       np.median(codes_train, 0), os.path.join(plots, "traversals_labelled.png"),
       row_labels=labels, limit=2.0 * float(max(spread.max(), 1e-3)))
   results["eval_seconds"] = timings
@@ -157,18 +161,10 @@ def reconstruction(ctx, settings) -> dict:
   if count < 1:
     raise ValueError(f"evals.reconstruction.num_examples={count} must be >= 1")
   _, images = method.data.sample(jax.random.key(ctx.seed + 777), count)
-  params = ctx.state.params
-
-  @jax.jit
-  def run(x):
-    mean, logvar = method.model.apply({"params": params}, x, method=VAE.encode)
-    logits = method.model.apply({"params": params}, mean, method=VAE.decode)
-    return (vae_losses.bernoulli_reconstruction(logits, x),
-            vae_losses.gaussian_kl(mean, logvar))
-
   recon, kl = [], []
   for start in range(0, count, 256):
-    r, k = run(jnp.asarray(images[start:start + 256]))
+    r, k = _reconstruction_terms(method.model, ctx.state.params,
+                                 jnp.asarray(images[start:start + 256]))
     recon.append(np.asarray(r))
     kl.append(np.asarray(k))
   recon, kl = np.concatenate(recon), np.concatenate(kl)

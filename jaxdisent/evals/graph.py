@@ -29,6 +29,7 @@ from jaxdisent import metrics
 from jaxdisent.losses import vae as vae_losses
 from jaxdisent.metrics import graph as G
 from jaxdisent.metrics.graph import graph_recovery as measures
+from jaxdisent.models import vae as vae_model
 from jaxdisent.models.vae import VAE
 from jaxdisent.oracles import hungarian_assignment, rank_relations
 
@@ -161,8 +162,7 @@ def gem_disentanglement(ctx, settings):
   results.update({k: v for k, v in dci.items() if np.ndim(v) == 0})
   grid = getattr(method.data, "grid", None)
   if grid is not None and settings.get("factor_vae", True):
-    represent = jax.jit(lambda x: method.vae.apply({"params": state.params["vae"]}, x,
-                                                   method=VAE.encode)[0])
+    represent = vae_model.representation_fn(method.vae, state.params["vae"])
     fv = metrics.factor_vae_score(grid, represent, jax.random.key(ctx.seed),
                                   num_train=num_train, num_eval=num_eval,
                                   num_variance_estimate=num_train)
@@ -196,8 +196,7 @@ def pair_disentanglement(ctx, settings):
   if num_train < 2 or num_eval < 2 or num_bins < 1:
     raise ValueError(f"evals.pair_disentanglement: num_train={num_train}, num_eval={num_eval} must "
                      f"be >= 2 and num_bins={num_bins} >= 1")
-  represent = jax.jit(lambda x: method.vae.apply({"params": state.params["vae"]}, x,
-                                                 method=VAE.encode)[0])
+  represent = vae_model.representation_fn(method.vae, state.params["vae"])
   keys = jax.random.split(jax.random.key(ctx.seed + 7), 2)
   codes, factors = metrics.sample_codes_and_factors(grid, represent, num_train, keys[0],
                                                     desc="codes (pairs, train)")

@@ -13,6 +13,7 @@ from jaxdisent.data import describe, make_source, per_example_keys
 from jaxdisent.losses import vae as vae_losses
 from jaxdisent.methods.base import Method
 from jaxdisent.models import jit_init
+from jaxdisent.models import vae as vae_model
 from jaxdisent.models.vae import VAE
 
 
@@ -79,14 +80,13 @@ class BetaVAEMethod(Method):
   def encode_mean(self, params, images, batch_size: int = 256):
     """Encoder means (the representation the disentanglement metrics use)."""
     model = self._forward_model()
-    apply = jax.jit(lambda p, x: model.apply({"params": p}, x, method=VAE.encode)[0])
-    out = [apply(params, images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+    out = [vae_model.encode_mean(model, params, images[i:i + batch_size])
+           for i in range(0, len(images), batch_size)]
     return jnp.concatenate(out, axis=0)
 
   def representation_fn(self, params):
-    model = self._forward_model()
-    apply = jax.jit(lambda x: model.apply({"params": params}, x, method=VAE.encode)[0])
-    return apply
+    """images -> encoder means, the parameters as data (models.vae.representation_fn)."""
+    return vae_model.representation_fn(self._forward_model(), params)
 
   def finalize(self, state, workdir, log=print):
     from jaxdisent.viz import vae_plots  # matplotlib only when plotting
@@ -94,20 +94,17 @@ class BetaVAEMethod(Method):
     os.makedirs(plots, exist_ok=True)
     rng = jax.random.key(self.config.seed + 12345)
     _, images = self.data.sample(rng, 8)
-    apply = jax.jit(lambda p, x: self.model.apply(
-        {"params": p}, x, jnp.zeros((x.shape[0], self.latent_dim)))[0])
-    recon = jax.nn.sigmoid(apply(state.params, images))
+    # the module-level evaluation programs of models.vae (parameters as arguments): a later fit of
+    # the same model reuses them
+    means, logvar = vae_model.encode_gaussian(self.model, state.params, images)
+    recon = vae_model.decode_mean(self.model, state.params, means)   # at z = mean (noise 0)
     paths = [vae_plots.save_reconstructions(np.asarray(images), np.asarray(recon),
                                             os.path.join(plots, "reconstructions.png"))]
-    decode = jax.jit(lambda p, z: jax.nn.sigmoid(self.model.apply({"params": p}, z, method=VAE.decode)))
-    means = self.encode_mean(state.params, images)
-    logvar = jax.jit(lambda p, x: self.model.apply({"params": p}, x, method=VAE.encode)[1])(
-        state.params, images)
     kl = np.asarray(jnp.mean(vae_losses.gaussian_kl(means, logvar), axis=0))
     mean = np.asarray(means[0])
     paths.append(vae_plots.save_traversals(
-        lambda z: np.asarray(decode(state.params, jnp.asarray(z))), mean,
-        os.path.join(plots, "traversals.png"), kl_per_latent=kl))
+        lambda z: np.asarray(vae_model.decode_mean(self.model, state.params, jnp.asarray(z))),
+        mean, os.path.join(plots, "traversals.png"), kl_per_latent=kl))
     log(f"[jaxdisent] plots: {', '.join(paths)}")
 
 METHOD = BetaVAEMethod

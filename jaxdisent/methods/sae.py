@@ -9,6 +9,7 @@ BatchTopK an inference threshold tracked as an EMA of the smallest kept activati
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -26,8 +27,10 @@ from jaxdisent.metrics import dictionary as D
 from jaxdisent.models.sae import SparseAutoencoder
 
 
+@functools.partial(jax.jit, static_argnames="iterations")
 def geometric_median(points_NxD, iterations: int = 30):
-  """Weiszfeld's algorithm, started at the mean."""
+  """Weiszfeld's algorithm, started at the mean (one compiled program per shape: run eagerly, the
+  loop's body was a new function, so each init traced and compiled it again)."""
   median = points_NxD.mean(axis=0)
 
   def body(_, m):

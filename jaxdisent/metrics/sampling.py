@@ -45,7 +45,7 @@ def _encode_factors(data, represent_fn, factors, batch_size: int, desc: str = "e
         chunk = factors[i:i + batch_size]
         pad = batch_size - len(chunk)  # keep one compiled shape
         padded = np.concatenate([chunk, np.repeat(chunk[:1], pad, axis=0)]) if pad else chunk
-        out.append(fused(jnp.asarray(padded, jnp.int32))[:len(chunk)])
+        out.append(fused(represent_fn, jnp.asarray(padded, jnp.int32))[:len(chunk)])
         if len(out) > 2:
           out[-3].block_until_ready()
           bar.update(out[-3].shape[0])
@@ -112,10 +112,25 @@ _FUSED_CACHE = {}
 
 
 def _fused(data, represent_fn):
-  key = (id(data), id(represent_fn))
+  """``(represent_fn, factors) -> codes``, rendering and encoding in one program.
+
+  A ``jax.tree_util.Partial`` (``models.vae.representation_fn``) goes in as an argument: its
+  parameters stay program arguments, and the program is kept for the next evaluation with an equal
+  function (same model, other parameters). Any other callable is closed over, one program per
+  function object, as before.
+  """
+  if isinstance(represent_fn, jax.tree_util.Partial):
+    key = (id(data), represent_fn.func)
+    build = lambda: jax.jit(lambda rf, f: rf(data.images_from_factors(f)))
+  else:
+    key = (id(data), id(represent_fn))
+
+    def build():
+      program = jax.jit(lambda f: represent_fn(data.images_from_factors(f)))
+      return lambda _, f: program(f)
   if key not in _FUSED_CACHE:
     _FUSED_CACHE.clear()
-    _FUSED_CACHE[key] = jax.jit(lambda f: represent_fn(data.images_from_factors(f)))
+    _FUSED_CACHE[key] = build()
   return _FUSED_CACHE[key]
 
 

@@ -11,9 +11,12 @@ reference checkpoints; set ``model.last_kernel=4`` for the papers' variant.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from typing import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from jaxdisent.models.layers import SpaceToDepthConv, SubpixelConvTranspose
@@ -99,3 +102,50 @@ class VAE(nn.Module):
     mean, logvar = self.encoder(images)
     z = mean + jnp.exp(0.5 * logvar) * noise_BxD
     return self.decoder(z), mean, logvar, z
+
+
+# ---- evaluation programs -----------------------------------------------------------------------
+# The model is a static argument (flax modules compare and hash by their fields) and the
+# parameters are data: one compiled program per model definition and input shape, reused by every
+# evaluation and checkpoint. (A jit of a closure over the parameters compiled them in as constants,
+# so each evaluation compiled its programs again.)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def encode_mean(model: VAE, params, images_NxHxWxC: jax.Array) -> jax.Array:
+  """The encoder's means (N, latent_dim) for images (N, H, W, C) in [0, 1]."""
+  return model.apply({"params": params}, images_NxHxWxC, method=VAE.encode)[0]
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def encode_gaussian(model: VAE, params, images_NxHxWxC: jax.Array):
+  """The encoder's (mean, log-variance), each (N, latent_dim)."""
+  return model.apply({"params": params}, images_NxHxWxC, method=VAE.encode)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def decode_mean(model: VAE, params, codes_NxD: jax.Array) -> jax.Array:
+  """The decoder's Bernoulli means (N, H, W, C) in [0, 1] for codes (N, latent_dim)."""
+  return jax.nn.sigmoid(model.apply({"params": params}, codes_NxD, method=VAE.decode))
+
+
+@dataclasses.dataclass(frozen=True)
+class _EncoderMean:
+  """``(params, images) -> means`` for one model; equal (and hashed) by the model's definition."""
+
+  model: VAE
+
+  def __call__(self, params, images_NxHxWxC):
+    return encode_mean(self.model, params, images_NxHxWxC)
+
+
+def representation_fn(model: VAE, params) -> jax.tree_util.Partial:
+  """``images (N, H, W, C) -> encoder means (N, latent_dim)``: disentanglement_lib's
+  representation function, as a ``jax.tree_util.Partial`` whose leaves are the parameters.
+
+  Called on images it runs :func:`encode_mean`. Passed *as an argument* into a jitted function (as
+  ``metrics.sample_codes_and_factors`` does when it renders and encodes in one program), its
+  parameters stay arguments of that program too, so a later evaluation with other parameters
+  reuses the compiled program.
+  """
+  return jax.tree_util.Partial(_EncoderMean(model), params)
