@@ -81,4 +81,5 @@ def get_config():
   config.evals.dictionary.vocabulary = ""
   config.evals.dictionary.vocabulary_embeddings = ""
   config.evals.dictionary.name_margin = 0.0
+  config.evals.dictionary.plots = True   # false: skip the two plots (~0.4 s of each evaluation)
   return config

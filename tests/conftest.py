@@ -244,7 +244,8 @@ def tiny_sae_config(**overrides):
           "data.synthetic.num_image_only": 5, "data.synthetic.num_text_only": 5,
           "model.dict_size": 64, "model.k": 3, "model.init_batch": 256, "train.batch_size": 64,
           "train.num_steps": 4, "train.log_every": 1, "train.checkpoint_every": 2,
-          "loss.dead_tokens": 128, "loss.threshold_start_step": 1}
+          "loss.dead_tokens": 128, "loss.threshold_start_step": 1,
+          "evals.dictionary.plots": False}   # plotted in test_vlm_sae_workbench
   base.update(overrides)
   return load_config(os.path.join(ROOT, "configs", "sae_vlm_synthetic.py"), base)
 

@@ -204,7 +204,8 @@ def test_sweep_vmap_cells_groups_by_config_minus_seed(tmp_path, capsys):
                      "--config.model.dict_size=32", "--config.model.init_batch=128",
                      "--config.train.batch_size=32", "--config.train.num_steps=2",
                      "--config.train.checkpoint_every=100", "--config.train.plots_at_end=false",
-                     "--config.evals.dictionary.num_pairs=64"])
+                     "--config.evals.dictionary.num_pairs=64",
+                     "--config.evals.dictionary.plots=false"])
   err = capsys.readouterr().err
   assert code == 0, err
   assert "vmapped group of 2: k=2_seed0, k=2_seed1" in err
@@ -221,7 +222,8 @@ def test_sweep_vmap_cells_groups_by_config_minus_seed(tmp_path, capsys):
                      "--config.model.dict_size=32", "--config.model.init_batch=128",
                      "--config.train.batch_size=32", "--config.train.num_steps=2",
                      "--config.train.checkpoint_every=100", "--config.train.plots_at_end=false",
-                     "--config.evals.dictionary.num_pairs=64"])
+                     "--config.evals.dictionary.num_pairs=64",
+                     "--config.evals.dictionary.plots=false"])
   err = capsys.readouterr().err
   assert code == 0, err
   assert "note: k=2_seed2 shares its config with no other seed; it trains alone" in err

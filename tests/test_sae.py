@@ -22,7 +22,7 @@ def sae_config(**overrides):
           "data.synthetic.num_text_only": 5, "model.dict_size": 64, "model.k": 3,
           "model.init_batch": 256, "train.batch_size": 64, "train.num_steps": 4, "train.log_every": 1,
           "train.checkpoint_every": 100, "evals.dictionary.num_pairs": 256, "loss.dead_tokens": 128,
-          "loss.threshold_start_step": 1}
+          "loss.threshold_start_step": 1, "evals.dictionary.plots": False}
   base.update(overrides)
   return load_config(os.path.join(ROOT, "configs", "sae_vlm_synthetic.py"), base)
 
@@ -186,7 +186,8 @@ def test_sae_sweep_writes_frontier_and_stability(tmp_path):
            "--config.data.synthetic.num_image_only=5", "--config.data.synthetic.num_text_only=5",
            "--config.model.dict_size=32", "--config.model.init_batch=128",
            "--config.train.batch_size=64", "--config.train.num_steps=5",
-           "--config.train.log_every=5", "--config.evals.dictionary.num_pairs=128"]
+           "--config.train.log_every=5", "--config.evals.dictionary.num_pairs=128",
+           "--config.evals.dictionary.plots=false"]
   assert sweep_main([f"--config={config}", f"--root={tmp_path}", "--kinds=batchtopk,relu",
                      "--ks=2,3", "--l1=0.01", "--seeds=0,1", *small]) == 0
   points = json.loads((tmp_path / "frontier.json").read_text())

@@ -102,7 +102,8 @@ def test_sae_embeddings_config_trains_on_a_user_file(tmp_path):
   config = load_config(os.path.join(ROOT, "configs", "sae_embeddings.py"), {
       "data.path": str(tmp_path / "img.npy"), "data.text_path": str(tmp_path / "txt.npy"),
       "model.dict_size": 32, "model.k": 2, "model.init_batch": 256, "train.batch_size": 64,
-      "train.num_steps": 3, "train.log_every": 1, "evals.dictionary.num_pairs": 128})
+      "train.num_steps": 3, "train.log_every": 1, "evals.dictionary.num_pairs": 128,
+      "evals.dictionary.plots": False})
   result = fit(config, str(tmp_path / "run"), quiet=True)
   assert os.path.exists(tmp_path / "run" / "eval" / "step_3.json") and result.step == 3
   with pytest.raises(ValueError, match="data.path"):

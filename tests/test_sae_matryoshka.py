@@ -147,7 +147,8 @@ def test_cli_trains_a_matryoshka_sae_and_refuses_bad_groups(tmp_path, capfd):
           "--config.model.kind=matryoshka_batchtopk", "--config.data.synthetic.dim=16",
           "--config.model.dict_size=32", "--config.model.init_batch=128",
           "--config.train.batch_size=32", "--config.train.num_steps=3",
-          "--config.train.plots_at_end=false", "--config.evals.dictionary.num_pairs=64"]
+          "--config.train.plots_at_end=false", "--config.evals.dictionary.num_pairs=64",
+          "--config.evals.dictionary.plots=false"]
   capfd.readouterr()
   assert main(base + [f"--workdir={tmp_path / 'bad'}",
                       "--config.model.group_fractions=(0.5,0.25)"]) == 2

@@ -17,7 +17,7 @@ TINY_VAE = ["--config.train.batch_size=8", "--config.train.num_steps=2",
 TINY_SAE = ["--config.data.synthetic.dim=16", "--config.model.dict_size=32", "--config.model.k=2",
             "--config.model.init_batch=128", "--config.train.batch_size=32",
             "--config.train.num_steps=2", "--config.train.log_every=1",
-            "--config.evals.dictionary.num_pairs=64"]
+            "--config.evals.dictionary.num_pairs=64", "--config.evals.dictionary.plots=false"]
 
 
 def test_grid_parsing():

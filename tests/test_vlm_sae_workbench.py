@@ -150,6 +150,17 @@ def test_paired_analyses_on_the_planted_dictionary(tmp_path):
   with pytest.raises(ValueError, match="mds_cutoffs"):
     paired_analyses(image, text, acts_img, acts_txt, truth["directions"],
                     settings={"mds_cutoffs": "wide"})
+  # plots=false: the same values and files, without the two plots
+  quiet = tmp_path / "no_plots"
+  quiet.mkdir()
+  again = paired_analyses(image, text, acts_img, acts_txt, truth["directions"],
+                          planted_directions=truth["directions"], out_dir=str(quiet), title="t",
+                          settings={"plots": False})
+  assert again == out
+  assert sorted(p.name for p in quiet.iterdir()) == ["bridges.json", "features.json"]
+  with pytest.raises(ValueError, match="evals.dictionary.plots='no' must be true or false"):
+    paired_analyses(image, text, acts_img, acts_txt, truth["directions"], out_dir=str(quiet),
+                    settings={"plots": "no"})
 
 
 # ---- end to end: one trained synthetic run, the evaluator, interventions -----------------------
@@ -172,7 +183,8 @@ def trained_run(tmp_path_factory):
   config = tiny_sae_config(**SYNTHETIC, **{
       "model.dict_size": 128, "model.k": 6, "train.num_steps": 600, "train.batch_size": 256,
       "train.log_every": 300, "train.checkpoint_every": 600, "loss.dead_tokens": 4096,
-      "evals.dictionary.num_pairs": 512, "train.eval_at_end": False, "train.plots_at_end": False})
+      "evals.dictionary.num_pairs": 512, "evals.dictionary.plots": True,  # the evaluations plot
+      "train.eval_at_end": False, "train.plots_at_end": False})
   return built_once_per_run(tmp_path_factory, "vlm", lambda workdir: fit(config, workdir, quiet=True))
 
 

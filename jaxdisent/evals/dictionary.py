@@ -30,7 +30,9 @@ Scalars (``eval/dictionary/<key>`` in metrics.jsonl and ``eval/step_N.json``):
 
 Files in ``eval/step_N/dictionary/``: features.json (per feature: energy, firing rate, modality
 score, MDS and class, subspace fraction, balanced accuracy, names), bridges.json,
-modality_histogram.png (modality score, stacked by MDS class), energy_vs_modality.png.
+modality_histogram.png (modality score, stacked by MDS class), energy_vs_modality.png (the two
+plots unless ``settings.plots`` is false: ~0.4 s of each evaluation, which a sweep of many cells
+may rather skip).
 """
 
 from __future__ import annotations
@@ -83,9 +85,17 @@ def _program(method, name: str):
 
 def encode_batched(method, state, x_NxD, batch: int = 4096) -> np.ndarray:
   """Inference codes of ``x`` (N, M) in chunks of ``batch`` rows (one compiled shape + a tail)."""
-  run = _program(method, "encode")
-  return np.concatenate([np.asarray(run(state.params, state.model_state, x_NxD[start:start + batch]))
+  run = functools.partial(_program(method, "encode"), state.params, state.model_state)
+  return np.concatenate([np.asarray(run(x_NxD[start:start + batch]))
                          for start in range(0, len(x_NxD), batch)])
+
+
+def _plots(settings) -> bool:
+  value = settings.get("plots", True)
+  if not isinstance(value, (bool, np.bool_)):
+    raise ValueError(f"evals.dictionary.plots={value!r} must be true or false (false skips "
+                     "modality_histogram.png and energy_vs_modality.png)")
+  return bool(value)
 
 
 def _cutoffs(settings):
@@ -208,6 +218,8 @@ def paired_analyses(image_NxD, text_NxD, codes_img, codes_txt, atoms_MxD, *, set
       json.dump({"cutoffs": list(mds["cutoffs"]), "features": features}, f, indent=1)
     with open(os.path.join(out_dir, "bridges.json"), "w") as f:
       json.dump({"relative_threshold": relative, "top_pairs": pairs}, f, indent=1)
+    if not _plots(settings):
+      return out
     from jaxdisent.viz import sae_plots  # pylint: disable=g-import-not-at-top
     sae_plots.modality_histogram(score, labels, os.path.join(out_dir, "modality_histogram.png"),
                                  title=title)
@@ -254,8 +266,7 @@ def dictionary(ctx, settings) -> dict:
 
   Settings: num_pairs (held-out pairs / rows, default 4096), seed offset ``data_seed`` (1234),
   mds_cutoffs, bridge_relative, num_bridges, good_classifier, monosemanticity_top_n, subspace_lda,
-  vocabulary,
-  vocabulary_embeddings, names_per_atom, name_margin (module doc).
+  vocabulary, vocabulary_embeddings, names_per_atom, name_margin, plots (module doc).
   """
   num_pairs = int(settings.get("num_pairs", 4096))
   if num_pairs < 2:
