@@ -404,6 +404,9 @@ def test_embed_a_vocabulary(tmp_path_factory, tmp_path):
   import test_embed
   from jaxdisent.metrics import naming
   from launch.embed import Embedder, main as embed_main
+  # test_embed's module fixture imports torch/transformers into its globals, which tiny_clip uses:
+  # run it here too, or this test fails with a NameError on a worker that ran no test_embed test
+  test_embed._embed_libraries.__wrapped__()  # pylint: disable=protected-access
   model = test_embed.tiny_clip.__wrapped__(tmp_path_factory)
   (tmp_path / "vocab.txt").write_text("red cat\n\nblue car\ngreen grass\n")
   out = tmp_path / "out"
