@@ -9,6 +9,7 @@ identical to disentanglement_lib's NumPy RandomState draws.
 
 from __future__ import annotations
 
+import collections
 import warnings
 
 import jax
@@ -108,7 +109,9 @@ class CodeTable:
     return self.codes[self.data.factors_to_index(factors_NxK)]
 
 
-_FUSED_CACHE = {}
+# The last few fused programs (each keeps its data and, for a plain callable, that callable alive).
+_FUSED_CACHE = collections.OrderedDict()
+_FUSED_CACHE_SIZE = 4
 
 
 def _fused(data, represent_fn):
@@ -128,9 +131,12 @@ def _fused(data, represent_fn):
     def build():
       program = jax.jit(lambda f: represent_fn(data.images_from_factors(f)))
       return lambda _, f: program(f)
-  if key not in _FUSED_CACHE:
-    _FUSED_CACHE.clear()
+  if key in _FUSED_CACHE:
+    _FUSED_CACHE.move_to_end(key)
+  else:
     _FUSED_CACHE[key] = build()
+    while len(_FUSED_CACHE) > _FUSED_CACHE_SIZE:
+      _FUSED_CACHE.popitem(last=False)
   return _FUSED_CACHE[key]
 
 
