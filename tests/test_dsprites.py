@@ -117,3 +117,18 @@ def test_bad_factors_are_rejected():
     DATA.images_from_factors(np.array([[3, 0, 0, 0, 0]]))
   with pytest.raises(TypeError, match="integer"):
     DATA.images_from_factors(np.zeros((1, 5), np.float32))
+
+
+def test_every_instance_shares_the_batch_program():
+  """DSprites has no state: instances are equal, so a new one (each new method builds its own)
+  reuses the compiled batch program instead of tracing it again, and gives the same batch."""
+  from jaxdisent.data import dsprites  # pylint: disable=g-import-not-at-top
+  first, second = DSprites(), DSprites()
+  assert first == second and hash(first) == hash(second) and first is not second
+  assert first != object() and DSprites() != type("Other", (DSprites,), {})()
+  want = first.batch(3, 1, 0, 4)
+  programs = dsprites._batch_jit._cache_size()  # pylint: disable=protected-access
+  got = second.batch(3, 1, 0, 4)
+  assert dsprites._batch_jit._cache_size() == programs  # pylint: disable=protected-access
+  for key in want:
+    np.testing.assert_array_equal(np.asarray(got[key]), np.asarray(want[key]))

@@ -93,6 +93,15 @@ class DSprites(GroundTruthData):
   FACTOR_NAMES = ("shape", "scale", "orientation", "posX", "posY")
   FACTOR_SIZES = (3, 6, 40, 32, 32)
 
+  # No instance state: every DSprites is the same dataset. Equal and hashed by type, the programs
+  # that take one as a static argument (_batch_jit) are shared by all instances (each new method
+  # built its own DSprites, and traced and lowered its batch program again).
+  def __eq__(self, other):
+    return type(other) is type(self)
+
+  def __hash__(self):
+    return hash(type(self))
+
   @property
   def factor_names(self):
     return self.FACTOR_NAMES
