@@ -76,6 +76,13 @@ def test_simulated_oracle_accuracy_quantisation_and_missing():
     SimulatedOracle(data, accuracy=1.5)
   with pytest.raises(ValueError, match="pool index out of range"):
     SimulatedOracle(data).score_indices(np.array([5000]))
+  # a second oracle with the same settings reuses the compiled program and answers the same
+  from jaxdisent.oracles import simulated  # pylint: disable=g-import-not-at-top
+  programs = simulated._simulated_scores_jit._cache_size()  # pylint: disable=protected-access
+  again = SimulatedOracle(data, accuracy=0.6, noise_std=0.0, missing_rate=0.2).score_indices(
+      np.arange(2000))
+  assert simulated._simulated_scores_jit._cache_size() == programs  # pylint: disable=protected-access
+  np.testing.assert_array_equal(again.scores, noisy.scores)
 
 
 @pytest.mark.slow

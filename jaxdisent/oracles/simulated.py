@@ -57,6 +57,12 @@ def simulated_scores(values_NxA, pool_index_N, *, seed: int, accuracy: float, no
   return jax.vmap(one)(keys, values)
 
 
+# One program per settings and shape, shared by every oracle (a jit per oracle object traced and
+# lowered it again for each new one).
+_simulated_scores_jit = jax.jit(simulated_scores, static_argnames=(
+    "seed", "accuracy", "noise_std", "levels", "missing_rate"))
+
+
 class SimulatedOracle:
   kind = "simulated"
 
@@ -66,7 +72,6 @@ class SimulatedOracle:
     self.source = source
     self.settings = dict(seed=int(seed), accuracy=float(accuracy), noise_std=float(noise_std),
                          levels=int(levels), missing_rate=float(missing_rate))
-    self._jit = jax.jit(lambda v, i: simulated_scores(v, i, **self.settings))
 
   @classmethod
   def from_config(cls, source, oracle_config):
@@ -78,6 +83,6 @@ class SimulatedOracle:
 
   def score_indices(self, pool_index_N) -> Scores:
     index = self.source.check_index(pool_index_N)
-    scores, valid = self._jit(self.source.pool_values(index), index)
+    scores, valid = _simulated_scores_jit(self.source.pool_values(index), index, **self.settings)
     return Scores(np.asarray(scores), np.asarray(valid), self.source.attribute_names, index,
                   {"oracle": "simulated", **self.settings})
