@@ -418,6 +418,10 @@ class Traces:
     self._listener = lambda event, duration, **kw: (
         event.endswith("jaxpr_trace_duration") and self.names.append(kw.get("fun_name")))
     jax.monitoring.register_event_duration_secs_listener(self._listener)
+    # the event still exists under this name (else "nothing traced" would pass vacuously)
+    jax.make_jaxpr(lambda x: x + 1)(1.0)
+    assert self.names, "jax.monitoring reported no jaxpr_trace_duration event for a fresh trace"
+    self.names.clear()
     return self
 
   def __exit__(self, *exc):
