@@ -74,5 +74,7 @@ def test_a_new_checkpoint_reuses_the_evaluation_programs(tmp_path):
   assert traces.names == []
   np.testing.assert_array_equal(factors1, factors2)
   assert not np.allclose(codes1, codes2) and rec1["reconstruction"] != rec2["reconstruction"]
-  direct = method.encode_mean(p2, method.data.images_from_factors(factors2))
-  np.testing.assert_allclose(codes2, np.asarray(direct), rtol=1e-5, atol=1e-6)
+  # the reused program gives bitwise what a freshly built one gives for p2 (the same program)
+  sampling._FUSED_CACHE.clear()  # pylint: disable=protected-access
+  fresh, _ = sampling.sample_codes_and_factors(method.data, method.representation_fn(p2), 40, key)
+  np.testing.assert_array_equal(codes2, fresh)

@@ -145,8 +145,9 @@ def test_a_new_checkpoint_reuses_the_dictionary_programs():
     codes2 = encode_batched(method, states[1], x, batch=32)
   assert traces.names == []
   assert first["fvu"] != second["fvu"] and not np.array_equal(codes, codes2)
-  np.testing.assert_array_equal(codes2, np.asarray(method.encode(
-      states[1].params, states[1].model_state, jnp.asarray(x))))
+  # bitwise what a freshly jitted encode (the same program) gives for the second parameters
+  fresh = jax.jit(method.encode)(states[1].params, states[1].model_state, jnp.asarray(x[:32]))
+  np.testing.assert_array_equal(codes2[:32], np.asarray(fresh))
 
 
 @pytest.mark.parametrize("kind", ["batchtopk", "matryoshka_batchtopk", "topk", "relu", "jumprelu"])
