@@ -26,6 +26,8 @@ import pytest
 
 from jaxdisent.methods import make_method
 from jaxdisent.runs import fit
+from jaxdisent.train import parallel
+from jaxdisent.train.parallel import per_device_step
 from jaxdisent.train.logging import read_metrics
 
 from conftest import TINY_CONFIGS
@@ -120,11 +122,16 @@ def test_per_example_variants_train_with_finite_loss(tmp_path, name):
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.slow
 @pytest.mark.xla_default_emitters   # bitwise across two program forms (tests/conftest.py)
-def test_pmap_and_shard_map_are_bitwise_equal(tmp_path, name):
+def test_pmap_and_shard_map_are_bitwise_equal(tmp_path, name, monkeypatch):
+  traced = []   # each mode traces the per-device step once per run, not again at step 2
+  monkeypatch.setattr(parallel, "per_device_step",
+                      lambda *a, **k: traced.append(1) or per_device_step(*a, **k))
   config = TINY_CONFIGS[name](**{"train.num_steps": 2, "train.checkpoint_every": 100, **NO_END})
   sharded = fit(config, str(tmp_path / "s"), quiet=True)
+  assert len(traced) == 1
   config.train.parallel = "pmap"
   pmapped = fit(config, str(tmp_path / "p"), quiet=True)
+  assert len(traced) == 2
   assert_bitwise(sharded.state.params, pmapped.state.params)
   assert_bitwise(sharded.state.opt_state, pmapped.state.opt_state)
 

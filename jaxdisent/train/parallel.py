@@ -100,7 +100,9 @@ class DataParallel:
         raise ValueError("train.parallel='pmap' is single-host here; use 'shard_map' on several hosts")
       self.mesh = None
       self._step = jax.pmap(step, axis_name=AXIS, donate_argnums=0, devices=self.devices)
-      self._replicate = jax.pmap(lambda tree: tree, devices=self.devices)
+      # The same axis name as the step: its outputs then carry the step's input sharding, so the
+      # first step's state does not make pmap's jit retrace and recompile the step at step 2.
+      self._replicate = jax.pmap(lambda tree: tree, axis_name=AXIS, devices=self.devices)
 
   def check_batch_size(self, global_batch: int) -> None:
     check_batch_size(global_batch, self.num_devices, jax.process_count())
