@@ -132,3 +132,8 @@ def test_every_instance_shares_the_batch_program():
   assert dsprites._batch_jit._cache_size() == programs  # pylint: disable=protected-access
   for key in want:
     np.testing.assert_array_equal(np.asarray(got[key]), np.asarray(want[key]))
+
+
+def test_the_written_heart_centroid_is_the_computed_one():
+  from jaxdisent.data import dsprites  # pylint: disable=g-import-not-at-top
+  assert dsprites._heart_centroid_y() == dsprites.HEART_CENTROID_Y  # pylint: disable=protected-access
