@@ -218,6 +218,42 @@ def _adjust_compile_options():
 
 _adjust_compile_options()
 
+
+def _share_mlir_contexts(lowerings_per_context=256):
+  """Lower up to ``lowerings_per_context`` programs in one MLIR context instead of one each.
+
+  JAX makes a fresh MLIR context (loading every dialect) for each program it lowers: ~7 ms, and
+  this suite lowers ~8,600 programs in its own processes, most of them the one-primitive programs
+  of op-by-op execution. The modules are the same in either context (a context only holds the
+  dialects and the uniqued types and attributes the modules refer to), so nothing a test compares
+  depends on it; a context lives on while a module of it does, and a new one is made after
+  ``lowerings_per_context`` lowerings so uniqued constants do not pile up in one. Measured on 2
+  cores: tests/test_metric_transforms.py 42.4 s -> 32.1 s (-n 0); the full suite back to back
+  9 min 28 s / 1,086 CPU-s -> 9 min 7 s / 1,042 CPU-s, peak memory of a process 6.6 -> 4.5 GB.
+  Processes that tests start keep JAX's behaviour, like a user's. If a JAX release moves
+  ``make_ir_context``, this leaves it alone (the suite is only slower).
+  """
+  try:
+    from jax._src.interpreters import mlir as jax_mlir  # pylint: disable=g-import-not-at-top
+    fresh = jax_mlir.make_ir_context
+  except (ImportError, AttributeError):
+    return
+  current = {"context": None, "uses": 0}
+  lock = threading.Lock()
+
+  def make_ir_context():
+    with lock:
+      if current["context"] is None or current["uses"] >= lowerings_per_context:
+        current["context"], current["uses"] = fresh(), 0
+      current["uses"] += 1
+      return current["context"]
+
+  jax_mlir.make_ir_context = make_ir_context
+
+
+if os.environ.get("JAXDISENT_TEST_SHARED_MLIR_CONTEXT", "1") != "0":
+  _share_mlir_contexts()
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
