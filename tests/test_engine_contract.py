@@ -17,6 +17,7 @@ What is guaranteed, and so what each test asserts:
 * Restoring onto another device count copies the saved arrays: bitwise equal to what was saved.
 """
 
+import functools
 import os
 import signal
 
@@ -124,8 +125,13 @@ def test_per_example_variants_train_with_finite_loss(tmp_path, name):
 @pytest.mark.xla_default_emitters   # bitwise across two program forms (tests/conftest.py)
 def test_pmap_and_shard_map_are_bitwise_equal(tmp_path, name, monkeypatch):
   traced = []   # each mode traces the per-device step once per run, not again at step 2
-  monkeypatch.setattr(parallel, "per_device_step",
-                      lambda *a, **k: traced.append(1) or per_device_step(*a, **k))
+
+  @functools.wraps(per_device_step)   # its name: the programs keep their compilation-cache keys
+  def counted(*args, **kwargs):
+    traced.append(1)
+    return per_device_step(*args, **kwargs)
+
+  monkeypatch.setattr(parallel, "per_device_step", counted)
   config = TINY_CONFIGS[name](**{"train.num_steps": 2, "train.checkpoint_every": 100, **NO_END})
   sharded = fit(config, str(tmp_path / "s"), quiet=True)
   assert len(traced) == 1
